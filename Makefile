@@ -1,0 +1,48 @@
+# calico-docker. Quick start (as root): `make demo`, `make test`.
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO ?= go
+LDFLAGS := -s -w -X github.com/calico-docker/calico/internal/cli.Version=$(VERSION)
+BIN := bin/calico
+STATICCHECK_VERSION ?= 2026.1
+export PATH := $(CURDIR)/bin:/usr/local/go/bin:/usr/sbin:/sbin:$(PATH)
+
+.PHONY: all build test test-unit deps lint bench image demo demo-down clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/calico
+
+deps:
+	@hack/deps.sh
+
+# Every test: pure ones everywhere, and as root also the netns, nftables,
+# etcd-cluster, dockerd and BIRD ones. Root-only tests skip with a message otherwise.
+test: deps build
+	hack/test.sh
+
+# Pure tests only, no root needed.
+test-unit:
+	$(GO) test -count=1 ./internal/api/... ./internal/selector/... ./internal/calc/... ./internal/ipam/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH=$$PATH:$$($(GO) env GOPATH)/bin staticcheck ./...
+
+bench: deps build
+	hack/bench.sh
+
+image: build
+	hack/image.sh $(VERSION)
+
+demo: deps build
+	hack/demo.sh
+
+demo-down: build
+	$(BIN) lab down --name demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,178 @@
+package dataplane
+
+import (
+	"net/netip"
+)
+
+// Action is what a rule does with a packet it matches.
+type Action string
+
+const (
+	Allow Action = "Allow"
+	Deny  Action = "Deny"
+	Log   Action = "Log"
+	// Pass skips the remaining policies and hands the packet to the endpoint's profiles.
+	Pass Action = "Pass"
+)
+
+// Desired is everything this host's dataplane should contain.
+type Desired struct {
+	// Endpoints are the workload endpoints local to this host, sorted by Iface.
+	Endpoints []Endpoint
+	// Chains are the policies and profiles referenced by local endpoints, sorted by ID.
+	Chains []PolicyChain
+	// Sets are the address sets referenced by rules in Chains, sorted by ID.
+	Sets []IPSet
+	// Routes this host should have, sorted by Dst (netip.Prefix order: address, then bits).
+	Routes []Route
+	// NAT is the natOutgoing configuration.
+	NAT NATConfig
+	// Host holds host-wide settings.
+	Host HostConfig
+	// VXLAN, when non-nil, asks for the vxlan.calico device and its neighbours.
+	VXLAN *VXLANConfig
+}
+
+// Endpoint is one local workload interface and the policy that applies to it.
+//
+// Semantics per direction (ingress = traffic to the workload, egress = from it):
+// if the direction's policy list is non-empty, the policies are evaluated in
+// order; the first Allow accepts, the first Deny drops, Pass jumps to the
+// profiles, and a packet that reaches the end of the list without a verdict is
+// dropped. If the list is empty, the profiles are evaluated in order: the first
+// Allow accepts, the first Deny drops, the end drops. With no profile either,
+// everything is dropped (fail closed).
+type Endpoint struct {
+	// ID is "<namespace>/<name>" of the WorkloadEndpoint.
+	ID string
+	// Iface is the host side of the veth, e.g. "cali1a2b3c4d5e6".
+	Iface string
+	// MAC is the workload side MAC, if known (informational).
+	MAC string
+	// Addrs are the workload's own networks (usually /32 and /128), sorted.
+	// Packets from the workload with a source outside Addrs are dropped.
+	Addrs []netip.Prefix
+	// IngressPolicies and EgressPolicies are PolicyChain IDs in evaluation order.
+	IngressPolicies []string
+	EgressPolicies  []string
+	// Profiles are PolicyChain IDs in evaluation order.
+	Profiles []string
+}
+
+// PolicyChain is one policy or profile: its rules per direction.
+type PolicyChain struct {
+	// ID is stable across restarts: "policy:<ns>/<name>", "gnp:<name>" or "profile:<name>".
+	ID string
+	// Ingress rules apply to traffic arriving at an endpoint, Egress to traffic leaving it.
+	Ingress []Rule
+	Egress  []Rule
+}
+
+// Rule is one match-and-action. All present criteria must match (AND); within
+// a list (Nets, Ports) any element may match (OR); a Not* list matches when no
+// element matches.
+type Rule struct {
+	Action Action
+	// IPVersion restricts the rule to 4 or 6; 0 means both.
+	IPVersion int
+	// Protocol and NotProtocol are IP protocol numbers (6 TCP, 17 UDP, 1 ICMP,
+	// 58 ICMPv6, 132 SCTP); nil means any.
+	Protocol    *uint8
+	NotProtocol *uint8
+	// ICMP and NotICMP match ICMP type/code (ICMPv6 when IPVersion is 6).
+	ICMP    *ICMPMatch
+	NotICMP *ICMPMatch
+	Src     Match
+	Dst     Match
+}
+
+// ICMPMatch matches an ICMP type and, if Code is non-nil, its code.
+type ICMPMatch struct {
+	Type uint8
+	Code *uint8
+}
+
+// Match is the source or destination part of a rule.
+type Match struct {
+	Nets    []netip.Prefix
+	NotNets []netip.Prefix
+	// Sets are IPSet IDs: the address must be a member of every one (a rule's
+	// selector). NotSets: the address must be a member of none (notSelector).
+	Sets    []string
+	NotSets []string
+	// Ports and NotPorts need Protocol TCP, UDP or SCTP.
+	Ports    []PortRange
+	NotPorts []PortRange
+}
+
+// PortRange is an inclusive port range; a single port has First == Last.
+type PortRange struct {
+	First, Last uint16
+}
+
+// IPSet is the set of addresses of the endpoints a selector picks, across all hosts.
+type IPSet struct {
+	// ID is derived from the canonical selector string, so equal selectors share a set.
+	ID string
+	// Selector is the canonical selector, for humans and comments.
+	Selector string
+	// Members are sorted; IPv4 and IPv6 mixed (drivers split them by family).
+	Members []netip.Prefix
+}
+
+// RouteType says how a route reaches its destination.
+type RouteType int
+
+const (
+	// RouteLocal: "Dst dev Iface scope link", a local workload.
+	RouteLocal RouteType = iota
+	// RouteBlackhole: a local IPAM block, so unassigned addresses are not forwarded.
+	RouteBlackhole
+	// RouteVia: "Dst via Gateway", learned from BGP (the gateway is on-link on some interface).
+	RouteVia
+	// RouteVXLAN: "Dst via Gateway dev vxlan.calico onlink", a remote block over VXLAN.
+	RouteVXLAN
+)
+
+// Route is one route this host should have, installed with our protocol number.
+type Route struct {
+	Dst     netip.Prefix
+	Type    RouteType
+	Iface   string     // RouteLocal, RouteVXLAN
+	Gateway netip.Addr // RouteVia, RouteVXLAN
+}
+
+// NATConfig drives natOutgoing: traffic from a workload address inside one of
+// MasqueradePools to a destination outside every pool in AllPools is masqueraded.
+type NATConfig struct {
+	MasqueradePools []netip.Prefix // sorted
+	AllPools        []netip.Prefix // sorted
+}
+
+// HostConfig holds host-wide dataplane settings (FelixConfiguration).
+type HostConfig struct {
+	// EndpointToHostAction is what happens to traffic from a workload to this
+	// host itself: "Drop" (default), "Accept" or "Return" (continue with the
+	// host's own input rules).
+	EndpointToHostAction string
+	// InterfacePrefix is the workload interface prefix, "cali".
+	InterfacePrefix string
+}
+
+// VXLANConfig describes this host's VXLAN tunnel device and its peers.
+type VXLANConfig struct {
+	VNI      int
+	Port     int
+	MTU      int
+	LocalIP  netip.Addr // this host's underlay address
+	TunnelIP netip.Addr // this host's address on vxlan.calico
+	MAC      string     // this host's vxlan.calico MAC
+	Peers    []VTEP     // sorted by NodeIP
+}
+
+// VTEP is a remote VXLAN endpoint.
+type VTEP struct {
+	NodeIP   netip.Addr
+	TunnelIP netip.Addr
+	MAC      string
+}
