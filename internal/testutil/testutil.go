@@ -1,0 +1,111 @@
+package testutil
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root (netns/nftables/routes); `make test` runs it as root")
+	}
+}
+
+// RequireCmd skips the test if a command is missing.
+func RequireCmd(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("skipped: %s not installed (hack/deps.sh installs it)", n)
+		}
+	}
+}
+
+// RandSuffix returns n random hex characters.
+func RandSuffix(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// NetNS is a named network namespace created with `ip netns add`.
+type NetNS struct {
+	Name string
+}
+
+// Path is the bind-mounted namespace file.
+func (n NetNS) Path() string { return "/run/netns/" + n.Name }
+
+// Exec runs a command inside the namespace and returns combined output.
+func (n NetNS) Exec(args ...string) (string, error) {
+	full := append([]string{"netns", "exec", n.Name}, args...)
+	out, err := exec.Command("ip", full...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ip netns exec %s %s: %w: %s", n.Name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// MustExec runs a command inside the namespace and fails the test on error.
+func (n NetNS) MustExec(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := n.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// NewNetNS creates a network namespace named prefix-<random> (at most 15+ chars
+// are fine for netns names) with loopback up, deleted at test cleanup.
+func NewNetNS(t testing.TB, prefix string) NetNS {
+	t.Helper()
+	RequireRoot(t)
+	name := prefix + "-" + RandSuffix(6)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	ns := NetNS{Name: name}
+	ns.MustExec(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Run runs a command on the host and fails the test on error.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Eventually polls cond every interval until it returns nil or the deadline
+// passes, then fails the test with the last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	interval := 10 * time.Millisecond
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(interval)
+		if interval < 200*time.Millisecond {
+			interval *= 2
+		}
+	}
+}
