@@ -1,0 +1,423 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Up builds the lab described by c, step by step, showing progress. It is
+// idempotent: steps already done are checked and skipped. If a step fails on
+// a lab that did not exist before, everything made is removed again.
+func Up(ctx context.Context, c Config) (*State, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("calico lab needs root (network namespaces, dockerd)")
+	}
+	for _, bin := range []string{"ip", "nsenter", "unshare", "dockerd", "docker", "mount"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return nil, fmt.Errorf("calico lab needs %s on PATH: %w (run hack/deps.sh)", bin, err)
+		}
+	}
+	st, err := Plan(c)
+	if err != nil {
+		return nil, err
+	}
+	fresh := true
+	if old, err := Load(c.Name); err == nil {
+		fresh = false
+		if len(old.Hosts) != len(st.Hosts) || len(old.Fabric.Bridges) != len(st.Fabric.Bridges) {
+			return nil, fmt.Errorf("lab %s exists with %d hosts and %d subnets; take it down first (calico lab down --name %s)",
+				c.Name, len(old.Hosts), len(old.Fabric.Bridges), c.Name)
+		}
+		for i := range st.Hosts {
+			st.Hosts[i].DockerdPID = old.Hosts[i].DockerdPID
+		}
+	}
+	b := builder{c: c, st: st, r: runner{log: c.Logger}}
+	if err := b.build(ctx); err != nil {
+		if fresh {
+			fmt.Fprintf(c.Progress, "lab %s: failed, cleaning up what was made\n", c.Name)
+			if derr := Down(context.Background(), c.Name, c.Progress); derr != nil {
+				err = fmt.Errorf("%w (cleanup also failed: %v)", err, derr)
+			}
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+type builder struct {
+	c  Config
+	st *State
+	r  runner
+}
+
+func (b *builder) step(what string, f func() error) error {
+	start := time.Now()
+	fmt.Fprintf(b.c.Progress, "lab %s: %s ... ", b.st.Name, what)
+	if err := f(); err != nil {
+		fmt.Fprintln(b.c.Progress, "failed")
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	fmt.Fprintf(b.c.Progress, "ok (%.1fs)\n", time.Since(start).Seconds())
+	return b.st.save()
+}
+
+func (b *builder) build(ctx context.Context) error {
+	if err := b.st.save(); err != nil {
+		return err
+	}
+	if err := b.step("fabric", func() error { return b.fabric(ctx) }); err != nil {
+		return err
+	}
+	for i := range b.st.Hosts {
+		h := &b.st.Hosts[i]
+		if err := b.step(fmt.Sprintf("%s network (%s)", h.Name, h.IP), func() error { return b.hostNet(ctx, h) }); err != nil {
+			return err
+		}
+	}
+	for i := range b.st.Hosts {
+		h := &b.st.Hosts[i]
+		if err := b.step(h.Name+" dockerd", func() error { return b.dockerd(ctx, h) }); err != nil {
+			return err
+		}
+	}
+	for i := range b.st.Hosts {
+		h := &b.st.Hosts[i]
+		if err := b.step(h.Name+" images", func() error { return b.images(ctx, h) }); err != nil {
+			return err
+		}
+	}
+	if !b.c.StartNodes {
+		return nil
+	}
+	for i := range b.st.Hosts {
+		h := &b.st.Hosts[i]
+		if err := b.step(h.Name+" calico node", func() error { return b.node(ctx, h, i == 0) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) ensureNS(ctx context.Context, name string) error {
+	if nsExists(name) {
+		return nil
+	}
+	if err := b.r.ip(ctx, "", "netns", "add", name); err != nil {
+		return err
+	}
+	return b.r.ip(ctx, name, "link", "set", "lo", "up")
+}
+
+func linkExists(ns, name string) bool {
+	return exec.Command("ip", "-n", ns, "link", "show", "dev", name).Run() == nil
+}
+
+func (b *builder) fabric(ctx context.Context) error {
+	fab := b.st.Fabric.NetNS
+	if err := b.ensureNS(ctx, fab); err != nil {
+		return err
+	}
+	for k, br := range b.st.Fabric.Bridges {
+		if !linkExists(fab, br.Name) {
+			if err := b.r.ip(ctx, fab, "link", "add", br.Name, "type", "bridge"); err != nil {
+				return err
+			}
+		}
+		if err := b.r.ip(ctx, fab, "link", "set", br.Name, "up"); err != nil {
+			return err
+		}
+		gw4 := fmt.Sprintf("10.99.%d.254/24", k+1)
+		gw6 := fmt.Sprintf("fd00:99:%d::fe/64", k+1)
+		if b.st.Router == "" {
+			// One subnet: the bridge itself holds the gateway address, so hosts
+			// have a default route (proxy ARP for 169.254.1.1 needs one) that
+			// leads nowhere outside the lab.
+			if err := b.addAddr(ctx, fab, br.Name, gw4, gw6); err != nil {
+				return err
+			}
+		}
+	}
+	if b.st.Router == "" {
+		return nil
+	}
+	rtr := b.st.Router
+	if err := b.ensureNS(ctx, rtr); err != nil {
+		return err
+	}
+	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+		if err := b.r.sysctl(ctx, rtr, key, "1"); err != nil {
+			return err
+		}
+	}
+	for k, br := range b.st.Fabric.Bridges {
+		leg := fmt.Sprintf("r%d", k+1)
+		inner := fmt.Sprintf("eth%d", k+1)
+		if !linkExists(rtr, inner) {
+			if err := b.r.ip(ctx, fab, "link", "add", leg, "type", "veth", "peer", "name", inner, "netns", rtr); err != nil {
+				return err
+			}
+		}
+		if err := b.r.ip(ctx, fab, "link", "set", leg, "master", br.Name, "up"); err != nil {
+			return err
+		}
+		if err := b.r.ip(ctx, rtr, "link", "set", inner, "up"); err != nil {
+			return err
+		}
+		if err := b.addAddr(ctx, rtr, inner, fmt.Sprintf("10.99.%d.254/24", k+1), fmt.Sprintf("fd00:99:%d::fe/64", k+1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) addAddr(ctx context.Context, ns, dev string, addrs ...string) error {
+	for _, a := range addrs {
+		args := []string{"addr", "replace", a, "dev", dev}
+		if strings.Contains(a, ":") {
+			args = append(args, "nodad")
+		}
+		if err := b.r.ip(ctx, ns, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) hostNet(ctx context.Context, h *Host) error {
+	if err := b.ensureNS(ctx, h.NetNS); err != nil {
+		return err
+	}
+	fab := b.st.Fabric.NetNS
+	leg := "h" + strings.TrimPrefix(h.Name, "host")
+	if !linkExists(h.NetNS, "eth0") {
+		if err := b.r.ip(ctx, fab, "link", "add", leg, "type", "veth", "peer", "name", "eth0", "netns", h.NetNS); err != nil {
+			return err
+		}
+	}
+	if err := b.r.ip(ctx, fab, "link", "set", leg, "master", fmt.Sprintf("br%d", h.Subnet), "up"); err != nil {
+		return err
+	}
+	if err := b.r.ip(ctx, h.NetNS, "link", "set", "eth0", "up"); err != nil {
+		return err
+	}
+	if err := b.addAddr(ctx, h.NetNS, "eth0", h.IP, h.IP6); err != nil {
+		return err
+	}
+	if err := b.r.ip(ctx, h.NetNS, "route", "replace", "default", "via", h.Gateway); err != nil {
+		return err
+	}
+	if err := b.r.ip(ctx, h.NetNS, "-6", "route", "replace", "default", "via", h.Gateway6); err != nil {
+		return err
+	}
+	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+		if err := b.r.sysctl(ctx, h.NetNS, key, "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mounts private to each host's mount namespace: the source under the host's
+// lib/run directory is bind-mounted over the target.
+func hostMounts(h *Host) [][2]string {
+	return [][2]string{
+		{filepath.Join(h.RunDir, "plugins"), "/run/docker/plugins"},
+		{filepath.Join(h.LibDir, "calico"), "/var/lib/calico"},
+		{filepath.Join(h.RunDir, "calico"), "/var/run/calico"},
+		{filepath.Join(h.LibDir, "log"), "/var/log/calico"},
+	}
+}
+
+func dockerdAlive(h *Host) bool { return pidAlive(h.DockerdPID, "dockerd") }
+
+func (b *builder) dockerd(ctx context.Context, h *Host) error {
+	if dockerdAlive(h) {
+		return waitDocker(ctx, h)
+	}
+	for _, d := range []string{h.LibDir, h.RunDir, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	var script strings.Builder
+	script.WriteString("set -e; mount --make-rprivate /; ")
+	for _, m := range hostMounts(h) {
+		fmt.Fprintf(&script, "mkdir -p %s %s; mount --bind %s %s; ", m[0], m[1], m[0], m[1])
+	}
+	pidfile := filepath.Join(h.RunDir, "docker.pid")
+	_ = os.Remove(pidfile)
+	fmt.Fprintf(&script, "exec dockerd -H %s --data-root %s --exec-root %s --pidfile %s --bridge=none --iptables=false --ip6tables=false --ip-masq=false",
+		h.DockerHost, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec"), pidfile)
+	logf, err := os.OpenFile(filepath.Join(h.LibDir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NetNS, "unshare", "-m", "--propagation", "private", "sh", "-c", script.String())
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A session of its own: dockerd outlives `calico lab up`.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start dockerd: %w", err)
+	}
+	// nsenter and unshare exec into sh, which execs dockerd: the PID we started is dockerd's.
+	h.DockerdPID = cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	if err := b.st.save(); err != nil {
+		return err
+	}
+	if err := waitDocker(ctx, h); err != nil {
+		return fmt.Errorf("%w (log: %s)", err, filepath.Join(h.LibDir, "dockerd.log"))
+	}
+	return nil
+}
+
+// DockerCmd returns an exec.Cmd for the docker CLI against a host's dockerd.
+func DockerCmd(ctx context.Context, h *Host, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", h.DockerHost}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
+	return cmd
+}
+
+func waitDocker(ctx context.Context, h *Host) error {
+	return waitFor(ctx, 60*time.Second, h.Name+" dockerd", func() error {
+		if h.DockerdPID != 0 && !dockerdAlive(h) {
+			return fmt.Errorf("dockerd (pid %d) exited", h.DockerdPID)
+		}
+		out, err := DockerCmd(ctx, h, "version", "--format", "{{.Server.Version}}").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	})
+}
+
+func imageExists(ctx context.Context, h *Host, image string) bool {
+	return DockerCmd(ctx, h, "image", "inspect", image).Run() == nil
+}
+
+func (b *builder) images(ctx context.Context, h *Host) error {
+	if b.c.TestImage != "" && !imageExists(ctx, h, b.c.TestImage) {
+		if err := BuildBusyboxImage(ctx, h, b.c.TestImage); err != nil {
+			return err
+		}
+	}
+	if b.c.NodeImage != "" && !imageExists(ctx, h, b.c.NodeImage) {
+		if err := BuildNodeImage(ctx, h, b.c.NodeImage, b.c.CalicoBin); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BuildBusyboxImage builds a FROM-scratch busybox image (shell, ping, nc) on
+// the host's dockerd from the machine's static busybox.
+func BuildBusyboxImage(ctx context.Context, h *Host, image string) error {
+	dir, err := os.MkdirTemp("", "calico-lab-busybox-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := copyFile("/bin/busybox", filepath.Join(dir, "busybox"), 0o755); err != nil {
+		return fmt.Errorf("copy /bin/busybox (package busybox-static): %w", err)
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\nCMD [\"/bin/sh\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	return dockerBuild(ctx, h, image, dir)
+}
+
+// BuildNodeImage builds the calico/node image (FROM scratch, the one binary).
+func BuildNodeImage(ctx context.Context, h *Host, image, calicoBin string) error {
+	dir, err := os.MkdirTemp("", "calico-lab-node-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := copyFile(calicoBin, filepath.Join(dir, "calico"), 0o755); err != nil {
+		return fmt.Errorf("copy calico binary: %w", err)
+	}
+	df := "FROM scratch\nCOPY calico /calico\nENTRYPOINT [\"/calico\"]\nCMD [\"node\", \"run\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	return dockerBuild(ctx, h, image, dir)
+}
+
+func dockerBuild(ctx context.Context, h *Host, image, dir string) error {
+	out, err := DockerCmd(ctx, h, "build", "-q", "-t", image, dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("docker build %s: %w: %s", image, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, mode)
+}
+
+func (b *builder) node(ctx context.Context, h *Host, first bool) error {
+	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", b.c.NodeImage}
+	if first {
+		args = append(args, "--embedded-etcd", "--etcd-listen", "http://"+h.Addr()+":2379")
+	}
+	cmd, err := ExecCmd(ctx, b.st, h, b.c.CalicoBin, args...)
+	if err != nil {
+		return err
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("calico node start on %s: %w: %s", h.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Env returns the environment a command in the host sees: DOCKER_HOST and ETCD_ENDPOINTS.
+func (s *State) Env(h *Host) []string {
+	return []string{
+		"DOCKER_HOST=" + h.DockerHost,
+		"ETCD_ENDPOINTS=" + strings.Join(s.EtcdEndpoints, ","),
+		"CALICO_LAB=" + s.Name,
+		"CALICO_LAB_HOST=" + h.Name,
+	}
+}
+
+// ExecCmd returns a command that runs inside the host's network and mount
+// namespaces, with the host's environment and the calico binary's directory
+// first on PATH.
+func ExecCmd(ctx context.Context, st *State, h *Host, name string, args ...string) (*exec.Cmd, error) {
+	if !nsExists(h.NetNS) {
+		return nil, fmt.Errorf("host %s: network namespace %s is gone", h.Name, h.NetNS)
+	}
+	nsArgs := []string{"--net=/run/netns/" + h.NetNS}
+	if dockerdAlive(h) {
+		nsArgs = append(nsArgs, fmt.Sprintf("--mount=/proc/%d/ns/mnt", h.DockerdPID))
+	}
+	cmd := exec.CommandContext(ctx, "nsenter", append(append(nsArgs, "--"), append([]string{name}, args...)...)...)
+	env := os.Environ()
+	if self, err := os.Executable(); err == nil {
+		env = append(env, "PATH="+filepath.Dir(self)+":"+os.Getenv("PATH"))
+	}
+	cmd.Env = append(env, st.Env(h)...)
+	return cmd, nil
+}
