@@ -13,6 +13,10 @@
 //	string    = "'" chars "'" | '"' chars '"'     (no escapes)
 //	key       = 1*( A-Z a-z 0-9 _ . / - )         (e.g. projectcalico.org/namespace)
 //
+// Like Calico, the parser also accepts "notin", "startswith" and "endswith"
+// written as one word, and a trailing comma in a set. Whitespace is spaces and
+// tabs, and (beyond Calico) newlines, so YAML block scalars work.
+//
 // "&&" binds tighter than "||"; "!" applies to one primary. The empty string
 // (or only whitespace) selects everything, like all(). A label that is absent
 // makes "!=" and "not in" true and every other comparison false. global() is
