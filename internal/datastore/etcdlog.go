@@ -1,0 +1,84 @@
+package datastore
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// etcd logs through zap. etcdLogger sends its records to slog, so they look
+// like ours (component=etcd), with three filters that keep them readable:
+// a level (warn by default), sampling (at most 3 records of one message per
+// second: a struggling disk makes etcd repeat itself), and, once we are
+// shutting the server down on purpose, the errors etcd reports about its
+// own listeners closing.
+func etcdLogger(level string, closing *atomic.Bool) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	core := &slogCore{
+		log:     slog.Default().With("component", "etcd"),
+		level:   lvl,
+		closing: closing,
+	}
+	return zap.New(zapcore.NewSamplerWithOptions(core, time.Second, 3, 0)), nil
+}
+
+type slogCore struct {
+	log     *slog.Logger
+	level   zapcore.Level
+	closing *atomic.Bool
+	fields  []zapcore.Field
+}
+
+func (c *slogCore) Enabled(l zapcore.Level) bool { return l >= c.level }
+
+func (c *slogCore) With(fs []zapcore.Field) zapcore.Core {
+	cp := *c
+	cp.fields = append(append([]zapcore.Field(nil), c.fields...), fs...)
+	return &cp
+}
+
+func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
+	if c.closing.Load() && e.Level <= zapcore.ErrorLevel {
+		return nil // listeners and streams failing while we close them
+	}
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range c.fields {
+		f.AddTo(enc)
+	}
+	for _, f := range fs {
+		f.AddTo(enc)
+	}
+	attrs := make([]slog.Attr, 0, len(enc.Fields))
+	for k, v := range enc.Fields {
+		attrs = append(attrs, slog.Any(k, v))
+	}
+	var lvl slog.Level
+	switch {
+	case e.Level >= zapcore.ErrorLevel:
+		lvl = slog.LevelError
+	case e.Level == zapcore.WarnLevel:
+		lvl = slog.LevelWarn
+	case e.Level == zapcore.InfoLevel:
+		lvl = slog.LevelInfo
+	default:
+		lvl = slog.LevelDebug
+	}
+	c.log.LogAttrs(context.Background(), lvl, e.Message, attrs...)
+	return nil
+}
+
+func (c *slogCore) Sync() error { return nil }
