@@ -4,4 +4,28 @@
 // It is pure: no I/O, no datastore, no kernel. Decoding is strict: unknown
 // kinds and fields are refused, and fields that Calico has but this project
 // does not enforce are refused with "not supported" rather than ignored.
+//
+// The pieces:
+//   - The kind table (Kinds, LookupKind, LookupPlural, New): canonical kind,
+//     the plural used in datastore keys, whether it is namespaced, and
+//     calicoctl's command-line aliases.
+//   - Resource: implemented by every kind (GetObjectMeta, GetTypeMeta, Kind).
+//     Kind() is a method, so the TypeMeta field is reached as r.TypeMeta.Kind.
+//   - Decode / DecodeDocuments / DecodeAndValidate: manifests of YAML
+//     documents separated by "---", JSON values, List and <Kind>List. Errors
+//     name the document (from 1), the list item, the resource and the field
+//     path: `document 2 (NetworkPolicy default/x): spec.ingress[0]...: reason`.
+//   - Default: Calico's defaults (namespace "default", policy types, IPPool
+//     block size, encapsulation modes, node selector, allowed uses).
+//   - Validate: Calico's rules plus this project's refusals; FieldErrors,
+//     one per problem. Refusals of unimplemented features wrap
+//     ErrNotSupported.
+//   - Unmarshal: lenient decoding of stored resources for readers of the
+//     datastore (unknown fields ignored, so a newer writer does not break an
+//     older reader).
+//
+// Invariants: a resource that passed Default and Validate has a name, a
+// namespace exactly when its kind is namespaced, parseable selectors,
+// CIDRs and ports, and no field this project would silently ignore.
+// Rule nets may carry host bits, as in Calico; use ParseNet, which masks.
 package api
