@@ -1,0 +1,239 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/datastore"
+)
+
+// KindBlock is the Update.Kind of an IPAM block.
+const KindBlock = "IPAMBlock"
+
+// BlockAssignmentPrefix is where IPAM blocks live.
+const BlockAssignmentPrefix = datastore.IPAMRoot + "assignment/"
+
+// Block is the part of an IPAM block the dataplane needs.
+type Block struct {
+	CIDR netip.Prefix
+	// Node the block is affine to; "" when it has no host affinity.
+	Node string
+}
+
+// Update is one upsert (Object non-nil) or delete (Object nil).
+type Update struct {
+	Kind      string
+	Namespace string
+	Name      string
+	// Object is *api.<Kind> for resources, *Block for KindBlock; nil on delete.
+	Object any
+	// Revision is the datastore revision of the change.
+	Revision int64
+}
+
+// Handler receives updates. Calls are serialised; OnUpdates gets batches in
+// datastore order.
+type Handler interface {
+	OnUpdates(updates []Update)
+	// OnStatus reports whether every watch is in sync; false while a watch is
+	// re-listing or the datastore is unreachable (the last state stays valid).
+	OnStatus(inSync bool, err error)
+}
+
+// Syncer watches the datastore.
+type Syncer struct {
+	store datastore.Store
+	h     Handler
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	inSync   map[string]bool
+	lastSync bool
+}
+
+// New returns a syncer that delivers to h.
+func New(store datastore.Store, h Handler, log *slog.Logger) *Syncer {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Syncer{store: store, h: h, log: log, inSync: map[string]bool{}}
+}
+
+// Run watches until ctx is done.
+func (s *Syncer) Run(ctx context.Context) {
+	prefixes := []string{datastore.ResourcesRoot, BlockAssignmentPrefix}
+	var wg sync.WaitGroup
+	for _, p := range prefixes {
+		s.inSync[p] = false
+		wg.Add(1)
+		go func(prefix string) {
+			defer wg.Done()
+			s.watch(ctx, prefix)
+		}(p)
+	}
+	wg.Wait()
+}
+
+// watch consumes one prefix's events, turning resets into upserts followed
+// by deletes of keys that vanished.
+func (s *Syncer) watch(ctx context.Context, prefix string) {
+	known := map[string]Update{} // key -> identity of what the handler holds
+	var seen map[string]bool     // non-nil while re-listing
+	var batch []Update
+	flush := func() {
+		if len(batch) > 0 {
+			s.deliver(batch)
+			batch = nil
+		}
+	}
+	for ev := range s.store.Watch(ctx, prefix) {
+		switch ev.Type {
+		case datastore.EventReset:
+			flush()
+			seen = map[string]bool{}
+			s.setStatus(prefix, false, nil)
+		case datastore.EventPut:
+			u, ok := s.decode(ev.KV)
+			if !ok {
+				continue
+			}
+			if seen != nil {
+				seen[ev.KV.Key] = true
+			}
+			known[ev.KV.Key] = Update{Kind: u.Kind, Namespace: u.Namespace, Name: u.Name}
+			batch = append(batch, u)
+			if seen == nil {
+				flush()
+			}
+		case datastore.EventDelete:
+			id, ok := known[ev.KV.Key]
+			if !ok {
+				continue
+			}
+			delete(known, ev.KV.Key)
+			id.Revision = ev.Revision
+			batch = append(batch, id)
+			flush()
+		case datastore.EventInSync:
+			if seen != nil {
+				for key, id := range known {
+					if !seen[key] {
+						delete(known, key)
+						id.Revision = ev.Revision
+						batch = append(batch, id)
+					}
+				}
+				seen = nil
+			}
+			flush()
+			s.setStatus(prefix, true, nil)
+		case datastore.EventError:
+			s.setStatus(prefix, false, ev.Err)
+		}
+	}
+}
+
+func (s *Syncer) deliver(b []Update) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.h.OnUpdates(b)
+}
+
+func (s *Syncer) setStatus(prefix string, ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inSync[prefix] = ok
+	all := true
+	for _, v := range s.inSync {
+		all = all && v
+	}
+	if all != s.lastSync || err != nil {
+		s.lastSync = all
+		s.h.OnStatus(all, err)
+	}
+}
+
+// decode turns a stored key and value into an Update.
+func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
+	u, err := Decode(kv)
+	if err != nil {
+		s.log.Warn("skipping undecodable datastore value", "key", kv.Key, "err", err)
+		return Update{}, false
+	}
+	return u, true
+}
+
+var pluralKinds = map[string]func() any{
+	"ippools":               func() any { return &api.IPPool{} },
+	"profiles":              func() any { return &api.Profile{} },
+	"networkpolicies":       func() any { return &api.NetworkPolicy{} },
+	"globalnetworkpolicies": func() any { return &api.GlobalNetworkPolicy{} },
+	"workloadendpoints":     func() any { return &api.WorkloadEndpoint{} },
+	"hostendpoints":         func() any { return &api.HostEndpoint{} },
+	"nodes":                 func() any { return &api.Node{} },
+	"bgppeers":              func() any { return &api.BGPPeer{} },
+	"bgpconfigurations":     func() any { return &api.BGPConfiguration{} },
+	"felixconfigurations":   func() any { return &api.FelixConfiguration{} },
+}
+
+var pluralToKind = map[string]string{
+	"ippools":               api.KindIPPool,
+	"profiles":              api.KindProfile,
+	"networkpolicies":       api.KindNetworkPolicy,
+	"globalnetworkpolicies": api.KindGlobalNetworkPolicy,
+	"workloadendpoints":     api.KindWorkloadEndpoint,
+	"hostendpoints":         api.KindHostEndpoint,
+	"nodes":                 api.KindNode,
+	"bgppeers":              api.KindBGPPeer,
+	"bgpconfigurations":     api.KindBGPConfiguration,
+	"felixconfigurations":   api.KindFelixConfiguration,
+}
+
+// Decode turns one stored key/value into an Update.
+func Decode(kv datastore.KV) (Update, error) {
+	if strings.HasPrefix(kv.Key, BlockAssignmentPrefix) {
+		b, err := decodeBlock(kv.Value)
+		if err != nil {
+			return Update{}, err
+		}
+		return Update{Kind: KindBlock, Name: b.CIDR.String(), Object: b, Revision: kv.Revision}, nil
+	}
+	plural, ns, name, ok := datastore.ParseResourceKey(kv.Key)
+	if !ok {
+		return Update{}, fmt.Errorf("key %q: want %s<plural>/[<namespace>/]<name>", kv.Key, datastore.ResourcesRoot)
+	}
+	newObj, ok := pluralKinds[plural]
+	if !ok {
+		return Update{}, fmt.Errorf("unknown resource type %q", plural)
+	}
+	obj := newObj()
+	if err := json.Unmarshal(kv.Value, obj); err != nil {
+		return Update{}, fmt.Errorf("decode %s: %w", plural, err)
+	}
+	return Update{Kind: pluralToKind[plural], Namespace: ns, Name: name, Object: obj, Revision: kv.Revision}, nil
+}
+
+func decodeBlock(v []byte) (*Block, error) {
+	var raw struct {
+		CIDR     string  `json:"cidr"`
+		Affinity *string `json:"affinity"`
+	}
+	if err := json.Unmarshal(v, &raw); err != nil {
+		return nil, fmt.Errorf("decode IPAM block: %w", err)
+	}
+	p, err := netip.ParsePrefix(raw.CIDR)
+	if err != nil {
+		return nil, fmt.Errorf("decode IPAM block: cidr: %w", err)
+	}
+	b := &Block{CIDR: p.Masked()}
+	if raw.Affinity != nil {
+		b.Node, _ = strings.CutPrefix(*raw.Affinity, "host:")
+	}
+	return b, nil
+}
