@@ -8,7 +8,7 @@ import (
 
 // Peer types, spelled as `calicoctl node status` prints them.
 const (
-	PeerTypeMesh = "node-to-node mesh"
+	PeerTypeMesh   = "node-to-node mesh"
 	PeerTypeGlobal = "global"
 	PeerTypeNode   = "node specific"
 )
