@@ -115,8 +115,10 @@ type call struct {
 	hrev       int64
 	retries    int
 	maxRetries int
-	recheck    bool // a write conflicted: the handle may have changed under us
-	fresh      bool // nothing assigned yet in this call
+	recheck    bool         // a write conflicted: the handle may have changed under us
+	fresh      bool         // nothing assigned yet in this call
+	got        []netip.Addr // assigned so far for the family in progress
+	num        int          // asked for the family in progress
 }
 
 // AutoAssign assigns Num4 IPv4 and Num6 IPv6 addresses to args.Handle. If the
@@ -239,6 +241,7 @@ func (a *Allocator) assignFamily(ctx context.Context, c *call, fam, num int, nod
 			}
 		}
 		need := num - len(got)
+		c.got, c.num = got, num
 		ips, done, err := a.assignStep(ctx, c, fam, need, node, pools, cfg, sec)
 		if err != nil {
 			return got, nil, err
@@ -347,11 +350,13 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 			}
 		}
 	}
-	return nil, false, exhausted(pools, all, node, nodeBlocks, cfg)
+	return nil, false, exhausted(pools, all, node, nodeBlocks, cfg, c.got, c.num)
 }
 
-// exhausted builds the error naming the pools, their size and use.
-func exhausted(pools []Pool, all []blockKV, node string, nodeBlocks int, cfg Config) error {
+// exhausted builds the error naming the pools, their size and use. got are
+// the addresses this call took so far (they are about to be rolled back, so
+// they do not count as in use).
+func exhausted(pools []Pool, all []blockKV, node string, nodeBlocks int, cfg Config, got []netip.Addr, num int) error {
 	var parts []string
 	otherFree := 0
 	for _, p := range pools {
@@ -364,6 +369,11 @@ func exhausted(pools []Pool, all []blockKV, node string, nodeBlocks int, cfg Con
 				}
 			}
 		}
+		for _, ip := range got {
+			if p.CIDR.Contains(ip) {
+				inUse--
+			}
+		}
 		parts = append(parts, fmt.Sprintf("%s (%s addresses, %d in use)", p.CIDR, PoolSize(p.CIDR), inUse))
 	}
 	what := "pool"
@@ -371,6 +381,9 @@ func exhausted(pools []Pool, all []blockKV, node string, nodeBlocks int, cfg Con
 		what = "pools"
 	}
 	msg := fmt.Sprintf("in %s %s", what, strings.Join(parts, ", "))
+	if len(got) > 0 {
+		msg += fmt.Sprintf("; asked for %d, only %d could be assigned", num, len(got))
+	}
 	if cfg.StrictAffinity && otherFree > 0 {
 		msg += fmt.Sprintf("; strictAffinity is on, so the %d free addresses in other nodes' blocks cannot be borrowed", otherFree)
 	}

@@ -622,7 +622,9 @@ func inconsistencyWhere(in Inconsistency) string {
 type RepairResult struct {
 	Released           []netip.Addr   `json:"released"`
 	AffinitiesReleased []netip.Prefix `json:"affinitiesReleased"`
-	Repaired           []string       `json:"repaired"`
+	// EndpointsDeleted: workload endpoints of containers that are gone.
+	EndpointsDeleted []string `json:"endpointsDeleted"`
+	Repaired         []string `json:"repaired"`
 	// Skipped lists findings that were no longer true, so nothing was done.
 	Skipped []string `json:"skipped"`
 }
@@ -632,7 +634,9 @@ type RepairResult struct {
 // finding is checked again first: an address is freed only while the same
 // handle still holds it (and, for a gone endpoint, the endpoint is still
 // gone); manual reservations are never touched. Findings no longer true
-// are skipped and listed.
+// are skipped and listed. For an address leaked because its container is
+// gone, the container's WorkloadEndpoint is stale too: it is deleted if it
+// still names that container.
 func (a *Allocator) ReleaseFromReport(ctx context.Context, r Report) (RepairResult, error) {
 	var res RepairResult
 	if r.Version != ReportVersion {
@@ -682,8 +686,17 @@ func (a *Allocator) ReleaseFromReport(ctx context.Context, r Report) (RepairResu
 		for _, ip := range ips {
 			if slices.Contains(skipped, ip) {
 				res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no longer held by handle %q", ip, want[ip].Handle))
-			} else {
-				res.Released = append(res.Released, ip)
+				continue
+			}
+			res.Released = append(res.Released, ip)
+			if l := want[ip]; l.Reason == LeakContainerGone {
+				deleted, err := a.deleteStaleEndpoint(ctx, l.Attrs)
+				if err != nil {
+					return res, err
+				}
+				if deleted {
+					res.EndpointsDeleted = append(res.EndpointsDeleted, l.Attrs.Endpoint)
+				}
 			}
 		}
 	}
@@ -737,6 +750,35 @@ func (a *Allocator) endpointGone(ctx context.Context, ep string) (bool, error) {
 		return true, nil
 	}
 	return false, err
+}
+
+// deleteStaleEndpoint deletes the workload endpoint at.Endpoint if it still
+// names the container at.ContainerID (which Check found gone).
+func (a *Allocator) deleteStaleEndpoint(ctx context.Context, at Attrs) (bool, error) {
+	ns, name, ok := strings.Cut(at.Endpoint, "/")
+	if !ok || at.ContainerID == "" {
+		return false, nil
+	}
+	key := datastore.ResourceKey("workloadendpoints", ns, name)
+	kv, err := a.store.Get(ctx, key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var w api.WorkloadEndpoint
+	if err := json.Unmarshal(kv.Value, &w); err != nil || w.Spec.ContainerID != at.ContainerID {
+		return false, nil
+	}
+	if _, err := a.store.Txn(ctx, []datastore.Op{{Type: datastore.OpDelete, Key: key, Revision: kv.Revision}}); err != nil {
+		if isRace(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("delete stale workload endpoint %s: %w", at.Endpoint, err)
+	}
+	a.log.Info("ipam: deleted the workload endpoint of a container that is gone", "endpoint", at.Endpoint, "container", at.ContainerID)
+	return true, nil
 }
 
 func (a *Allocator) nodeGone(ctx context.Context, node string) (bool, error) {

@@ -246,13 +246,13 @@ func (a *Allocator) releaseAffinity(ctx context.Context, node string, cidr netip
 		}
 		b, rev, err := a.getBlock(ctx, cidr)
 		if errors.Is(err, datastore.ErrNotFound) {
-			return true, a.deleteKey(ctx, AffinityKey(node, cidr))
+			return a.deleteKey(ctx, AffinityKey(node, cidr))
 		}
 		if err != nil {
 			return false, err
 		}
 		if b.Host() != node {
-			return true, a.deleteKey(ctx, AffinityKey(node, cidr))
+			return a.deleteKey(ctx, AffinityKey(node, cidr))
 		}
 		if !cond(b) {
 			if b.Empty() && b.EmptySince == nil {
@@ -285,9 +285,14 @@ func (a *Allocator) releaseAffinity(ctx context.Context, node string, cidr netip
 	}
 }
 
-func (a *Allocator) deleteKey(ctx context.Context, key string) error {
-	if _, err := a.store.Txn(ctx, []datastore.Op{{Type: datastore.OpDelete, Key: key}}); err != nil {
-		return fmt.Errorf("delete %s: %w", key, err)
+// deleteKey deletes key and reports whether it existed.
+func (a *Allocator) deleteKey(ctx context.Context, key string) (bool, error) {
+	err := a.store.Delete(ctx, key, 0)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("delete %s: %w", key, err)
+	}
+	return true, nil
 }
