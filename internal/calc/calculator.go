@@ -1,0 +1,1067 @@
+package calc
+
+import (
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/selector"
+)
+
+// Calculator is the incremental form of Compute: it is fed one change at a
+// time and keeps what it worked out (endpoint labels, which endpoints each
+// selector matches, translated chains, sorted set members), so that a change
+// costs in proportion to what it touches. Desired() always equals Compute of
+// a Snapshot holding the same state.
+//
+// A label change on one endpoint re-evaluates only the selectors that
+// mention a changed label key (an index by label key) and edits only the sets
+// the endpoint enters or leaves. A policy change re-evaluates that policy's
+// selector against local endpoints only.
+//
+// Calculator is not safe for concurrent use. Objects passed in are not
+// retained: the fields it needs are copied.
+type Calculator struct {
+	node    string
+	version uint64
+	dirty   bool
+
+	weps     map[string]*wepEntry
+	local    map[*wepEntry]struct{} // programmable local endpoints
+	profiles map[string]*profileEntry
+	policies map[string]*policyEntry // by chain ID
+	sets     map[string]*setEntry    // by set ID, every set some chain uses
+	setIdx   labelIndex[*setEntry]
+	polIdx   labelIndex[*policyEntry]
+
+	pools   map[string]*api.IPPool
+	blocks  map[netip.Prefix]Block
+	nodes   map[string]*api.Node
+	felix   *api.FelixConfigurationSpec
+	hostMTU int
+
+	// Output caches. A Desired handed out is never modified afterwards: a
+	// later Desired shares the parts that did not change and gets new slices
+	// for the parts that did.
+	last            *dataplane.Desired
+	endpointsDirty  bool
+	orderDirty      bool
+	order           []*wepEntry
+	chainsDirty     bool
+	chainOrderDirty bool
+	chainOrder      []*chainEntry
+	setsDirty       bool
+	setOrderDirty   bool
+	setOrder        []*setEntry
+	routesDirty     bool
+	natDirty        bool
+	hostDirty       bool
+}
+
+// NewCalculator returns an empty Calculator for host node.
+func NewCalculator(node string) *Calculator {
+	return &Calculator{
+		node:     node,
+		dirty:    true,
+		weps:     map[string]*wepEntry{},
+		local:    map[*wepEntry]struct{}{},
+		profiles: map[string]*profileEntry{},
+		policies: map[string]*policyEntry{},
+		sets:     map[string]*setEntry{},
+		setIdx:   newLabelIndex[*setEntry](),
+		polIdx:   newLabelIndex[*policyEntry](),
+		pools:    map[string]*api.IPPool{},
+		blocks:   map[netip.Prefix]Block{},
+		nodes:    map[string]*api.Node{},
+
+		endpointsDirty: true, orderDirty: true, chainsDirty: true, chainOrderDirty: true,
+		setsDirty: true, setOrderDirty: true, routesDirty: true, natDirty: true, hostDirty: true,
+	}
+}
+
+// Version counts the changes that altered the state; it only grows.
+func (c *Calculator) Version() uint64 { return c.version }
+
+// Dirty reports whether the state changed since the last Desired().
+func (c *Calculator) Dirty() bool { return c.dirty }
+
+func (c *Calculator) touch() {
+	c.dirty = true
+	c.version++
+}
+
+// ---- label index ----
+
+// labelIndex finds the matchers whose answer may change when some label
+// keys (or the service account) of an endpoint change.
+type labelIndex[T comparable] struct {
+	byKey map[string]map[T]struct{}
+	sa    map[T]struct{}
+}
+
+func newLabelIndex[T comparable]() labelIndex[T] {
+	return labelIndex[T]{byKey: map[string]map[T]struct{}{}, sa: map[T]struct{}{}}
+}
+
+func (ix *labelIndex[T]) add(t T, m *matcher) {
+	for _, k := range m.keys {
+		s := ix.byKey[k]
+		if s == nil {
+			s = map[T]struct{}{}
+			ix.byKey[k] = s
+		}
+		s[t] = struct{}{}
+	}
+	if m.usesSA() {
+		ix.sa[t] = struct{}{}
+	}
+}
+
+func (ix *labelIndex[T]) remove(t T, m *matcher) {
+	for _, k := range m.keys {
+		if s := ix.byKey[k]; s != nil {
+			delete(s, t)
+			if len(s) == 0 {
+				delete(ix.byKey, k)
+			}
+		}
+	}
+	delete(ix.sa, t)
+}
+
+func (ix *labelIndex[T]) candidates(keys []string, saChanged bool) map[T]struct{} {
+	out := map[T]struct{}{}
+	for _, k := range keys {
+		for t := range ix.byKey[k] {
+			out[t] = struct{}{}
+		}
+	}
+	if saChanged {
+		for t := range ix.sa {
+			out[t] = struct{}{}
+		}
+	}
+	return out
+}
+
+// ---- entries ----
+
+type wepEntry struct {
+	w        *api.WorkloadEndpoint // copy of the fields calc reads
+	view     epView
+	addrs    []netip.Prefix
+	prog     bool
+	sets     map[*setEntry]struct{}
+	pols     map[*policyEntry]struct{}
+	out      dataplane.Endpoint
+	outStale bool
+}
+
+// chainEntry is what policies and profiles share: a translated chain, the
+// sets it uses, and whether some local endpoint uses it (active).
+type chainEntry struct {
+	chain  dataplane.PolicyChain
+	sets   []*setEntry
+	active bool
+}
+
+type policyEntry struct {
+	chainEntry
+	meta    polMeta
+	ns      string
+	m       *matcher // nil: selector does not parse, selects nothing
+	matched map[*wepEntry]struct{}
+}
+
+type profileEntry struct {
+	chainEntry
+	name      string
+	exists    bool
+	labels    map[string]string
+	users     map[*wepEntry]struct{} // every endpoint naming it
+	progUsers int                    // programmable ones
+}
+
+type setEntry struct {
+	id      string
+	m       *matcher
+	owners  int // chains using it
+	active  int // active chains using it
+	eps     map[*wepEntry]struct{}
+	refs    map[netip.Prefix]int
+	members []netip.Prefix // sorted; valid unless rebuild
+	pending []memberOp     // changes since members was built
+	rebuild bool
+}
+
+type memberOp struct {
+	p   netip.Prefix
+	add bool
+}
+
+// maxPendingOps bounds the copy-on-write edits applied to a set's sorted
+// members; beyond it a full rebuild is cheaper.
+const maxPendingOps = 16
+
+func (s *setEntry) addAddr(p netip.Prefix) {
+	s.refs[p]++
+	if s.refs[p] == 1 {
+		s.note(memberOp{p, true})
+	}
+}
+
+func (s *setEntry) removeAddr(p netip.Prefix) {
+	s.refs[p]--
+	if s.refs[p] <= 0 {
+		delete(s.refs, p)
+		s.note(memberOp{p, false})
+	}
+}
+
+func (s *setEntry) note(op memberOp) {
+	if s.rebuild {
+		return
+	}
+	if s.active == 0 || len(s.pending) >= maxPendingOps {
+		s.rebuild, s.pending = true, nil
+		return
+	}
+	s.pending = append(s.pending, op)
+}
+
+// sortedMembers brings members up to date without touching slices handed
+// out before (every edit makes a new slice).
+func (s *setEntry) sortedMembers() []netip.Prefix {
+	if s.rebuild {
+		var m []netip.Prefix
+		for p := range s.refs {
+			m = append(m, p)
+		}
+		slices.SortFunc(m, comparePrefix)
+		s.members, s.rebuild = m, false
+		return m
+	}
+	for _, op := range s.pending {
+		i, found := slices.BinarySearchFunc(s.members, op.p, comparePrefix)
+		switch {
+		case op.add && !found:
+			s.members = slices.Insert(slices.Clip(s.members), i, op.p)
+		case !op.add && found:
+			m := slices.Delete(slices.Clone(s.members), i, i+1)
+			if len(m) == 0 {
+				m = nil
+			}
+			s.members = m
+		}
+	}
+	s.pending = nil
+	return s.members
+}
+
+// ---- sets ----
+
+func (c *Calculator) refSet(m *matcher) *setEntry {
+	id := setIDFor(m.key)
+	s := c.sets[id]
+	if s == nil {
+		s = &setEntry{id: id, m: m, eps: map[*wepEntry]struct{}{}, refs: map[netip.Prefix]int{}, rebuild: true}
+		c.sets[id] = s
+		c.setIdx.add(s, m)
+		for _, e := range c.weps {
+			if m.matches(&e.view) {
+				c.join(s, e)
+			}
+		}
+	}
+	s.owners++
+	return s
+}
+
+func (c *Calculator) unrefSet(s *setEntry) {
+	s.owners--
+	if s.owners > 0 {
+		return
+	}
+	for e := range s.eps {
+		delete(e.sets, s)
+	}
+	c.setIdx.remove(s, s.m)
+	delete(c.sets, s.id)
+}
+
+func (c *Calculator) join(s *setEntry, e *wepEntry) {
+	s.eps[e] = struct{}{}
+	e.sets[s] = struct{}{}
+	for _, a := range e.addrs {
+		s.addAddr(a)
+	}
+	c.setChanged(s)
+}
+
+func (c *Calculator) leave(s *setEntry, e *wepEntry) {
+	delete(s.eps, e)
+	delete(e.sets, s)
+	for _, a := range e.addrs {
+		s.removeAddr(a)
+	}
+	c.setChanged(s)
+}
+
+func (c *Calculator) setChanged(s *setEntry) {
+	if s.active > 0 {
+		c.setsDirty = true
+	}
+}
+
+// ---- chains ----
+
+// setChain installs a chain's new translation and the sets it uses.
+func (c *Calculator) setChain(ce *chainEntry, chain dataplane.PolicyChain, used map[string]*matcher) {
+	var sets []*setEntry
+	for _, id := range sortedKeys(used) {
+		sets = append(sets, c.refSet(used[id]))
+	}
+	if ce.active {
+		for _, s := range sets {
+			c.activateSet(s, +1)
+		}
+		for _, s := range ce.sets {
+			c.activateSet(s, -1)
+		}
+	}
+	for _, s := range ce.sets {
+		c.unrefSet(s)
+	}
+	ce.sets = sets
+	if !reflect.DeepEqual(ce.chain, chain) {
+		ce.chain = chain
+		if ce.active {
+			c.chainsDirty = true
+		}
+	}
+}
+
+func (c *Calculator) activateSet(s *setEntry, d int) {
+	s.active += d
+	if (d > 0 && s.active == 1) || (d < 0 && s.active == 0) {
+		c.setOrderDirty, c.setsDirty = true, true
+	}
+}
+
+// setActive records whether any local endpoint uses the chain.
+func (c *Calculator) setActive(ce *chainEntry, active bool) {
+	if ce.active == active {
+		return
+	}
+	ce.active = active
+	d := -1
+	if active {
+		d = +1
+	}
+	for _, s := range ce.sets {
+		c.activateSet(s, d)
+	}
+	c.chainOrderDirty, c.chainsDirty = true, true
+}
+
+func newSink() (setSink, map[string]*matcher) {
+	used := map[string]*matcher{}
+	return func(m *matcher) string {
+		id := setIDFor(m.key)
+		used[id] = m
+		return id
+	}, used
+}
+
+// ---- workload endpoints ----
+
+// relevantWEP copies the fields of a workload endpoint that calc reads.
+func relevantWEP(w *api.WorkloadEndpoint) *api.WorkloadEndpoint {
+	c := &api.WorkloadEndpoint{}
+	c.Name, c.Namespace = w.Name, w.Namespace
+	c.Labels = maps.Clone(w.Labels)
+	c.Spec = api.WorkloadEndpointSpec{
+		Orchestrator:       w.Spec.Orchestrator,
+		Node:               w.Spec.Node,
+		ServiceAccountName: w.Spec.ServiceAccountName,
+		IPNetworks:         slices.Clone(w.Spec.IPNetworks),
+		Profiles:           slices.Clone(w.Spec.Profiles),
+		InterfaceName:      w.Spec.InterfaceName,
+		MAC:                w.Spec.MAC,
+	}
+	return c
+}
+
+func wepEqual(a, b *api.WorkloadEndpoint) bool {
+	return a.Name == b.Name && a.Namespace == b.Namespace && maps.Equal(a.Labels, b.Labels) &&
+		a.Spec.Orchestrator == b.Spec.Orchestrator && a.Spec.Node == b.Spec.Node &&
+		a.Spec.ServiceAccountName == b.Spec.ServiceAccountName &&
+		slices.Equal(a.Spec.IPNetworks, b.Spec.IPNetworks) && slices.Equal(a.Spec.Profiles, b.Spec.Profiles) &&
+		a.Spec.InterfaceName == b.Spec.InterfaceName && a.Spec.MAC == b.Spec.MAC
+}
+
+func (c *Calculator) lookupProfile(name string) (map[string]string, bool) {
+	pe := c.profiles[name]
+	if pe == nil || !pe.exists {
+		return nil, false
+	}
+	return pe.labels, true
+}
+
+func (c *Calculator) profileExists(name string) bool {
+	pe := c.profiles[name]
+	return pe != nil && pe.exists
+}
+
+func (c *Calculator) profileEntry(name string) *profileEntry {
+	pe := c.profiles[name]
+	if pe == nil {
+		pe = &profileEntry{name: name, users: map[*wepEntry]struct{}{}}
+		pe.chain.ID = profileChainID(name)
+		c.profiles[name] = pe
+	}
+	return pe
+}
+
+func (c *Calculator) maybeDropProfile(pe *profileEntry) {
+	if !pe.exists && len(pe.users) == 0 {
+		delete(c.profiles, pe.name)
+	}
+}
+
+func distinct(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// remoteChanged notes that a remote endpoint's addresses or host changed:
+// that only matters to routes while VXLAN routes borrowed addresses.
+func (c *Calculator) remoteChanged() {
+	if c.last == nil || c.last.VXLAN != nil {
+		c.routesDirty = true
+	}
+}
+
+// UpsertWorkloadEndpoint adds or replaces a workload endpoint (any host).
+func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
+	nw := relevantWEP(w)
+	id := wepID(nw)
+	e := c.weps[id]
+	if e != nil && wepEqual(e.w, nw) {
+		return
+	}
+	c.touch()
+	if e == nil {
+		e = &wepEntry{w: nw, sets: map[*setEntry]struct{}{}, pols: map[*policyEntry]struct{}{}}
+		c.weps[id] = e
+		for _, n := range distinct(nw.Spec.Profiles) {
+			c.profileEntry(n).users[e] = struct{}{}
+		}
+		e.addrs = parseNets(nw.Spec.IPNetworks)
+		e.view = newEPView(nw, endpointLabels(nw, c.lookupProfile))
+		for _, s := range c.sets {
+			if s.m.matches(&e.view) {
+				c.join(s, e)
+			}
+		}
+		c.attachLocal(e)
+		c.remoteChanged()
+		return
+	}
+
+	old := e.w
+	structural := old.Spec.Node != nw.Spec.Node || old.Spec.InterfaceName != nw.Spec.InterfaceName ||
+		!slices.Equal(old.Spec.Profiles, nw.Spec.Profiles)
+	if structural {
+		c.detachLocal(e)
+	}
+	e.w = nw
+	if !slices.Equal(old.Spec.Profiles, nw.Spec.Profiles) {
+		for _, n := range distinct(old.Spec.Profiles) {
+			pe := c.profiles[n]
+			delete(pe.users, e)
+			c.maybeDropProfile(pe)
+		}
+		for _, n := range distinct(nw.Spec.Profiles) {
+			c.profileEntry(n).users[e] = struct{}{}
+		}
+	}
+	if addrs := parseNets(nw.Spec.IPNetworks); !slices.Equal(addrs, e.addrs) {
+		for s := range e.sets {
+			for _, a := range e.addrs {
+				s.removeAddr(a)
+			}
+			for _, a := range addrs {
+				s.addAddr(a)
+			}
+			c.setChanged(s)
+		}
+		e.addrs = addrs
+		c.remoteChanged()
+		if e.prog {
+			c.routesDirty = true
+		}
+	}
+	if old.Spec.Node != nw.Spec.Node {
+		c.remoteChanged()
+	}
+	c.relabel(e, old.Spec.ServiceAccountName != nw.Spec.ServiceAccountName)
+	if structural {
+		c.attachLocal(e)
+	}
+	if e.prog {
+		e.outStale, c.endpointsDirty = true, true
+	}
+}
+
+// DeleteWorkloadEndpoint removes a workload endpoint; deleting one that is
+// not there is a no-op.
+func (c *Calculator) DeleteWorkloadEndpoint(namespace, name string) {
+	e := c.weps[namespace+"/"+name]
+	if e == nil {
+		return
+	}
+	c.touch()
+	c.detachLocal(e)
+	for s := range e.sets {
+		c.leave(s, e)
+	}
+	for _, n := range distinct(e.w.Spec.Profiles) {
+		pe := c.profiles[n]
+		delete(pe.users, e)
+		c.maybeDropProfile(pe)
+	}
+	delete(c.weps, namespace+"/"+name)
+	c.remoteChanged()
+}
+
+// relabel recomputes an endpoint's labels and re-evaluates the selectors
+// that depend on a label that changed.
+func (c *Calculator) relabel(e *wepEntry, saChanged bool) {
+	labels := endpointLabels(e.w, c.lookupProfile)
+	var changed []string
+	for k, v := range labels {
+		if ov, ok := e.view.labels[k]; !ok || ov != v {
+			changed = append(changed, k)
+		}
+	}
+	for k := range e.view.labels {
+		if _, ok := labels[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	e.view = newEPView(e.w, labels)
+	if len(changed) == 0 && !saChanged {
+		return
+	}
+	for s := range c.setIdx.candidates(changed, saChanged) {
+		_, was := e.sets[s]
+		if now := s.m.matches(&e.view); now != was {
+			if now {
+				c.join(s, e)
+			} else {
+				c.leave(s, e)
+			}
+		}
+	}
+	if e.prog {
+		for p := range c.polIdx.candidates(changed, saChanged) {
+			c.setPolicyMatch(p, e, c.policyMatches(p, e))
+		}
+	}
+}
+
+func (c *Calculator) policyMatches(p *policyEntry, e *wepEntry) bool {
+	return p.m != nil && (p.ns == "" || p.ns == e.w.Namespace) && p.m.matches(&e.view)
+}
+
+func (c *Calculator) setPolicyMatch(p *policyEntry, e *wepEntry, match bool) {
+	if _, had := p.matched[e]; had == match {
+		return
+	}
+	if match {
+		p.matched[e] = struct{}{}
+		e.pols[p] = struct{}{}
+	} else {
+		delete(p.matched, e)
+		delete(e.pols, p)
+	}
+	e.outStale, c.endpointsDirty = true, true
+	c.setActive(&p.chainEntry, len(p.matched) > 0)
+}
+
+// attachLocal makes a programmable local endpoint take part in policies and
+// profiles.
+func (c *Calculator) attachLocal(e *wepEntry) {
+	if !programmable(e.w, c.node) {
+		return
+	}
+	e.prog = true
+	c.local[e] = struct{}{}
+	e.outStale = true
+	c.orderDirty, c.endpointsDirty, c.routesDirty = true, true, true
+	for _, p := range c.policies {
+		if c.policyMatches(p, e) {
+			c.setPolicyMatch(p, e, true)
+		}
+	}
+	for _, n := range distinct(e.w.Spec.Profiles) {
+		pe := c.profiles[n]
+		pe.progUsers++
+		c.setActive(&pe.chainEntry, pe.exists && pe.progUsers > 0)
+	}
+}
+
+func (c *Calculator) detachLocal(e *wepEntry) {
+	if !e.prog {
+		return
+	}
+	e.prog = false
+	delete(c.local, e)
+	c.orderDirty, c.endpointsDirty, c.routesDirty = true, true, true
+	for p := range e.pols {
+		c.setPolicyMatch(p, e, false)
+	}
+	for _, n := range distinct(e.w.Spec.Profiles) {
+		pe := c.profiles[n]
+		pe.progUsers--
+		c.setActive(&pe.chainEntry, pe.exists && pe.progUsers > 0)
+	}
+}
+
+// ---- profiles ----
+
+// UpsertProfile adds or replaces a profile.
+func (c *Calculator) UpsertProfile(p *api.Profile) {
+	pe := c.profileEntry(p.Name)
+	sink, used := newSink()
+	chain := translateChain(selector.Parse, pe.chain.ID, p.Spec.Ingress, p.Spec.Egress, "", true, true, sink)
+	labelsChanged := !pe.exists || !maps.Equal(pe.labels, p.Spec.LabelsToApply)
+	if pe.exists && !labelsChanged && reflect.DeepEqual(pe.chain, chain) && sameSets(pe.sets, used) {
+		return
+	}
+	c.touch()
+	created := !pe.exists
+	pe.exists = true
+	pe.labels = maps.Clone(p.Spec.LabelsToApply)
+	c.setChain(&pe.chainEntry, chain, used)
+	c.profileUsersChanged(pe, created, labelsChanged)
+}
+
+// DeleteProfile removes a profile; its endpoints lose its labels and rules.
+func (c *Calculator) DeleteProfile(name string) {
+	pe := c.profiles[name]
+	if pe == nil || !pe.exists {
+		return
+	}
+	c.touch()
+	pe.exists = false
+	hadLabels := len(pe.labels) > 0
+	pe.labels = nil
+	c.setChain(&pe.chainEntry, dataplane.PolicyChain{ID: pe.chain.ID}, nil)
+	c.profileUsersChanged(pe, true, hadLabels)
+	c.maybeDropProfile(pe)
+}
+
+// profileUsersChanged follows a profile appearing, disappearing or changing
+// its labels through to the endpoints naming it.
+func (c *Calculator) profileUsersChanged(pe *profileEntry, existenceChanged, labelsChanged bool) {
+	if existenceChanged {
+		for e := range pe.users {
+			if e.prog {
+				e.outStale, c.endpointsDirty = true, true
+			}
+		}
+	}
+	c.setActive(&pe.chainEntry, pe.exists && pe.progUsers > 0)
+	if labelsChanged {
+		for e := range pe.users {
+			c.relabel(e, false)
+		}
+	}
+}
+
+func sameSets(have []*setEntry, want map[string]*matcher) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for _, s := range have {
+		if _, ok := want[s.id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- policies ----
+
+// UpsertGlobalNetworkPolicy adds or replaces a GlobalNetworkPolicy.
+func (c *Calculator) UpsertGlobalNetworkPolicy(p *api.GlobalNetworkPolicy) {
+	c.upsertPolicy(gnpChainID(p.Name), "", p.Name, &p.Spec)
+}
+
+// DeleteGlobalNetworkPolicy removes a GlobalNetworkPolicy.
+func (c *Calculator) DeleteGlobalNetworkPolicy(name string) {
+	c.deletePolicy(gnpChainID(name))
+}
+
+// UpsertNetworkPolicy adds or replaces a NetworkPolicy.
+func (c *Calculator) UpsertNetworkPolicy(p *api.NetworkPolicy) {
+	c.upsertPolicy(npChainID(p.Namespace, p.Name), p.Namespace, p.Namespace+"/"+p.Name, &p.Spec)
+}
+
+// DeleteNetworkPolicy removes a NetworkPolicy.
+func (c *Calculator) DeleteNetworkPolicy(namespace, name string) {
+	c.deletePolicy(npChainID(namespace, name))
+}
+
+func matcherKey(m *matcher) (string, bool) {
+	if m == nil {
+		return "", false
+	}
+	return m.key, true
+}
+
+func (c *Calculator) upsertPolicy(id, ns, sortKey string, spec *api.PolicySpec) {
+	meta := newPolMeta(id, sortKey, spec)
+	m, err := policyMatcher(selector.Parse, ns, spec)
+	if err != nil {
+		m = nil
+	}
+	sink, used := newSink()
+	chain := translateChain(selector.Parse, id, spec.Ingress, spec.Egress, ns, meta.ingress, meta.egress, sink)
+
+	pe := c.policies[id]
+	isNew := pe == nil
+	if !isNew {
+		ok, oOK := matcherKey(pe.m)
+		nk, nOK := matcherKey(m)
+		if pe.meta == meta && oOK == nOK && ok == nk && reflect.DeepEqual(pe.chain, chain) && sameSets(pe.sets, used) {
+			return
+		}
+	}
+	c.touch()
+	if isNew {
+		pe = &policyEntry{ns: ns, matched: map[*wepEntry]struct{}{}}
+		pe.chain.ID = id
+		c.policies[id] = pe
+	}
+	metaChanged := pe.meta != meta
+	pe.meta = meta
+	c.setChain(&pe.chainEntry, chain, used)
+
+	oldKey, oldOK := matcherKey(pe.m)
+	newKey, newOK := matcherKey(m)
+	if isNew || oldOK != newOK || oldKey != newKey {
+		if pe.m != nil {
+			c.polIdx.remove(pe, pe.m)
+		}
+		pe.m = m
+		if m != nil {
+			c.polIdx.add(pe, m)
+		}
+		for e := range c.local {
+			c.setPolicyMatch(pe, e, c.policyMatches(pe, e))
+		}
+	}
+	if metaChanged {
+		for e := range pe.matched {
+			e.outStale, c.endpointsDirty = true, true
+		}
+	}
+}
+
+func (c *Calculator) deletePolicy(id string) {
+	pe := c.policies[id]
+	if pe == nil {
+		return
+	}
+	c.touch()
+	for e := range pe.matched {
+		c.setPolicyMatch(pe, e, false)
+	}
+	if pe.m != nil {
+		c.polIdx.remove(pe, pe.m)
+	}
+	c.setChain(&pe.chainEntry, dataplane.PolicyChain{ID: id}, nil)
+	delete(c.policies, id)
+}
+
+// ---- pools, blocks, nodes, Felix ----
+
+func relevantPool(p *api.IPPool) *api.IPPool {
+	c := &api.IPPool{}
+	c.Name = p.Name
+	c.Spec = api.IPPoolSpec{CIDR: p.Spec.CIDR, VXLANMode: p.Spec.VXLANMode, NATOutgoing: p.Spec.NATOutgoing, Disabled: p.Spec.Disabled}
+	return c
+}
+
+// UpsertIPPool adds or replaces an IP pool.
+func (c *Calculator) UpsertIPPool(p *api.IPPool) {
+	np := relevantPool(p)
+	if old := c.pools[np.Name]; old != nil && reflect.DeepEqual(old, np) {
+		return
+	}
+	c.touch()
+	c.pools[np.Name] = np
+	c.routesDirty, c.natDirty = true, true
+}
+
+// DeleteIPPool removes an IP pool.
+func (c *Calculator) DeleteIPPool(name string) {
+	if _, ok := c.pools[name]; !ok {
+		return
+	}
+	c.touch()
+	delete(c.pools, name)
+	c.routesDirty, c.natDirty = true, true
+}
+
+// SetBlocks replaces every IPAM block.
+func (c *Calculator) SetBlocks(blocks []Block) {
+	nb := make(map[netip.Prefix]Block, len(blocks))
+	for _, b := range blocks {
+		nb[b.CIDR.Masked()] = Block{CIDR: b.CIDR.Masked(), Node: b.Node}
+	}
+	if maps.Equal(nb, c.blocks) {
+		return
+	}
+	c.touch()
+	c.blocks = nb
+	c.routesDirty = true
+}
+
+// UpsertBlock adds or replaces the IPAM block b.CIDR.
+func (c *Calculator) UpsertBlock(b Block) {
+	b = Block{CIDR: b.CIDR.Masked(), Node: b.Node}
+	if old, ok := c.blocks[b.CIDR]; ok && old == b {
+		return
+	}
+	c.touch()
+	c.blocks[b.CIDR] = b
+	c.routesDirty = true
+}
+
+// DeleteBlock removes the IPAM block cidr.
+func (c *Calculator) DeleteBlock(cidr netip.Prefix) {
+	cidr = cidr.Masked()
+	if _, ok := c.blocks[cidr]; !ok {
+		return
+	}
+	c.touch()
+	delete(c.blocks, cidr)
+	c.routesDirty = true
+}
+
+func relevantNode(n *api.Node) *api.Node {
+	c := &api.Node{}
+	c.Name = n.Name
+	c.Spec.IPv4VXLANTunnelAddr = n.Spec.IPv4VXLANTunnelAddr
+	c.Spec.VXLANTunnelMACAddr = n.Spec.VXLANTunnelMACAddr
+	c.Spec.Addresses = slices.Clone(n.Spec.Addresses)
+	if n.Spec.BGP != nil {
+		c.Spec.BGP = &api.NodeBGPSpec{IPv4Address: n.Spec.BGP.IPv4Address}
+	}
+	return c
+}
+
+// UpsertNode adds or replaces a Node.
+func (c *Calculator) UpsertNode(n *api.Node) {
+	nn := relevantNode(n)
+	if old := c.nodes[nn.Name]; old != nil && reflect.DeepEqual(old, nn) {
+		return
+	}
+	c.touch()
+	c.nodes[nn.Name] = nn
+	c.routesDirty = true
+}
+
+// DeleteNode removes a Node.
+func (c *Calculator) DeleteNode(name string) {
+	if _, ok := c.nodes[name]; !ok {
+		return
+	}
+	c.touch()
+	delete(c.nodes, name)
+	c.routesDirty = true
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func relevantFelix(f *api.FelixConfigurationSpec) *api.FelixConfigurationSpec {
+	if f == nil {
+		return nil
+	}
+	return &api.FelixConfigurationSpec{
+		DefaultEndpointToHostAction: f.DefaultEndpointToHostAction,
+		InterfacePrefix:             f.InterfacePrefix,
+		VXLANEnabled:                clonePtr(f.VXLANEnabled),
+		VXLANPort:                   clonePtr(f.VXLANPort),
+		VXLANVNI:                    clonePtr(f.VXLANVNI),
+		VXLANMTU:                    clonePtr(f.VXLANMTU),
+	}
+}
+
+// SetFelix sets the merged FelixConfiguration (nil: defaults).
+func (c *Calculator) SetFelix(f *api.FelixConfigurationSpec) {
+	nf := relevantFelix(f)
+	if reflect.DeepEqual(nf, c.felix) {
+		return
+	}
+	c.touch()
+	c.felix = nf
+	c.routesDirty, c.hostDirty = true, true
+}
+
+// SetHostMTU sets the MTU of this host's uplink (0: unknown).
+func (c *Calculator) SetHostMTU(mtu int) {
+	if mtu == c.hostMTU {
+		return
+	}
+	c.touch()
+	c.hostMTU = mtu
+	c.routesDirty = true
+}
+
+// ---- output ----
+
+// Desired returns the desired dataplane for the current state. It is cheap
+// when little changed, and returns the same pointer when nothing did. The
+// result is shared and read-only.
+func (c *Calculator) Desired() *dataplane.Desired {
+	if !c.dirty && c.last != nil {
+		return c.last
+	}
+	d := &dataplane.Desired{}
+	if c.last != nil {
+		*d = *c.last
+	}
+	if c.orderDirty {
+		c.order = c.order[:0]
+		for e := range c.local {
+			c.order = append(c.order, e)
+		}
+		slices.SortFunc(c.order, func(a, b *wepEntry) int {
+			if x := strings.Compare(a.w.Spec.InterfaceName, b.w.Spec.InterfaceName); x != 0 {
+				return x
+			}
+			return strings.Compare(wepID(a.w), wepID(b.w))
+		})
+	}
+	if c.endpointsDirty || c.orderDirty {
+		var eps []dataplane.Endpoint
+		for _, e := range c.order {
+			if e.outStale {
+				e.out = c.buildOut(e)
+				e.outStale = false
+			}
+			eps = append(eps, e.out)
+		}
+		d.Endpoints = eps
+	}
+	if c.chainOrderDirty {
+		c.chainOrder = c.chainOrder[:0]
+		for _, p := range c.policies {
+			if p.active {
+				c.chainOrder = append(c.chainOrder, &p.chainEntry)
+			}
+		}
+		for _, p := range c.profiles {
+			if p.active {
+				c.chainOrder = append(c.chainOrder, &p.chainEntry)
+			}
+		}
+		slices.SortFunc(c.chainOrder, func(a, b *chainEntry) int { return strings.Compare(a.chain.ID, b.chain.ID) })
+	}
+	if c.chainsDirty || c.chainOrderDirty {
+		var chains []dataplane.PolicyChain
+		for _, ce := range c.chainOrder {
+			chains = append(chains, ce.chain)
+		}
+		d.Chains = chains
+	}
+	if c.setOrderDirty {
+		c.setOrder = c.setOrder[:0]
+		for _, s := range c.sets {
+			if s.active > 0 {
+				c.setOrder = append(c.setOrder, s)
+			}
+		}
+		slices.SortFunc(c.setOrder, func(a, b *setEntry) int { return strings.Compare(a.id, b.id) })
+	}
+	if c.setsDirty || c.setOrderDirty {
+		var sets []dataplane.IPSet
+		for _, s := range c.setOrder {
+			sets = append(sets, dataplane.IPSet{ID: s.id, Selector: s.m.key, Members: s.sortedMembers()})
+		}
+		d.Sets = sets
+	}
+	if c.routesDirty {
+		d.Routes, d.VXLAN = computeRoutes(c.routeInput())
+	}
+	if c.natDirty {
+		d.NAT = computeNAT(c.poolList())
+	}
+	if c.hostDirty {
+		d.Host = computeHost(c.felix)
+	}
+	c.last = d
+	c.dirty = false
+	c.endpointsDirty, c.orderDirty, c.chainsDirty, c.chainOrderDirty = false, false, false, false
+	c.setsDirty, c.setOrderDirty, c.routesDirty, c.natDirty, c.hostDirty = false, false, false, false, false
+	return d
+}
+
+func (c *Calculator) buildOut(e *wepEntry) dataplane.Endpoint {
+	pols := make([]*polMeta, 0, len(e.pols))
+	for p := range e.pols {
+		pols = append(pols, &p.meta)
+	}
+	slices.SortFunc(pols, comparePolMeta)
+	return buildEndpoint(e.w, e.addrs, pols, endpointProfiles(e.w.Spec.Profiles, c.profileExists))
+}
+
+func (c *Calculator) poolList() []*api.IPPool {
+	out := make([]*api.IPPool, 0, len(c.pools))
+	for _, name := range sortedKeys(c.pools) {
+		out = append(out, c.pools[name])
+	}
+	return out
+}
+
+func (c *Calculator) routeInput() *routeInput {
+	in := &routeInput{
+		node:    c.node,
+		blocks:  mapValues(c.blocks),
+		pools:   c.poolList(),
+		nodes:   c.nodes,
+		felix:   c.felix,
+		hostMTU: c.hostMTU,
+		remote: func(yield func(string, []netip.Prefix)) {
+			for _, e := range c.weps {
+				if e.w.Spec.Node != c.node {
+					yield(e.w.Spec.Node, e.addrs)
+				}
+			}
+		},
+	}
+	for _, e := range c.order {
+		in.local = append(in.local, routeLocalEP{iface: e.w.Spec.InterfaceName, addrs: e.addrs})
+	}
+	return in
+}

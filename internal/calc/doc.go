@@ -1,0 +1,58 @@
+// Package calc turns datastore state into dataplane.Desired for one host: the
+// reference function Compute (stateless, from a whole Snapshot) and Calculator
+// (stateful, fed one change at a time, same answer, cheap per change).
+//
+// Semantics follow Calico's (projectcalico.org/v3 as Felix applies it):
+//
+//   - Endpoint labels: the labelsToApply of its existing profiles (when two
+//     profiles set a key, the earlier profile in spec.profiles wins), then its
+//     own metadata.labels, then projectcalico.org/namespace,
+//     projectcalico.org/orchestrator and (if set) projectcalico.org/serviceaccount,
+//     which always win.
+//   - Policies of a local endpoint: GlobalNetworkPolicies and the
+//     NetworkPolicies of its namespace whose selector matches (empty = all()),
+//     sorted by order (missing = +Inf) then by name, where a NetworkPolicy's
+//     name for this purpose is "<namespace>/<name>" (what Felix compares).
+//     A policy applies in the directions listed in types; with no
+//     recognised types, Calico's defaulting applies (Ingress, or Egress if it
+//     has only egress rules, or both if it has both).
+//   - Rule selectors in a NetworkPolicy are confined to its namespace as
+//     soon as the side uses selector, notSelector or namespaceSelector:
+//     selector S becomes (projectcalico.org/namespace == 'N') && (S); a side
+//     with only notSelector gets the positive set
+//     projectcalico.org/namespace == 'N'; notSelector itself is not confined.
+//     A namespaceSelector replaces the namespace confinement; it is evaluated
+//     against the namespace's labels, which here are only
+//     projectcalico.org/name = <namespace> (there are no Namespace
+//     resources); namespaceSelector global() selects no workload endpoint.
+//     A serviceAccountSelector is evaluated against
+//     projectcalico.org/name = <serviceAccountName>.
+//   - Every selector used by a rule becomes one IPSet of the addresses of all
+//     matching endpoints on every host. The set ID is "s-" plus the first 16
+//     hex digits of the SHA-256 of the canonical selector text, so equal
+//     selectors share a set.
+//
+// Rule invariants a driver may rely on:
+//   - A rule whose Src/Dst Nets or NotNets is non-empty, or that has ICMP or
+//     NotICMP, has IPVersion 4 or 6, and all its prefixes are of that family.
+//     A Calico rule whose nets mix families is emitted as a v4 rule followed
+//     by a v6 rule; a rule that cannot match any family (ipVersion 4 with only
+//     IPv6 nets, protocol ICMP with ipVersion 6) is left out.
+//   - Protocol ICMP implies IPVersion 4, ICMPv6 implies 6.
+//   - Named ports (ports: ["http"]) are not supported by this dataplane: a
+//     named port matches no packet, so a ports list of only named ports drops
+//     the rule and named entries of notPorts are ignored. Rules using http,
+//     serviceAccounts or services (refused by validation) are left out.
+//
+// Routes: a scope-link route per local endpoint address, a blackhole per IPAM
+// block affine to this host, and when VXLAN is on, routes over vxlan.calico
+// to blocks affine to other hosts (and to their borrowed addresses, found
+// from their workload endpoints) for pools with vxlanMode Always, or
+// CrossSubnet when the other host's IPv4 address is outside this host's
+// subnet. BGP-learned routes are merged in by the agent.
+//
+// Invariants: the package is pure (no I/O, no clock, no goroutines, no
+// globals that change); every output slice is sorted; empty slices are nil;
+// Compute(snapshot) equals Calculator.Desired() for the same state. A Desired
+// returned by either is shared, read-only data: callers must not modify it.
+package calc

@@ -1,0 +1,620 @@
+package calc
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/selector"
+)
+
+// This file holds the semantics shared by Compute and Calculator: what an
+// endpoint looks like to selectors, which selector a policy or rule means,
+// how a rule is translated and how an Endpoint is assembled. Keeping them in
+// one place is what makes the two agree; they differ only in how they find
+// which endpoints match what.
+
+// Labels Calico adds to every workload endpoint (libcalico-go apiv3.Label*).
+const (
+	labelNamespace      = "projectcalico.org/namespace"
+	labelOrchestrator   = "projectcalico.org/orchestrator"
+	labelServiceAccount = "projectcalico.org/serviceaccount"
+	// labelName is the label a Namespace or ServiceAccount carries with its
+	// own name; namespaceSelector and serviceAccountSelector see it.
+	labelName = "projectcalico.org/name"
+)
+
+// Chain ID prefixes (see dataplane.PolicyChain.ID).
+const (
+	gnpPrefix     = "gnp:"
+	policyPrefix  = "policy:"
+	profilePrefix = "profile:"
+)
+
+func gnpChainID(name string) string        { return gnpPrefix + name }
+func npChainID(ns, name string) string     { return policyPrefix + ns + "/" + name }
+func profileChainID(name string) string    { return profilePrefix + name }
+func wepID(w *api.WorkloadEndpoint) string { return w.Namespace + "/" + w.Name }
+func isBlank(s string) bool                { return strings.TrimSpace(s) == "" }
+
+// setIDFor derives a set's ID from its matcher key.
+func setIDFor(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "s-" + hex.EncodeToString(h[:8])
+}
+
+// quoteLabelValue quotes a label value for selector text.
+func quoteLabelValue(v string) string {
+	if strings.Contains(v, "'") {
+		return `"` + v + `"`
+	}
+	return "'" + v + "'"
+}
+
+// comparePrefix orders prefixes by address, then by length (the order of
+// dataplane.Desired's sorted prefix slices).
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+// ---- What selectors see of an endpoint ----
+
+// epView is an endpoint as selectors see it.
+type epView struct {
+	labels   map[string]string // effective labels
+	nsLabels map[string]string // labels of its namespace
+	saLabels map[string]string // labels of its service account (nil: none)
+}
+
+// profileLabels looks up the labelsToApply of an existing profile.
+type profileLabels func(name string) (map[string]string, bool)
+
+// endpointLabels computes an endpoint's effective labels: profile
+// labelsToApply (earlier profiles win), then its own labels, then the labels
+// Calico itself sets, which win over both.
+func endpointLabels(w *api.WorkloadEndpoint, lookup profileLabels) map[string]string {
+	out := make(map[string]string, len(w.Labels)+3)
+	for i := len(w.Spec.Profiles) - 1; i >= 0; i-- {
+		if pl, ok := lookup(w.Spec.Profiles[i]); ok {
+			for k, v := range pl {
+				out[k] = v
+			}
+		}
+	}
+	for k, v := range w.Labels {
+		out[k] = v
+	}
+	out[labelNamespace] = w.Namespace
+	if w.Spec.Orchestrator != "" {
+		out[labelOrchestrator] = w.Spec.Orchestrator
+	}
+	if w.Spec.ServiceAccountName != "" {
+		out[labelServiceAccount] = w.Spec.ServiceAccountName
+	}
+	return out
+}
+
+func newEPView(w *api.WorkloadEndpoint, labels map[string]string) epView {
+	v := epView{labels: labels, nsLabels: map[string]string{labelName: w.Namespace}}
+	if w.Spec.ServiceAccountName != "" {
+		v.saLabels = map[string]string{labelName: w.Spec.ServiceAccountName}
+	}
+	return v
+}
+
+// parseNets turns ipNetworks (CIDRs, or bare addresses) into sorted, masked,
+// de-duplicated prefixes; unparsable entries are skipped. nil when empty.
+func parseNets(nets []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range nets {
+		if p, ok := parsePrefixOrAddr(s); ok {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out)
+}
+
+func parsePrefixOrAddr(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+// ---- Selectors with Calico's extra conditions ----
+
+// matcher is a selector as a policy or rule means it: the label selector
+// plus, optionally, conditions on the endpoint's namespace and service
+// account. key is its canonical text and identifies it (and its IPSet).
+type matcher struct {
+	key  string
+	sel  *selector.Selector
+	ns   *selector.Selector // nil: no namespace condition
+	sa   *selector.Selector // nil: no service account condition
+	none bool               // namespaceSelector global(): no workload endpoint matches
+	keys []string           // label keys sel depends on
+}
+
+func (m *matcher) matches(v *epView) bool {
+	if m.none {
+		return false
+	}
+	if m.ns != nil && !m.ns.Evaluate(v.nsLabels) {
+		return false
+	}
+	if m.sa != nil && !m.sa.Evaluate(v.saLabels) {
+		return false
+	}
+	return m.sel.Evaluate(v.labels)
+}
+
+// usesSA reports whether the matcher depends on the service account name.
+func (m *matcher) usesSA() bool { return m.sa != nil }
+
+type parseFunc func(string) (*selector.Selector, error)
+
+// newMatcher builds a matcher from selector texts; nsSel and saSel are
+// ignored when blank.
+func newMatcher(parse parseFunc, sel, nsSel, saSel string) (*matcher, error) {
+	s, err := parse(sel)
+	if err != nil {
+		return nil, err
+	}
+	m := &matcher{sel: s, keys: s.LabelKeys()}
+	key := s.String()
+	if !isBlank(nsSel) {
+		if strings.TrimSpace(nsSel) == "global()" {
+			// Calico rewrites global() to !has(projectcalico.org/namespace):
+			// only non-namespaced endpoints, and workload endpoints always
+			// have a namespace.
+			m.none = true
+			key = joinKey(key, "namespaceSelector(global())")
+		} else {
+			ns, err := parse(nsSel)
+			if err != nil {
+				return nil, fmt.Errorf("namespaceSelector: %w", err)
+			}
+			m.ns = ns
+			key = joinKey(key, "namespaceSelector("+ns.String()+")")
+		}
+	}
+	if !isBlank(saSel) {
+		sa, err := parse(saSel)
+		if err != nil {
+			return nil, fmt.Errorf("serviceAccountSelector: %w", err)
+		}
+		m.sa = sa
+		key = joinKey(key, "serviceAccountSelector("+sa.String()+")")
+	}
+	m.key = key
+	return m, nil
+}
+
+func joinKey(sel, cond string) string {
+	if sel == "all()" {
+		return cond
+	}
+	if strings.Contains(sel, "||") {
+		sel = "(" + sel + ")"
+	}
+	return sel + " && " + cond
+}
+
+// scopeToNamespace confines sel to endpoints of namespace ns, as Calico does
+// for NetworkPolicy selectors.
+func scopeToNamespace(sel, ns string) string {
+	nsExpr := labelNamespace + " == " + quoteLabelValue(ns)
+	if isBlank(sel) {
+		return nsExpr
+	}
+	return "(" + nsExpr + ") && (" + sel + ")"
+}
+
+// policyMatcher is the selector of a policy: ns is "" for a
+// GlobalNetworkPolicy, else the NetworkPolicy's namespace.
+func policyMatcher(parse parseFunc, ns string, spec *api.PolicySpec) (*matcher, error) {
+	if ns != "" {
+		return newMatcher(parse, scopeToNamespace(spec.Selector, ns), "", spec.ServiceAccountSelector)
+	}
+	return newMatcher(parse, spec.Selector, spec.NamespaceSelector, spec.ServiceAccountSelector)
+}
+
+// sideMatchers returns the positive (selector) and negative (notSelector)
+// matchers of one side of a rule, nil where the side has none.
+func sideMatchers(parse parseFunc, er *api.EntityRule, ns string) (pos, neg *matcher, err error) {
+	hasSel, hasNot, hasNS := !isBlank(er.Selector), !isBlank(er.NotSelector), !isBlank(er.NamespaceSelector)
+	if hasSel || hasNot || hasNS {
+		switch {
+		case hasNS:
+			pos, err = newMatcher(parse, er.Selector, er.NamespaceSelector, "")
+		case ns != "":
+			pos, err = newMatcher(parse, scopeToNamespace(er.Selector, ns), "", "")
+		case hasSel:
+			pos, err = newMatcher(parse, er.Selector, "", "")
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if hasNot {
+		if neg, err = newMatcher(parse, er.NotSelector, "", ""); err != nil {
+			return nil, nil, err
+		}
+	}
+	return pos, neg, nil
+}
+
+// ---- Policies ----
+
+// polMeta is what ordering and direction need to know about a policy.
+type polMeta struct {
+	id      string  // chain ID
+	order   float64 // +Inf when unset
+	sortKey string  // name Felix compares: "name" (GNP) or "ns/name" (NP)
+	ingress bool
+	egress  bool
+}
+
+func comparePolMeta(a, b *polMeta) int {
+	if c := cmp.Compare(a.order, b.order); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.sortKey, b.sortKey); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+func newPolMeta(id, sortKey string, spec *api.PolicySpec) polMeta {
+	m := polMeta{id: id, sortKey: sortKey, order: math.Inf(1)}
+	if spec.Order != nil && !math.IsNaN(*spec.Order) {
+		m.order = *spec.Order
+	}
+	m.ingress, m.egress = policyDirections(spec)
+	return m
+}
+
+// policyDirections reads types, applying Calico's defaulting when none is
+// recognised: Ingress, Egress if the policy only has egress rules, both if
+// it has both.
+func policyDirections(spec *api.PolicySpec) (ingress, egress bool) {
+	for _, t := range spec.Types {
+		switch {
+		case strings.EqualFold(t, api.PolicyTypeIngress):
+			ingress = true
+		case strings.EqualFold(t, api.PolicyTypeEgress):
+			egress = true
+		}
+	}
+	if ingress || egress {
+		return ingress, egress
+	}
+	switch {
+	case len(spec.Egress) == 0:
+		return true, false
+	case len(spec.Ingress) == 0:
+		return false, true
+	default:
+		return true, true
+	}
+}
+
+// ---- Rules ----
+
+// setSink records a selector used by a rule and returns its set ID.
+type setSink func(m *matcher) string
+
+var protocolNumbers = map[string]uint8{
+	"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132, "udplite": 136,
+}
+
+const (
+	protoICMP   = 1
+	protoICMPv6 = 58
+)
+
+func protocolNumber(p *api.Protocol) (uint8, bool) {
+	if p.Number != nil {
+		return *p.Number, true
+	}
+	name := strings.TrimSpace(p.Name)
+	if n, ok := protocolNumbers[strings.ToLower(name)]; ok {
+		return n, true
+	}
+	// A number may also arrive as a string ("6").
+	if n, err := strconv.ParseUint(name, 10, 8); err == nil {
+		return uint8(n), true
+	}
+	return 0, false
+}
+
+func ruleAction(a string) (dataplane.Action, bool) {
+	switch {
+	case strings.EqualFold(a, api.ActionAllow):
+		return dataplane.Allow, true
+	case strings.EqualFold(a, api.ActionDeny):
+		return dataplane.Deny, true
+	case strings.EqualFold(a, api.ActionLog):
+		return dataplane.Log, true
+	case strings.EqualFold(a, api.ActionPass):
+		return dataplane.Pass, true
+	}
+	return "", false
+}
+
+func icmpMatch(f *api.ICMPFields) (*dataplane.ICMPMatch, bool) {
+	if f == nil || f.Type == nil {
+		return nil, true
+	}
+	if *f.Type < 0 || *f.Type > 255 {
+		return nil, false
+	}
+	m := &dataplane.ICMPMatch{Type: uint8(*f.Type)}
+	if f.Code != nil {
+		if *f.Code < 0 || *f.Code > 255 {
+			return nil, false
+		}
+		c := uint8(*f.Code)
+		m.Code = &c
+	}
+	return m, true
+}
+
+// portRanges converts ports; named ports match nothing, so they are dropped
+// (named reports whether any was).
+func portRanges(ps []api.Port) (out []dataplane.PortRange, named bool) {
+	for _, p := range ps {
+		if p.PortName != "" {
+			named = true
+			continue
+		}
+		out = append(out, dataplane.PortRange{First: p.MinPort, Last: p.MaxPort})
+	}
+	return out, named
+}
+
+// ruleSide is one side of a rule before it is split by IP family.
+type ruleSide struct {
+	nets, notNets   []netip.Prefix
+	sets, notSets   []string
+	ports           []dataplane.PortRange
+	notPorts        []dataplane.PortRange
+	portsImpossible bool // a ports list of only named ports: the rule never matches
+}
+
+func translateSide(parse parseFunc, er *api.EntityRule, ns string, sink setSink) (ruleSide, error) {
+	var s ruleSide
+	for _, n := range er.Nets {
+		if p, ok := parsePrefixOrAddr(n); ok {
+			s.nets = append(s.nets, p)
+		}
+	}
+	if len(er.Nets) > 0 && len(s.nets) == 0 {
+		return s, fmt.Errorf("no valid nets")
+	}
+	for _, n := range er.NotNets {
+		if p, ok := parsePrefixOrAddr(n); ok {
+			s.notNets = append(s.notNets, p)
+		}
+	}
+	pos, neg, err := sideMatchers(parse, er, ns)
+	if err != nil {
+		return s, err
+	}
+	if pos != nil {
+		s.sets = []string{sink(pos)}
+	}
+	if neg != nil {
+		s.notSets = []string{sink(neg)}
+	}
+	var named bool
+	s.ports, named = portRanges(er.Ports)
+	s.portsImpossible = named && len(s.ports) == 0
+	s.notPorts, _ = portRanges(er.NotPorts)
+	return s, nil
+}
+
+func filterFamily(ps []netip.Prefix, v int) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if (v == 4) == p.Addr().Is4() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (s *ruleSide) forFamily(v int) (dataplane.Match, bool) {
+	m := dataplane.Match{
+		Sets: s.sets, NotSets: s.notSets, Ports: s.ports, NotPorts: s.notPorts,
+	}
+	if v != 0 {
+		m.Nets = filterFamily(s.nets, v)
+		if len(s.nets) > 0 && len(m.Nets) == 0 {
+			return m, false
+		}
+		m.NotNets = filterFamily(s.notNets, v)
+	}
+	return m, true
+}
+
+func (s *ruleSide) hasNets() bool { return len(s.nets) > 0 || len(s.notNets) > 0 }
+
+// translateRules converts Calico rules of a policy or profile in namespace ns
+// ("" for global ones) into dataplane rules, reporting the selectors they use
+// to sink. Rules that can never match are left out (see doc.go).
+func translateRules(parse parseFunc, rules []api.Rule, ns string, sink setSink) []dataplane.Rule {
+	var out []dataplane.Rule
+	for i := range rules {
+		out = appendRule(out, parse, &rules[i], ns, sink)
+	}
+	return out
+}
+
+func appendRule(out []dataplane.Rule, parse parseFunc, r *api.Rule, ns string, sink setSink) []dataplane.Rule {
+	if r.HTTP != nil || r.Source.ServiceAccounts != nil || r.Destination.ServiceAccounts != nil ||
+		r.Source.Services != nil || r.Destination.Services != nil {
+		return out
+	}
+	action, ok := ruleAction(r.Action)
+	if !ok {
+		return out
+	}
+	v4, v6 := true, true
+	if r.IPVersion != nil {
+		switch *r.IPVersion {
+		case 4:
+			v6 = false
+		case 6:
+			v4 = false
+		default:
+			return out
+		}
+	}
+	base := dataplane.Rule{Action: action}
+	if r.Protocol != nil {
+		n, ok := protocolNumber(r.Protocol)
+		if !ok {
+			return out
+		}
+		base.Protocol = &n
+		switch n {
+		case protoICMP:
+			v6 = false
+		case protoICMPv6:
+			v4 = false
+		}
+	}
+	if r.NotProtocol != nil {
+		n, ok := protocolNumber(r.NotProtocol)
+		if !ok {
+			return out
+		}
+		base.NotProtocol = &n
+	}
+	if base.ICMP, ok = icmpMatch(r.ICMP); !ok {
+		return out
+	}
+	if base.NotICMP, ok = icmpMatch(r.NotICMP); !ok {
+		return out
+	}
+	// Selectors are recorded only for rules that survive, so that a set is
+	// never referenced by nothing: collect them first, hand them over last.
+	var pending []*matcher
+	collect := func(m *matcher) string { pending = append(pending, m); return setIDFor(m.key) }
+	src, err := translateSide(parse, &r.Source, ns, collect)
+	if err != nil || src.portsImpossible {
+		return out
+	}
+	dst, err := translateSide(parse, &r.Destination, ns, collect)
+	if err != nil || dst.portsImpossible {
+		return out
+	}
+	split := src.hasNets() || dst.hasNets() || base.ICMP != nil || base.NotICMP != nil
+	var families []int
+	switch {
+	case !v4 && !v6:
+		return out
+	case v4 && v6 && !split:
+		families = []int{0}
+	case v4 && v6:
+		families = []int{4, 6}
+	case v4:
+		families = []int{4}
+	default:
+		families = []int{6}
+	}
+	emitted := false
+	for _, v := range families {
+		rule := base
+		rule.IPVersion = v
+		var okS, okD bool
+		if rule.Src, okS = src.forFamily(v); !okS {
+			continue
+		}
+		if rule.Dst, okD = dst.forFamily(v); !okD {
+			continue
+		}
+		out = append(out, rule)
+		emitted = true
+	}
+	if emitted {
+		for _, m := range pending {
+			sink(m)
+		}
+	}
+	return out
+}
+
+// translateChain builds the chain of a policy (only the directions it
+// applies in) or a profile (both).
+func translateChain(parse parseFunc, id string, ingress, egress []api.Rule, ns string, useIn, useEg bool, sink setSink) dataplane.PolicyChain {
+	c := dataplane.PolicyChain{ID: id}
+	if useIn {
+		c.Ingress = translateRules(parse, ingress, ns, sink)
+	}
+	if useEg {
+		c.Egress = translateRules(parse, egress, ns, sink)
+	}
+	return c
+}
+
+// ---- Endpoints ----
+
+// buildEndpoint assembles a local endpoint from its policies (sorted by
+// comparePolMeta) and the chain IDs of its existing profiles.
+func buildEndpoint(w *api.WorkloadEndpoint, addrs []netip.Prefix, pols []*polMeta, profiles []string) dataplane.Endpoint {
+	e := dataplane.Endpoint{
+		ID:       wepID(w),
+		Iface:    w.Spec.InterfaceName,
+		MAC:      w.Spec.MAC,
+		Addrs:    addrs,
+		Profiles: profiles,
+	}
+	for _, p := range pols {
+		if p.ingress {
+			e.IngressPolicies = append(e.IngressPolicies, p.id)
+		}
+		if p.egress {
+			e.EgressPolicies = append(e.EgressPolicies, p.id)
+		}
+	}
+	return e
+}
+
+// endpointProfiles lists the chain IDs of the endpoint's profiles that
+// exist, in order, without repeats.
+func endpointProfiles(names []string, exists func(string) bool) []string {
+	var out []string
+	for i, n := range names {
+		if !exists(n) || slices.Contains(names[:i], n) {
+			continue
+		}
+		out = append(out, profileChainID(n))
+	}
+	return out
+}
+
+func compareEndpoint(a, b *dataplane.Endpoint) int {
+	if c := strings.Compare(a.Iface, b.Iface); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}

@@ -1,0 +1,36 @@
+package calc
+
+import (
+	"net/netip"
+
+	"github.com/calico-docker/calico/internal/api"
+)
+
+// Snapshot is the whole datastore state Compute needs, as seen from one host.
+// Inputs are assumed validated and defaulted by package api; where two items
+// share a key (namespace/name, name, block CIDR) the later one wins.
+type Snapshot struct {
+	// Node is this host's name: endpoints with spec.node == Node are local.
+	Node string
+	// WorkloadEndpoints of every host: remote ones fill selector sets.
+	WorkloadEndpoints     []api.WorkloadEndpoint
+	Profiles              []api.Profile
+	NetworkPolicies       []api.NetworkPolicy
+	GlobalNetworkPolicies []api.GlobalNetworkPolicy
+	IPPools               []api.IPPool
+	// Blocks are the IPAM blocks and the host each is affine to.
+	Blocks []Block
+	Nodes  []api.Node
+	// Felix is the merged FelixConfiguration (global, then this node's); nil
+	// means all defaults.
+	Felix *api.FelixConfigurationSpec
+	// HostMTU is the MTU of this host's uplink, if known (0 = unknown); the
+	// VXLAN device gets HostMTU-50 unless FelixConfiguration sets vxlanMTU.
+	HostMTU int
+}
+
+// Block is one IPAM block and the host it is affine to ("" when none).
+type Block struct {
+	CIDR netip.Prefix
+	Node string
+}
