@@ -1,0 +1,897 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/ipam"
+)
+
+// The resource commands follow calicoctl: apply, create, replace, delete,
+// get and validate, on projectcalico.org/v3 manifests. Every write is all or
+// nothing: the whole manifest is decoded, defaulted and validated before the
+// datastore is contacted, then every change goes into one transaction whose
+// conditions (key absent, or mod revision unchanged since it was read) make
+// a concurrent writer fail it rather than interleave with it.
+
+func init() {
+	register(func() *cobra.Command { return newWriteCmd(modeApply) })
+	register(func() *cobra.Command { return newWriteCmd(modeCreate) })
+	register(func() *cobra.Command { return newWriteCmd(modeReplace) })
+	register(newDeleteCmd)
+	register(newGetCmd)
+	register(newValidateCmd)
+}
+
+type writeMode int
+
+const (
+	modeApply writeMode = iota
+	modeCreate
+	modeReplace
+)
+
+func (m writeMode) verb() string { return [...]string{"apply", "create", "replace"}[m] }
+func (m writeMode) past() string { return [...]string{"applied", "created", "replaced"}[m] }
+
+// listThreshold: with more resources of one kind than this in a manifest,
+// the current state of the kind is read with one List instead of a Get each.
+const listThreshold = 8
+
+// readManifest reads -f FILE, or standard input for "-".
+func readManifest(cmd *cobra.Command, file string) ([]byte, error) {
+	if file == "" {
+		return nil, errors.New("a manifest is required: -f FILE, or -f - for standard input")
+	}
+	if file == "-" {
+		data, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return nil, fmt.Errorf("read standard input: %w", err)
+		}
+		return data, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	return data, nil
+}
+
+func newWriteCmd(mode writeMode) *cobra.Command {
+	var file string
+	var skipExists bool
+	short := map[writeMode]string{
+		modeApply:   "Create or update resources from a manifest",
+		modeCreate:  "Create resources from a manifest (fails if any exists)",
+		modeReplace: "Replace existing resources from a manifest (fails if any is missing)",
+	}[mode]
+	cmd := &cobra.Command{
+		Use:   mode.verb() + " -f FILE",
+		Short: short,
+		Long: short + `.
+
+The manifest is YAML (documents separated by "---") or JSON, and may hold a
+List or <Kind>List. Every document is validated first; then all changes are
+written in one transaction, so either all of them take effect or none does.
+A resource that carries metadata.resourceVersion is only written if it still
+has that version in the datastore.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", `manifest to read ("-" for standard input)`)
+	if mode == modeCreate {
+		cmd.Flags().BoolVar(&skipExists, "skip-exists", false, "skip resources that already exist instead of failing")
+	}
+	cfg := addDatastoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		data, err := readManifest(cmd, file)
+		if err != nil {
+			return err
+		}
+		docs, err := api.DecodeAndValidate(data)
+		if err != nil {
+			return err
+		}
+		st, err := openStore(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		res, err := writeResources(cmd.Context(), st, docs, mode, skipExists)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), res.summary(mode.past()))
+		return nil
+	}
+	return cmd
+}
+
+// result counts what a write or delete did, for the summary line.
+type result struct {
+	kinds   map[string]bool
+	handled int
+	skipped int
+}
+
+func (r *result) add(kind string) {
+	if r.kinds == nil {
+		r.kinds = map[string]bool{}
+	}
+	r.kinds[kind] = true
+	r.handled++
+}
+
+// summary prints calicoctl's line: "Successfully applied 3 'NetworkPolicy'
+// resource(s)" when one kind was involved, without the kind otherwise.
+func (r *result) summary(past string) string {
+	var s string
+	if len(r.kinds) == 1 {
+		for k := range r.kinds {
+			s = fmt.Sprintf("Successfully %s %d '%s' resource(s)", past, r.handled, k)
+		}
+	} else {
+		s = fmt.Sprintf("Successfully %s %d resource(s)", past, r.handled)
+	}
+	if r.skipped > 0 {
+		s += fmt.Sprintf(" (%d skipped)", r.skipped)
+	}
+	return s
+}
+
+// keyOf is the datastore key of a resource.
+func keyOf(r api.Resource) string {
+	m := r.GetObjectMeta()
+	return datastore.ResourceKey(api.Info(r).Plural, m.Namespace, m.Name)
+}
+
+// readCurrent reads the stored state of the given keys of one kind: a List
+// of the kind when there are many, else a Get each. Missing keys are absent
+// from the map.
+func readCurrent(ctx context.Context, st datastore.Store, plural string, keys []string, forceList bool) (map[string]datastore.KV, error) {
+	cur := make(map[string]datastore.KV, len(keys))
+	if forceList || len(keys) > listThreshold {
+		kvs, _, err := st.List(ctx, datastore.ResourcePrefix(plural))
+		if err != nil {
+			return nil, err
+		}
+		want := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			want[k] = true
+		}
+		for _, kv := range kvs {
+			if want[kv.Key] || forceList {
+				cur[kv.Key] = kv
+			}
+		}
+		return cur, nil
+	}
+	for _, k := range keys {
+		kv, err := st.Get(ctx, k)
+		switch {
+		case errors.Is(err, datastore.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			cur[k] = kv
+		}
+	}
+	return cur, nil
+}
+
+// readAll reads the stored state of every key the documents name, grouped
+// by kind. IPPools are always listed whole: new pools are checked against
+// every existing one for overlap.
+func readAll(ctx context.Context, st datastore.Store, docs []api.Document) (map[string]datastore.KV, error) {
+	byPlural := map[string][]string{}
+	var order []string
+	for _, d := range docs {
+		p := api.Info(d.Resource).Plural
+		if _, ok := byPlural[p]; !ok {
+			order = append(order, p)
+		}
+		byPlural[p] = append(byPlural[p], keyOf(d.Resource))
+	}
+	all := map[string]datastore.KV{}
+	for _, p := range order {
+		cur, err := readCurrent(ctx, st, p, byPlural[p], p == "ippools")
+		if err != nil {
+			return nil, fmt.Errorf("read current state: %w", err)
+		}
+		for k, v := range cur {
+			all[k] = v
+		}
+	}
+	return all, nil
+}
+
+// checkDuplicates refuses a manifest that names one resource twice: the
+// transaction could not say which of the two wins.
+func checkDuplicates(docs []api.Document) error {
+	seen := map[string]api.Document{}
+	var problems []error
+	for _, d := range docs {
+		k := keyOf(d.Resource)
+		if first, dup := seen[k]; dup {
+			problems = append(problems, d.Error(fmt.Errorf("%s is also in document %d", api.Ident(d.Resource), first.Document)))
+			continue
+		}
+		seen[k] = d
+	}
+	return errors.Join(problems...)
+}
+
+// staleVersion reports whether the manifest names a resourceVersion that is
+// not the stored one.
+func staleVersion(d api.Document, cur datastore.KV, exists bool) error {
+	rv := d.Resource.GetObjectMeta().ResourceVersion
+	if rv == "" {
+		return nil
+	}
+	if !exists {
+		return d.Error(fmt.Errorf("%w: resourceVersion %s given but %s does not exist", datastore.ErrConflict, rv, api.Ident(d.Resource)))
+	}
+	if rv != strconv.FormatInt(cur.Revision, 10) {
+		return d.Error(fmt.Errorf("%w: resourceVersion %s, stored %d; get the resource again and retry", datastore.ErrConflict, rv, cur.Revision))
+	}
+	return nil
+}
+
+// newUID returns a random RFC 4122 version 4 UUID.
+func newUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// encodeStored is the value written to the datastore: the resource as JSON
+// without its resourceVersion, which is the key's mod revision instead.
+func encodeStored(r api.Resource) ([]byte, error) {
+	m := r.GetObjectMeta()
+	rv := m.ResourceVersion
+	m.ResourceVersion = ""
+	defer func() { m.ResourceVersion = rv }()
+	return json.Marshal(r)
+}
+
+// decodeStored reads a stored value of a known kind and sets its
+// resourceVersion from the key's revision.
+func decodeStored(ki api.KindInfo, kv datastore.KV) (api.Resource, error) {
+	r, err := api.Unmarshal(ki.Kind, kv.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kv.Key, err)
+	}
+	r.GetObjectMeta().ResourceVersion = strconv.FormatInt(kv.Revision, 10)
+	return r, nil
+}
+
+// writeResources applies validated documents in one transaction.
+func writeResources(ctx context.Context, st datastore.Store, docs []api.Document, mode writeMode, skipExists bool) (*result, error) {
+	if err := checkDuplicates(docs); err != nil {
+		return nil, err
+	}
+	cur, err := readAll(ctx, st, docs)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	res := &result{}
+	var ops []datastore.Op
+	var problems []error
+	var pools []api.IPPool // the pools as they will be, for the overlap check
+	newPoolNames := map[string]bool{}
+	for _, d := range docs {
+		if p, ok := d.Resource.(*api.IPPool); ok {
+			newPoolNames[p.Name] = true
+		}
+	}
+	for k, kv := range cur {
+		if plural, _, name, ok := datastore.ParseResourceKey(k); ok && plural == "ippools" && !newPoolNames[name] {
+			if r, err := decodeStored(api.Info(&api.IPPool{}), kv); err == nil {
+				pools = append(pools, *r.(*api.IPPool))
+			}
+		}
+	}
+
+	for _, d := range docs {
+		r := d.Resource
+		key := keyOf(r)
+		kv, exists := cur[key]
+		switch {
+		case mode == modeCreate && exists && skipExists:
+			res.skipped++
+			continue
+		case mode == modeCreate && exists:
+			problems = append(problems, d.Error(fmt.Errorf("%s already exists", api.Ident(r))))
+			continue
+		case mode == modeReplace && !exists:
+			problems = append(problems, d.Error(fmt.Errorf("%s does not exist", api.Ident(r))))
+			continue
+		}
+		if err := staleVersion(d, kv, exists); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		m := r.GetObjectMeta()
+		var old api.Resource
+		if exists {
+			if old, err = decodeStored(api.Info(r), kv); err != nil {
+				return nil, err
+			}
+			// An update keeps the identity the resource was created with.
+			om := old.GetObjectMeta()
+			m.UID, m.CreationTimestamp = om.UID, om.CreationTimestamp
+		}
+		if m.UID == "" || !exists {
+			m.UID = newUID()
+		}
+		if m.CreationTimestamp == "" || !exists {
+			m.CreationTimestamp = now
+		}
+		if p, ok := r.(*api.IPPool); ok {
+			if err := checkPoolUpdate(old, p); err != nil {
+				problems = append(problems, d.Error(err))
+				continue
+			}
+			if err := ipam.CheckPoolOverlap(pools, *p); err != nil {
+				problems = append(problems, d.Error(err))
+				continue
+			}
+			pools = append(pools, *p)
+		}
+		value, err := encodeStored(r)
+		if err != nil {
+			return nil, d.Error(err)
+		}
+		res.add(r.Kind())
+		if exists && bytes.Equal(value, kv.Value) {
+			// Unchanged: writing would only bump the revision.
+			continue
+		}
+		if exists {
+			ops = append(ops, datastore.Op{Type: datastore.OpPut, Key: key, Value: value, Revision: kv.Revision})
+		} else {
+			ops = append(ops, datastore.Op{Type: datastore.OpCreate, Key: key, Value: value})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("nothing was written:\n%w", errors.Join(problems...))
+	}
+	if len(ops) == 0 {
+		return res, nil
+	}
+	if _, err := st.Txn(ctx, ops); err != nil {
+		if errors.Is(err, datastore.ErrExists) || errors.Is(err, datastore.ErrConflict) {
+			return nil, fmt.Errorf("nothing was written: the datastore changed while the manifest was being applied; run the command again: %w", err)
+		}
+		return nil, fmt.Errorf("nothing was written: %w", err)
+	}
+	return res, nil
+}
+
+// checkPoolUpdate refuses changes IPAM cannot follow: addresses were handed
+// out in blocks of the old CIDR and size.
+func checkPoolUpdate(old api.Resource, p *api.IPPool) error {
+	if old == nil {
+		return nil
+	}
+	o := old.(*api.IPPool)
+	if o.Spec.CIDR != p.Spec.CIDR {
+		return fmt.Errorf("spec.cidr: an IP pool's CIDR cannot be changed (%s to %s): create a new pool, then disable and delete this one", o.Spec.CIDR, p.Spec.CIDR)
+	}
+	if o.Spec.BlockSize != p.Spec.BlockSize {
+		return fmt.Errorf("spec.blockSize: an IP pool's block size cannot be changed (%d to %d): create a new pool, then disable and delete this one", o.Spec.BlockSize, p.Spec.BlockSize)
+	}
+	return nil
+}
+
+// ---- delete ----
+
+func newDeleteCmd() *cobra.Command {
+	var file, namespace string
+	var skipNotExists bool
+	cmd := &cobra.Command{
+		Use:   "delete (-f FILE | KIND NAME...)",
+		Short: "Delete resources named in a manifest or on the command line",
+		Long: `Delete resources named in a manifest (-f FILE, "-" for standard input) or
+given as KIND NAME... (calicoctl's kind names: ippool, gnp, wep, ...). All
+deletions happen in one transaction; a missing resource is an error unless
+--skip-not-exists is given.`,
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", `manifest naming the resources to delete ("-" for standard input)`)
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", api.DefaultNamespace, "namespace of namespaced resources named on the command line")
+	cmd.Flags().BoolVar(&skipNotExists, "skip-not-exists", false, "succeed for resources that do not exist")
+	cfg := addDatastoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var docs []api.Document
+		switch {
+		case file != "" && len(args) > 0:
+			return errors.New("give either -f FILE or KIND NAME..., not both")
+		case file != "":
+			data, err := readManifest(cmd, file)
+			if err != nil {
+				return err
+			}
+			decoded, err := api.DecodeDocuments(data)
+			if err != nil {
+				return err
+			}
+			for _, d := range decoded {
+				api.Default(d.Resource)
+				if d.Resource.GetObjectMeta().Name == "" {
+					return d.Error(errors.New("metadata.name: name is required"))
+				}
+			}
+			docs = decoded
+		case len(args) >= 2:
+			ki, err := api.LookupKind(args[0])
+			if err != nil {
+				return err
+			}
+			for i, name := range args[1:] {
+				r, _ := api.New(ki.Kind)
+				r.GetObjectMeta().Name = name
+				if ki.Namespaced {
+					r.GetObjectMeta().Namespace = namespace
+				}
+				docs = append(docs, api.Document{Resource: r, Document: i + 1})
+			}
+		default:
+			return errors.New("give -f FILE, or a kind and at least one name (e.g. delete gnp allow-web)")
+		}
+		st, err := openStore(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		res, err := deleteResources(cmd.Context(), st, docs, skipNotExists, file == "")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), res.summary("deleted"))
+		return nil
+	}
+	return cmd
+}
+
+// deleteResources deletes in one transaction, each key only at the revision
+// it was read at (or the one the manifest names).
+func deleteResources(ctx context.Context, st datastore.Store, docs []api.Document, skipNotExists, fromArgs bool) (*result, error) {
+	if err := checkDuplicates(docs); err != nil {
+		return nil, err
+	}
+	cur, err := readAll(ctx, st, docs)
+	if err != nil {
+		return nil, err
+	}
+	res := &result{}
+	var ops []datastore.Op
+	var problems []error
+	for _, d := range docs {
+		r := d.Resource
+		kv, exists := cur[keyOf(r)]
+		if !exists {
+			if skipNotExists {
+				res.skipped++
+				continue
+			}
+			err := fmt.Errorf("%s does not exist", api.Ident(r))
+			if fromArgs {
+				problems = append(problems, err)
+			} else {
+				problems = append(problems, d.Error(err))
+			}
+			continue
+		}
+		if err := staleVersion(d, kv, exists); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		res.add(r.Kind())
+		ops = append(ops, datastore.Op{Type: datastore.OpDelete, Key: kv.Key, Revision: kv.Revision})
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("nothing was deleted:\n%w", errors.Join(problems...))
+	}
+	if len(ops) == 0 {
+		return res, nil
+	}
+	if _, err := st.Txn(ctx, ops); err != nil {
+		if errors.Is(err, datastore.ErrConflict) {
+			return nil, fmt.Errorf("nothing was deleted: the datastore changed meanwhile; run the command again: %w", err)
+		}
+		return nil, fmt.Errorf("nothing was deleted: %w", err)
+	}
+	return res, nil
+}
+
+// ---- get ----
+
+func newGetCmd() *cobra.Command {
+	var namespace, output string
+	var allNamespaces bool
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME...]",
+		Short: "Show resources",
+		Long: `Show resources of one kind, all of them or those named. KIND is any of
+calicoctl's names (ippool, ippools, pool, profile, networkpolicy, policy, np,
+globalnetworkpolicy, gnp, workloadendpoint, wep, hostendpoint, hep, node,
+bgppeer, bgpconfig, felixconfig, ...), case-insensitive.
+
+Output (-o): ps (a table, the default), wide (a table with more columns),
+yaml, json (a <Kind>List when listing; applies back unchanged), name.`,
+		Args: cobra.MinimumNArgs(1),
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", api.DefaultNamespace, "namespace of namespaced kinds")
+	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list namespaced kinds across all namespaces")
+	cmd.Flags().StringVarP(&output, "output", "o", "ps", "output format: ps, wide, yaml, json or name")
+	cfg := addDatastoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ki, err := api.LookupKind(args[0])
+		if err != nil {
+			return err
+		}
+		switch output {
+		case "ps", "wide", "yaml", "json", "name":
+		default:
+			return fmt.Errorf("unknown output format %q: want ps, wide, yaml, json or name", output)
+		}
+		names := args[1:]
+		if allNamespaces && len(names) > 0 && ki.Namespaced {
+			return errors.New("a resource cannot be retrieved by name across all namespaces: use -n NAMESPACE")
+		}
+		st, err := openStore(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		q := getQuery{kind: ki, names: names, namespace: namespace, all: allNamespaces}
+		items, rev, err := getResources(cmd.Context(), st, q)
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(cmd.OutOrStdout())
+		if err := printResources(cmd.Context(), w, st, q, items, rev, output); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	return cmd
+}
+
+type getQuery struct {
+	kind      api.KindInfo
+	names     []string
+	namespace string
+	all       bool
+}
+
+// getResources reads the named resources, or lists the kind (in one
+// namespace, or all of them). rev is the store revision of a listing.
+func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Resource, int64, error) {
+	ns := ""
+	if q.kind.Namespaced {
+		ns = q.namespace
+	}
+	if len(q.names) > 0 {
+		var items []api.Resource
+		var missing []string
+		var rev int64
+		for _, name := range q.names {
+			kv, err := st.Get(ctx, datastore.ResourceKey(q.kind.Plural, ns, name))
+			if errors.Is(err, datastore.ErrNotFound) {
+				id := name
+				if ns != "" {
+					id = ns + "/" + name
+				}
+				missing = append(missing, fmt.Sprintf("%s %s not found", q.kind.Kind, id))
+				continue
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			r, err := decodeStored(q.kind, kv)
+			if err != nil {
+				return nil, 0, err
+			}
+			rev = max(rev, kv.Revision)
+			items = append(items, r)
+		}
+		if len(missing) > 0 {
+			return nil, 0, errors.New(strings.Join(missing, "\n"))
+		}
+		return items, rev, nil
+	}
+	prefix := datastore.ResourcePrefix(q.kind.Plural)
+	if q.kind.Namespaced && !q.all {
+		// The prefix of one namespace, whatever the key layout puts
+		// between the kind and the namespace.
+		prefix = strings.TrimSuffix(datastore.ResourceKey(q.kind.Plural, ns, "x"), "x")
+	}
+	kvs, rev, err := st.List(ctx, prefix)
+	if err != nil {
+		return nil, 0, err
+	}
+	items := make([]api.Resource, 0, len(kvs))
+	for _, kv := range kvs {
+		r, err := decodeStored(q.kind, kv)
+		if err != nil {
+			return nil, 0, err
+		}
+		items = append(items, r)
+	}
+	return items, rev, nil
+}
+
+func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQuery, items []api.Resource, rev int64, output string) error {
+	switch output {
+	case "yaml", "json":
+		var obj any
+		if len(q.names) == 1 {
+			obj = items[0]
+		} else {
+			obj = struct {
+				APIVersion string         `json:"apiVersion"`
+				Kind       string         `json:"kind"`
+				Metadata   map[string]any `json:"metadata"`
+				Items      []api.Resource `json:"items"`
+			}{api.APIVersion, q.kind.Kind + "List", map[string]any{"resourceVersion": strconv.FormatInt(rev, 10)}, items}
+		}
+		var out []byte
+		var err error
+		if output == "json" {
+			out, err = json.MarshalIndent(obj, "", "  ")
+			out = append(out, '\n')
+		} else {
+			out, err = yaml.Marshal(obj)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(out)
+		return err
+	case "name":
+		for _, r := range items {
+			fmt.Fprintf(w, "%s/%s\n", strings.ToLower(q.kind.Kind), r.GetObjectMeta().Name)
+		}
+		return nil
+	}
+	cols := tableColumns(ctx, st, q.kind.Kind, output == "wide")
+	if q.kind.Namespaced && q.all {
+		cols = append([]column{{"NAMESPACE", func(r api.Resource) string { return r.GetObjectMeta().Namespace }}}, cols...)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	heads := make([]string, len(cols))
+	for i, c := range cols {
+		heads[i] = c.header
+	}
+	fmt.Fprintln(tw, strings.Join(heads, "\t"))
+	for _, r := range items {
+		vals := make([]string, len(cols))
+		for i, c := range cols {
+			vals[i] = c.value(r)
+		}
+		fmt.Fprintln(tw, strings.Join(vals, "\t"))
+	}
+	return tw.Flush()
+}
+
+type column struct {
+	header string
+	value  func(api.Resource) string
+}
+
+func nameCol() column {
+	return column{"NAME", func(r api.Resource) string { return r.GetObjectMeta().Name }}
+}
+
+func orderString(o *float64) string {
+	if o == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*o, 'f', -1, 64)
+}
+
+// tableColumns are calicoctl's columns for each kind (ps and wide).
+func tableColumns(ctx context.Context, st datastore.Store, kind string, wide bool) []column {
+	join := func(s []string) string { return strings.Join(s, ",") }
+	switch kind {
+	case api.KindIPPool:
+		pool := func(r api.Resource) *api.IPPoolSpec { return &r.(*api.IPPool).Spec }
+		mode := func(m string) string {
+			if m == "" {
+				return api.EncapNever
+			}
+			return m
+		}
+		cidr := column{"CIDR", func(r api.Resource) string { return pool(r).CIDR }}
+		sel := column{"SELECTOR", func(r api.Resource) string { return pool(r).NodeSelector }}
+		if !wide {
+			return []column{nameCol(), cidr, sel}
+		}
+		return []column{nameCol(), cidr,
+			{"NAT", func(r api.Resource) string { return strconv.FormatBool(pool(r).NATOutgoing) }},
+			{"IPIPMODE", func(r api.Resource) string { return mode(pool(r).IPIPMode) }},
+			{"VXLANMODE", func(r api.Resource) string { return mode(pool(r).VXLANMode) }},
+			{"DISABLED", func(r api.Resource) string { return strconv.FormatBool(pool(r).Disabled) }},
+			{"DISABLEBGPEXPORT", func(r api.Resource) string { return strconv.FormatBool(pool(r).DisableBGPExport) }},
+			sel}
+	case api.KindProfile:
+		if !wide {
+			return []column{nameCol()}
+		}
+		return []column{nameCol(), {"LABELS", func(r api.Resource) string {
+			return labelString(r.(*api.Profile).Spec.LabelsToApply)
+		}}}
+	case api.KindNetworkPolicy, api.KindGlobalNetworkPolicy:
+		spec := func(r api.Resource) *api.PolicySpec {
+			if np, ok := r.(*api.NetworkPolicy); ok {
+				return &np.Spec
+			}
+			return &r.(*api.GlobalNetworkPolicy).Spec
+		}
+		if !wide {
+			return []column{nameCol()}
+		}
+		return []column{nameCol(),
+			{"ORDER", func(r api.Resource) string { return orderString(spec(r).Order) }},
+			{"SELECTOR", func(r api.Resource) string { return spec(r).Selector }},
+			{"TYPES", func(r api.Resource) string { return join(spec(r).Types) }}}
+	case api.KindWorkloadEndpoint:
+		wep := func(r api.Resource) *api.WorkloadEndpointSpec { return &r.(*api.WorkloadEndpoint).Spec }
+		cols := []column{nameCol(),
+			{"WORKLOAD", func(r api.Resource) string {
+				if w := wep(r).Workload; w != "" {
+					return w
+				}
+				return wep(r).Pod
+			}},
+			{"NODE", func(r api.Resource) string { return wep(r).Node }},
+			{"NETWORKS", func(r api.Resource) string { return join(wep(r).IPNetworks) }},
+			{"INTERFACE", func(r api.Resource) string { return wep(r).InterfaceName }}}
+		if wide {
+			cols = append(cols, column{"PROFILES", func(r api.Resource) string { return join(wep(r).Profiles) }})
+		}
+		return cols
+	case api.KindHostEndpoint:
+		hep := func(r api.Resource) *api.HostEndpointSpec { return &r.(*api.HostEndpoint).Spec }
+		cols := []column{nameCol(), {"NODE", func(r api.Resource) string { return hep(r).Node }}}
+		if wide {
+			cols = append(cols,
+				column{"INTERFACE", func(r api.Resource) string { return hep(r).InterfaceName }},
+				column{"IPS", func(r api.Resource) string { return join(hep(r).ExpectedIPs) }},
+				column{"PROFILES", func(r api.Resource) string { return join(hep(r).Profiles) }})
+		}
+		return cols
+	case api.KindNode:
+		if !wide {
+			return []column{nameCol()}
+		}
+		defaultAS := clusterASNumber(ctx, st)
+		bgp := func(r api.Resource) *api.NodeBGPSpec {
+			if b := r.(*api.Node).Spec.BGP; b != nil {
+				return b
+			}
+			return &api.NodeBGPSpec{}
+		}
+		return []column{nameCol(),
+			{"ASN", func(r api.Resource) string {
+				if a := bgp(r).ASNumber; a != nil {
+					return strconv.FormatUint(uint64(*a), 10)
+				}
+				if r.(*api.Node).Spec.BGP == nil {
+					return ""
+				}
+				return "(" + defaultAS + ")"
+			}},
+			{"IPV4", func(r api.Resource) string { return bgp(r).IPv4Address }},
+			{"IPV6", func(r api.Resource) string { return bgp(r).IPv6Address }}}
+	case api.KindBGPPeer:
+		peer := func(r api.Resource) *api.BGPPeerSpec { return &r.(*api.BGPPeer).Spec }
+		return []column{nameCol(),
+			{"PEERIP", func(r api.Resource) string { return peer(r).PeerIP }},
+			{"NODE", func(r api.Resource) string {
+				switch p := peer(r); {
+				case p.Node != "":
+					return p.Node
+				case p.NodeSelector != "":
+					return p.NodeSelector
+				}
+				return "(global)"
+			}},
+			{"ASN", func(r api.Resource) string {
+				if a := peer(r).ASNumber; a != 0 {
+					return strconv.FormatUint(uint64(a), 10)
+				}
+				return ""
+			}}}
+	case api.KindBGPConfiguration:
+		bc := func(r api.Resource) *api.BGPConfigurationSpec { return &r.(*api.BGPConfiguration).Spec }
+		return []column{nameCol(),
+			{"LOGSEVERITY", func(r api.Resource) string { return bc(r).LogSeverityScreen }},
+			{"MESHENABLED", func(r api.Resource) string {
+				if m := bc(r).NodeToNodeMeshEnabled; m != nil {
+					return strconv.FormatBool(*m)
+				}
+				return "-"
+			}},
+			{"ASNUMBER", func(r api.Resource) string {
+				if a := bc(r).ASNumber; a != nil {
+					return strconv.FormatUint(uint64(*a), 10)
+				}
+				return "-"
+			}}}
+	}
+	return []column{nameCol()}
+}
+
+// clusterASNumber is the AS number nodes without their own use: the
+// default BGPConfiguration's, else Calico's default 64512.
+func clusterASNumber(ctx context.Context, st datastore.Store) string {
+	kv, err := st.Get(ctx, datastore.ResourceKey("bgpconfigurations", "", "default"))
+	if err == nil {
+		ki, _ := api.LookupKind(api.KindBGPConfiguration)
+		if r, err := decodeStored(ki, kv); err == nil {
+			if a := r.(*api.BGPConfiguration).Spec.ASNumber; a != nil {
+				return strconv.FormatUint(uint64(*a), 10)
+			}
+		}
+	}
+	return strconv.Itoa(api.DefaultASNumber)
+}
+
+func labelString(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + labels[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// ---- validate ----
+
+func newValidateCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate -f FILE",
+		Short: "Check a manifest without writing it (no datastore needed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := readManifest(cmd, file)
+			if err != nil {
+				return err
+			}
+			docs, err := api.DecodeAndValidate(data)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Successfully validated %d resource(s)\n", len(docs))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", `manifest to check ("-" for standard input)`)
+	return cmd
+}
