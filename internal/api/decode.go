@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -205,51 +206,63 @@ func hasContent(doc []byte) bool {
 
 // decodeDocument decodes one document: a resource or a list of them.
 func decodeDocument(raw []byte, n int) ([]Document, []*DocumentError) {
-	if t := bytes.TrimSpace(raw); bytes.Equal(t, []byte("null")) {
+	tree, err := parseTree(raw)
+	if err != nil {
+		return nil, []*DocumentError{{Document: n, Err: fmt.Errorf("invalid JSON: %w", err)}}
+	}
+	if tree == nil {
 		return nil, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, []*DocumentError{&DocumentError{Document: n, Err: errors.New("expected a resource: an object with apiVersion, kind, metadata and spec")}}
+	obj, ok := tree.(map[string]any)
+	if !ok {
+		return nil, []*DocumentError{{Document: n, Err: errors.New("expected a resource: an object with apiVersion, kind, metadata and spec")}}
 	}
-	kind := stringField(obj, "kind")
+	kind, _ := obj["kind"].(string)
 	base, isList := listKind(kind)
 	if !isList {
-		r, err := decodeResource(raw, "")
+		r, err := decodeResource(raw, obj, "")
 		if err != nil {
-			return nil, []*DocumentError{&DocumentError{Document: n, Resource: err.ident, Err: err.err}}
+			return nil, []*DocumentError{{Document: n, Resource: err.ident, Err: err.err}}
 		}
 		return []Document{{Resource: r, Document: n}}, nil
 	}
 
 	// A List, or a typed list such as NetworkPolicyList.
-	for k := range obj {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		switch k {
 		case "apiVersion", "kind", "metadata", "items":
 		default:
-			return nil, []*DocumentError{&DocumentError{Document: n, Err: fmt.Errorf("%s: unknown field %q", kind, k)}}
+			return nil, []*DocumentError{{Document: n, Err: fmt.Errorf("%s: unknown field %q", kind, k)}}
 		}
 	}
-	av := stringField(obj, "apiVersion")
+	av, _ := obj["apiVersion"].(string)
 	switch {
 	case av == APIVersion:
 	case av == "v1" && base == "":
 		// Kubernetes' generic List.
 	default:
-		return nil, []*DocumentError{&DocumentError{Document: n, Err: apiVersionError(av)}}
+		return nil, []*DocumentError{{Document: n, Err: apiVersionError(av)}}
 	}
-	var items []json.RawMessage
-	if raw, ok := obj["items"]; ok {
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, []*DocumentError{&DocumentError{Document: n, Err: errors.New("items: expected a list of resources")}}
-		}
+	items, ok := obj["items"].([]any)
+	if !ok && obj["items"] != nil {
+		return nil, []*DocumentError{{Document: n, Err: errors.New("items: expected a list of resources")}}
 	}
 	var docs []Document
 	var problems []*DocumentError
 	for i, item := range items {
-		r, err := decodeResource(item, base)
+		itemObj, ok := item.(map[string]any)
+		if !ok {
+			problems = append(problems, &DocumentError{Document: n, Item: i + 1, Err: errors.New("expected a resource: an object with apiVersion, kind, metadata and spec")})
+			continue
+		}
+		itemRaw, err := json.Marshal(itemObj)
 		if err != nil {
-			problems = append(problems, &DocumentError{Document: n, Item: i + 1, Resource: err.ident, Err: err.err})
+			problems = append(problems, &DocumentError{Document: n, Item: i + 1, Err: err})
+			continue
+		}
+		r, rerr := decodeResource(itemRaw, itemObj, base)
+		if rerr != nil {
+			problems = append(problems, &DocumentError{Document: n, Item: i + 1, Resource: rerr.ident, Err: rerr.err})
 			continue
 		}
 		docs = append(docs, Document{Resource: r, Document: n, Item: i + 1})
@@ -271,14 +284,6 @@ func listKind(kind string) (string, bool) {
 	return "", false
 }
 
-func stringField(obj map[string]json.RawMessage, key string) string {
-	var s string
-	if raw, ok := obj[key]; ok {
-		_ = json.Unmarshal(raw, &s)
-	}
-	return s
-}
-
 func apiVersionError(got string) error {
 	if got == "" {
 		return fmt.Errorf("apiVersion is missing: want %s", APIVersion)
@@ -291,25 +296,16 @@ type resourceError struct {
 	err   error
 }
 
-// decodeResource decodes one resource. listKind, when set, is the kind of
-// the typed list it came from: items may then leave kind and apiVersion out.
-func decodeResource(raw []byte, listKind string) (Resource, *resourceError) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, &resourceError{err: errors.New("expected a resource: an object with apiVersion, kind, metadata and spec")}
-	}
-	var hdr struct {
-		APIVersion any `json:"apiVersion"`
-		Kind       any `json:"kind"`
-		Metadata   any `json:"metadata"`
-	}
-	_ = json.Unmarshal(raw, &hdr)
-	kind, kindOK := hdr.Kind.(string)
-	apiVersion, avOK := hdr.APIVersion.(string)
-	if hdr.Kind != nil && !kindOK {
+// decodeResource decodes one resource from its JSON text and the same
+// parsed as a tree. listKind, when set, is the kind of the typed list it
+// came from: items may then leave kind and apiVersion out.
+func decodeResource(raw []byte, obj map[string]any, listKind string) (Resource, *resourceError) {
+	kind, kindOK := obj["kind"].(string)
+	apiVersion, avOK := obj["apiVersion"].(string)
+	if obj["kind"] != nil && !kindOK {
 		return nil, &resourceError{err: errors.New("kind: expected a string")}
 	}
-	if hdr.APIVersion != nil && !avOK {
+	if obj["apiVersion"] != nil && !avOK {
 		return nil, &resourceError{err: errors.New("apiVersion: expected a string")}
 	}
 	if kind == "" {
@@ -335,7 +331,7 @@ func decodeResource(raw []byte, listKind string) (Resource, *resourceError) {
 		return nil, &resourceError{err: fmt.Errorf("unknown kind %q: want one of %s", kind, kindNames())}
 	}
 	ident := ki.Kind
-	if md, ok := hdr.Metadata.(map[string]any); ok {
+	if md, ok := obj["metadata"].(map[string]any); ok {
 		name, _ := md["name"].(string)
 		ns, _ := md["namespace"].(string)
 		if ki.Namespaced && ns == "" {
@@ -352,7 +348,7 @@ func decodeResource(raw []byte, listKind string) (Resource, *resourceError) {
 		return nil, &resourceError{ident: ident, err: apiVersionError(apiVersion)}
 	}
 	r := ki.new()
-	if err := decodeStrict(raw, r); err != nil {
+	if err := decodeStrict(raw, obj, r); err != nil {
 		return nil, &resourceError{ident: ident, err: err}
 	}
 	*r.GetTypeMeta() = TypeMeta{Kind: ki.Kind, APIVersion: APIVersion}

@@ -22,19 +22,25 @@ import (
 
 var unmarshalerType = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
 
-// decodeStrict decodes one JSON object into v (a pointer to a struct).
-func decodeStrict(data []byte, v any) error {
+// parseTree reads JSON into a generic tree, numbers kept as json.Number.
+func parseTree(data []byte) (any, error) {
 	var tree any
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	if err := d.Decode(&tree); err != nil {
-		return &FieldError{Reason: "invalid JSON: " + err.Error()}
+		return nil, err
 	}
+	return tree, nil
+}
+
+// decodeStrict decodes one JSON object into v (a pointer to a struct);
+// tree is the same JSON as parsed by parseTree.
+func decodeStrict(data []byte, tree any, v any) error {
 	t := reflect.TypeOf(v).Elem()
 	if fe := walk(tree, t, ""); fe != nil {
 		return fe
 	}
-	d = json.NewDecoder(bytes.NewReader(data))
+	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		// The walk accepts everything encoding/json accepts, so this is a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore/etcdtest"
 	"github.com/calico-docker/calico/internal/testutil"
 	"sigs.k8s.io/yaml"
@@ -524,4 +526,144 @@ func getJSON(t *testing.T, c resCLI, args ...string) map[string]any {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	return m
+}
+
+// policyManifest is n NetworkPolicies in namespace ns, each with a
+// selector and two rules, as one multi-document manifest.
+func policyManifest(ns string, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: policy-%04d
+  namespace: %s
+spec:
+  order: %d
+  selector: app == 'app-%d' && tier in {'web', 'api'}
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source:
+      selector: role == 'client-%d'
+    destination:
+      ports: [80, 443, "8000:8100"]
+  - action: Deny
+    source:
+      nets: [10.%d.0.0/16]
+`, i, ns, i, i, i, i%256)
+	}
+	return b.String()
+}
+
+// runInProcess runs the calico command tree in this process, the code path
+// of the binary without the process start.
+func runInProcess(args ...string) error {
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	return root.Execute()
+}
+
+// BenchmarkApply1000Policies applies a manifest of 1,000 NetworkPolicies
+// (one transaction); every iteration creates 1,000 new keys.
+func BenchmarkApply1000Policies(b *testing.B) {
+	ep := strings.Join(etcdtest.Start(b), ",")
+	dir := b.TempDir()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		f := filepath.Join(dir, fmt.Sprintf("p%d.yaml", i))
+		if err := os.WriteFile(f, []byte(policyManifest(fmt.Sprintf("bench-%d", i), 1000)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := runInProcess("apply", "-f", f, "--etcd-endpoints", ep); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApply1000PoliciesUnchanged re-applies the same 1,000 policies:
+// validation and a comparison with the stored values, no writes.
+func BenchmarkApply1000PoliciesUnchanged(b *testing.B) {
+	ep := strings.Join(etcdtest.Start(b), ",")
+	f := filepath.Join(b.TempDir(), "p.yaml")
+	if err := os.WriteFile(f, []byte(policyManifest("bench", 1000)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := runInProcess("apply", "-f", f, "--etcd-endpoints", ep); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := runInProcess("apply", "-f", f, "--etcd-endpoints", ep); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGet1000Policies lists 1,000 policies as a table and as YAML.
+func BenchmarkGet1000Policies(b *testing.B) {
+	ep := strings.Join(etcdtest.Start(b), ",")
+	f := filepath.Join(b.TempDir(), "p.yaml")
+	if err := os.WriteFile(f, []byte(policyManifest("bench", 1000)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := runInProcess("apply", "-f", f, "--etcd-endpoints", ep); err != nil {
+		b.Fatal(err)
+	}
+	for _, format := range []string{"ps", "yaml"} {
+		b.Run(format, func(b *testing.B) {
+			for b.Loop() {
+				if err := runInProcess("get", "np", "-n", "bench", "-o", format, "--etcd-endpoints", ep); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkValidate1000Policies is the pure part of apply: decode,
+// default and validate the manifest.
+func BenchmarkValidate1000Policies(b *testing.B) {
+	f := filepath.Join(b.TempDir(), "p.yaml")
+	if err := os.WriteFile(f, []byte(policyManifest("bench", 1000)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := runInProcess("validate", "-f", f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// marshalYAML must print what sigs.k8s.io/yaml prints, so that manifests
+// look the same whichever path wrote them.
+func TestMarshalYAMLMatchesSigsYAML(t *testing.T) {
+	docs, err := api.DecodeAndValidate([]byte(readTestdata(t, "cluster.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []api.Resource
+	for _, d := range docs {
+		items = append(items, d.Resource)
+	}
+	order := 1.5
+	items[3].(*api.GlobalNetworkPolicy).Spec.Order = &order
+	big := api.ASNumber(4294967295)
+	items[9].(*api.BGPConfiguration).Spec.ASNumber = &big
+	obj := map[string]any{"items": items, "empty": []string{}, "none": nil, "s": "80:90", "b": "true"}
+	want, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := marshalYAML(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("marshalYAML:\n%s\nsigs.k8s.io/yaml:\n%s", got, want)
+	}
 }
