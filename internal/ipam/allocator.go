@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,12 @@ type Allocator struct {
 	log        *slog.Logger
 
 	calls, assigned, retries, maxCallRetries atomic.Int64
+
+	// hints remembers, per node and family, the block this allocator last
+	// assigned from. Only a guess to try first: it is read back and written
+	// by compare-and-swap like any other block.
+	hintMu sync.Mutex
+	hints  map[string]netip.Prefix
 }
 
 // Option configures an Allocator.
@@ -48,7 +55,7 @@ func WithLogger(l *slog.Logger) Option { return func(a *Allocator) { a.log = l }
 
 // New returns an allocator over store.
 func New(store datastore.Store, opts ...Option) *Allocator {
-	a := &Allocator{store: store, now: time.Now, maxRetries: DefaultMaxRetries, log: slog.Default()}
+	a := &Allocator{store: store, now: time.Now, maxRetries: DefaultMaxRetries, log: slog.Default(), hints: map[string]netip.Prefix{}}
 	for _, o := range opts {
 		o(a)
 	}
@@ -270,6 +277,18 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		}
 		return false
 	}
+	// The block this allocator used last for the node, if it still has room.
+	if h, ok := a.hint(node, fam); ok && inPools(h) {
+		b, rev, err := a.getBlock(ctx, h)
+		if err != nil && !errors.Is(err, datastore.ErrNotFound) {
+			return nil, false, err
+		}
+		if err == nil && b.Host() == node && b.NumFree() > 0 {
+			ips := b.Assign(need, c.handle, sec)
+			ok, err := a.commit(ctx, c, b.CIDR, len(ips), blockPut(b, rev))
+			return ips, ok, err
+		}
+	}
 	// The generation is read before the node's blocks, so that a claim made
 	// on this view fails if another process claimed for the node meanwhile.
 	genRev, gen, err := a.getClaimGen(ctx, node, fam)
@@ -287,24 +306,25 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		}
 	}
 	sort.Slice(cidrs, func(i, j int) bool { return cidrs[i].Addr().Less(cidrs[j].Addr()) })
+	affine, err := a.getBlocks(ctx, cidrs)
+	if err != nil {
+		return nil, false, err
+	}
 	nodeBlocks := 0
-	for _, p := range cidrs {
-		b, rev, err := a.getBlock(ctx, p)
-		if errors.Is(err, datastore.ErrNotFound) {
+	for _, bk := range affine {
+		if bk.b == nil || bk.b.Host() != node {
 			continue // a dangling affinity: check reports it
 		}
-		if err != nil {
-			return nil, false, err
-		}
-		if b.Host() != node {
-			continue
-		}
+		b := bk.b
 		nodeBlocks++
-		if !inPools(p) || b.NumFree() == 0 {
+		if !inPools(b.CIDR) || b.NumFree() == 0 {
 			continue
 		}
 		ips := b.Assign(need, c.handle, sec)
-		ok, err := a.commit(ctx, c, b.CIDR, len(ips), blockPut(b, rev))
+		ok, err := a.commit(ctx, c, b.CIDR, len(ips), blockPut(b, bk.rev))
+		if ok {
+			a.setHint(node, fam, b.CIDR)
+		}
 		return ips, ok, err
 	}
 
@@ -331,6 +351,7 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 			}
 			ok, err := a.commit(ctx, c, cidr, len(ips), ops...)
 			if ok {
+				a.setHint(node, fam, cidr)
 				a.log.Info("ipam: claimed block", "node", node, "block", cidr)
 			}
 			return ips, ok, err
@@ -351,6 +372,46 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		}
 	}
 	return nil, false, exhausted(pools, all, node, nodeBlocks, cfg, c.got, c.num)
+}
+
+func (a *Allocator) hint(node string, fam int) (netip.Prefix, bool) {
+	a.hintMu.Lock()
+	defer a.hintMu.Unlock()
+	p, ok := a.hints[claimKey(node, fam)]
+	return p, ok
+}
+
+func (a *Allocator) setHint(node string, fam int, p netip.Prefix) {
+	a.hintMu.Lock()
+	defer a.hintMu.Unlock()
+	if len(a.hints) > 1024 {
+		clear(a.hints) // a guess per node; an allocator serves a few nodes
+	}
+	a.hints[claimKey(node, fam)] = p
+}
+
+// getBlocks reads blocks in parallel (a node may hold many); a missing
+// block leaves a zero blockKV in its place.
+func (a *Allocator) getBlocks(ctx context.Context, cidrs []netip.Prefix) ([]blockKV, error) {
+	out := make([]blockKV, len(cidrs))
+	errs := make([]error, len(cidrs))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, c := range cidrs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			b, rev, err := a.getBlock(ctx, c)
+			if errors.Is(err, datastore.ErrNotFound) {
+				return
+			}
+			out[i], errs[i] = blockKV{b: b, rev: rev}, err
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // exhausted builds the error naming the pools, their size and use. got are

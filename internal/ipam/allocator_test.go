@@ -318,7 +318,10 @@ func TestEmptyBlockReleasedAfterGrace(t *testing.T) {
 		if _, err := a.ReleaseByHandle(ctx, "h1"); err != nil {
 			t.Fatal(err)
 		}
-		mustAssign(t, a, AssignArgs{Handle: "h2", Node: "n1", Num4: 1}) // keeps the first block in use
+		// Keep the first block in use.
+		if err := a.AssignIP(ctx, netip.MustParseAddr("10.65.0.5"), "h2", "n1", manual("")); err != nil {
+			t.Fatal(err)
+		}
 		now = now.Add(time.Minute)
 		rel, err := a.ReleaseEmptyBlocks(ctx, "n1", 10*time.Minute)
 		if err != nil || len(rel) != 0 {
