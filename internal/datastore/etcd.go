@@ -378,41 +378,46 @@ func (s *etcdStore) Watch(ctx context.Context, prefix string) <-chan Event {
 }
 
 // follow watches from revision from and, in parallel, probes the cluster:
-// a client watch stream silently waits out a dead server, and we want the
-// consumer to hear about it (EventError) and to re-list when it is back.
+// a client watch stream silently waits out a dead server (even Watch itself
+// blocks until a stream is up), and we want the consumer to hear about it
+// (EventError) and to re-list when it is back.
 func (s *etcdStore) follow(ctx context.Context, prefix string, from int64, emit func(Event) bool) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
-	probeErr := make(chan error, 1)
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	go func() {
 		t := time.NewTicker(probeInterval)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-wctx.Done():
 				return
 			case <-t.C:
 			}
-			pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
+			pctx, pcancel := context.WithTimeout(wctx, probeTimeout)
 			err := s.probe(pctx)
 			pcancel()
-			if err != nil && ctx.Err() == nil {
-				probeErr <- err
+			if err != nil && wctx.Err() == nil {
+				cancel(err)
 				return
 			}
 		}
 	}()
+	// stopped explains why wctx ended: the caller's ctx, or the probe.
+	stopped := func() error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return context.Cause(wctx)
+	}
+	wch := s.cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
 	for {
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-probeErr:
-			return err
+		case <-wctx.Done():
+			return stopped()
 		case resp, ok := <-wch:
 			if !ok {
-				if ctx.Err() != nil {
-					return ctx.Err()
+				if wctx.Err() != nil {
+					return stopped()
 				}
 				return s.wrap(errors.New("watch stream closed"))
 			}
