@@ -382,9 +382,22 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 		if errors.Is(err, datastore.ErrExists) || errors.Is(err, datastore.ErrConflict) {
 			return nil, fmt.Errorf("nothing was written: the datastore changed while the manifest was being applied; run the command again: %w", err)
 		}
-		return nil, fmt.Errorf("nothing was written: %w", err)
+		return nil, fmt.Errorf("nothing was written: %w%s", err, txnLimitHint(err, len(ops)))
 	}
 	return res, nil
+}
+
+// txnLimitHint explains etcd's per-transaction limits, which a large
+// manifest can exceed on a server started with etcd's defaults (128
+// operations, 1.5 MiB); the embedded server raises them.
+func txnLimitHint(err error, n int) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "too many operations in txn"):
+		return fmt.Sprintf(" (the manifest makes %d changes in one transaction: raise the etcd server's --max-txn-ops, or split the manifest)", n)
+	case strings.Contains(msg, "request is too large"):
+		return " (the manifest is written in one transaction: raise the etcd server's --max-request-bytes, or split the manifest)"
+	}
+	return ""
 }
 
 // checkPoolUpdate refuses changes IPAM cannot follow: addresses were handed
@@ -518,7 +531,7 @@ func deleteResources(ctx context.Context, st datastore.Store, docs []api.Documen
 		if errors.Is(err, datastore.ErrConflict) {
 			return nil, fmt.Errorf("nothing was deleted: the datastore changed meanwhile; run the command again: %w", err)
 		}
-		return nil, fmt.Errorf("nothing was deleted: %w", err)
+		return nil, fmt.Errorf("nothing was deleted: %w%s", err, txnLimitHint(err, len(ops)))
 	}
 	return res, nil
 }
