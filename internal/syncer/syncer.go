@@ -169,32 +169,6 @@ func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 	return u, true
 }
 
-var pluralKinds = map[string]func() any{
-	"ippools":               func() any { return &api.IPPool{} },
-	"profiles":              func() any { return &api.Profile{} },
-	"networkpolicies":       func() any { return &api.NetworkPolicy{} },
-	"globalnetworkpolicies": func() any { return &api.GlobalNetworkPolicy{} },
-	"workloadendpoints":     func() any { return &api.WorkloadEndpoint{} },
-	"hostendpoints":         func() any { return &api.HostEndpoint{} },
-	"nodes":                 func() any { return &api.Node{} },
-	"bgppeers":              func() any { return &api.BGPPeer{} },
-	"bgpconfigurations":     func() any { return &api.BGPConfiguration{} },
-	"felixconfigurations":   func() any { return &api.FelixConfiguration{} },
-}
-
-var pluralToKind = map[string]string{
-	"ippools":               api.KindIPPool,
-	"profiles":              api.KindProfile,
-	"networkpolicies":       api.KindNetworkPolicy,
-	"globalnetworkpolicies": api.KindGlobalNetworkPolicy,
-	"workloadendpoints":     api.KindWorkloadEndpoint,
-	"hostendpoints":         api.KindHostEndpoint,
-	"nodes":                 api.KindNode,
-	"bgppeers":              api.KindBGPPeer,
-	"bgpconfigurations":     api.KindBGPConfiguration,
-	"felixconfigurations":   api.KindFelixConfiguration,
-}
-
 // Decode turns one stored key/value into an Update.
 func Decode(kv datastore.KV) (Update, error) {
 	if strings.HasPrefix(kv.Key, BlockAssignmentPrefix) {
@@ -208,15 +182,15 @@ func Decode(kv datastore.KV) (Update, error) {
 	if !ok {
 		return Update{}, fmt.Errorf("key %q: want %s<plural>/[<namespace>/]<name>", kv.Key, datastore.ResourcesRoot)
 	}
-	newObj, ok := pluralKinds[plural]
+	info, ok := api.LookupPlural(plural)
 	if !ok {
 		return Update{}, fmt.Errorf("unknown resource type %q", plural)
 	}
-	obj := newObj()
-	if err := json.Unmarshal(kv.Value, obj); err != nil {
-		return Update{}, fmt.Errorf("decode %s: %w", plural, err)
+	obj, err := api.Unmarshal(info.Kind, kv.Value)
+	if err != nil {
+		return Update{}, err
 	}
-	return Update{Kind: pluralToKind[plural], Namespace: ns, Name: name, Object: obj, Revision: kv.Revision}, nil
+	return Update{Kind: info.Kind, Namespace: ns, Name: name, Object: obj, Revision: kv.Revision}, nil
 }
 
 func decodeBlock(v []byte) (*Block, error) {
