@@ -188,7 +188,6 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AssignArgs) (AssignResu
 			*f.out = held
 			continue
 		}
-		existing = false
 		fp, err := SelectPools(pools, f.fam, args.Node, labels, f.restrict)
 		if err != nil {
 			return res, a.rollback(ctx, fresh, err)
@@ -202,6 +201,7 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AssignArgs) (AssignResu
 			*f.out = held
 			continue
 		}
+		existing = false
 		*f.out = ips
 	}
 	res.Existing = existing

@@ -190,6 +190,45 @@ func TestAssignReleaseReassignIdempotent(t *testing.T) {
 	})
 }
 
+// TestSameHandleRace: a request repeated at the same moment (Docker retries)
+// gets one address, the same for every caller.
+func TestSameHandleRace(t *testing.T) {
+	stores(t, func(t *testing.T, st datastore.Store) {
+		putPool(t, st, "p", "10.65.0.0/24", 26)
+		a := New(st)
+		const n = 8
+		got := make([]AssignResult, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = a.AutoAssign(context.Background(), AssignArgs{Handle: "same", Node: "n1", Num4: 1, Attrs: manual("")})
+			}()
+		}
+		wg.Wait()
+		fresh := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			if !slices.Equal(got[i].IPv4, got[0].IPv4) || len(got[i].IPv4) != 1 {
+				t.Fatalf("caller %d got %v, caller 0 %v", i, got[i].IPv4, got[0].IPv4)
+			}
+			if !got[i].Existing {
+				fresh++
+			}
+		}
+		if fresh != 1 {
+			t.Fatalf("%d callers say they assigned", fresh)
+		}
+		if b := readBlock(t, st, "10.65.0.0/26"); b.InUse() != 1 {
+			t.Fatalf("%d addresses in use", b.InUse())
+		}
+	})
+}
+
 func TestAssignIP(t *testing.T) {
 	stores(t, func(t *testing.T, st datastore.Store) {
 		ctx := ctxT(t)

@@ -23,6 +23,7 @@ func TestCheckFindsPlantedLeaksAndReleaseFixesExactlyThose(t *testing.T) {
 	putPool(t, st, "p", "10.65.0.0/24", 28)
 	putNode(t, st, "n1", nil)
 	putNode(t, st, "n2", nil)
+	putNode(t, st, "gone", nil) // deleted below, after it claimed a block
 	now := t0
 	a := New(st, WithClock(func() time.Time { return now }))
 	one := func(handle, node string, at Attrs) netip.Addr {
@@ -47,6 +48,14 @@ func TestCheckFindsPlantedLeaksAndReleaseFixesExactlyThose(t *testing.T) {
 	young := one("young", "n1", wl("ns/young", "c-young")) // its endpoint is not written yet
 	now = now.Add(30 * time.Second)
 
+	if err := st.Delete(ctx, datastore.ResourceKey("nodes", "", "gone"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint of dead-wep existed, then was deleted.
+	putWEP(t, st, "ns", "dead", "n1", deadWEP)
+	if err := st.Delete(ctx, datastore.ResourceKey("workloadendpoints", "ns", "dead"), 0); err != nil {
+		t.Fatal(err)
+	}
 	// An address recorded twice: alive's ordinal also on the free list.
 	b := readBlock(t, st, "10.65.0.0/28")
 	ord, _ := b.Ordinal(alive)
