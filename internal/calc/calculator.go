@@ -35,8 +35,10 @@ type Calculator struct {
 	profiles map[string]*profileEntry
 	policies map[string]*policyEntry // by chain ID
 	sets     map[string]*setEntry    // by set ID, every set some chain uses
-	setIdx   labelIndex[*setEntry]
-	polIdx   labelIndex[*policyEntry]
+	// setIdx matches set selectors against every endpoint; polIdx matches
+	// policy selectors against programmable local endpoints.
+	setIdx *shapeIndex[*setEntry]
+	polIdx *shapeIndex[*policyEntry]
 
 	pools   map[string]*api.IPPool
 	blocks  map[netip.Prefix]Block
@@ -49,14 +51,17 @@ type Calculator struct {
 	// for the parts that did.
 	last            *dataplane.Desired
 	endpointsDirty  bool
-	orderDirty      bool
-	order           []*wepEntry
+	orderDirty      bool        // order needs a full rebuild
+	order           []*wepEntry // programmable endpoints by interface, then ID
+	orderOps        []orderOp   // endpoints added to or removed from order since
 	chainsDirty     bool
-	chainOrderDirty bool
-	chainOrder      []*chainEntry
+	chainOrderDirty bool          // chainOrder needs a full rebuild
+	chainOrder      []*chainEntry // active chains by ID
+	chainToggles    []*chainEntry // chains that turned active or inactive since
 	setsDirty       bool
 	setOrderDirty   bool
-	setOrder        []*setEntry
+	setOrder        []*setEntry // active sets by ID
+	setToggles      []*setEntry
 	routesDirty     bool
 	natDirty        bool
 	hostDirty       bool
@@ -64,7 +69,7 @@ type Calculator struct {
 
 // NewCalculator returns an empty Calculator for host node.
 func NewCalculator(node string) *Calculator {
-	return &Calculator{
+	c := &Calculator{
 		node:     node,
 		dirty:    true,
 		weps:     map[string]*wepEntry{},
@@ -72,8 +77,6 @@ func NewCalculator(node string) *Calculator {
 		profiles: map[string]*profileEntry{},
 		policies: map[string]*policyEntry{},
 		sets:     map[string]*setEntry{},
-		setIdx:   newLabelIndex[*setEntry](),
-		polIdx:   newLabelIndex[*policyEntry](),
 		pools:    map[string]*api.IPPool{},
 		blocks:   map[netip.Prefix]Block{},
 		nodes:    map[string]*api.Node{},
@@ -81,6 +84,15 @@ func NewCalculator(node string) *Calculator {
 		endpointsDirty: true, orderDirty: true, chainsDirty: true, chainOrderDirty: true,
 		setsDirty: true, setOrderDirty: true, routesDirty: true, natDirty: true, hostDirty: true,
 	}
+	c.setIdx = newShapeIndex(func(s *setEntry, e *wepEntry, match bool) {
+		if match {
+			c.join(s, e)
+		} else {
+			c.leave(s, e)
+		}
+	})
+	c.polIdx = newShapeIndex(c.setPolicyMatch)
+	return c
 }
 
 // Version counts the changes that altered the state; it only grows.
@@ -94,71 +106,21 @@ func (c *Calculator) touch() {
 	c.version++
 }
 
-// ---- label index ----
-
-// labelIndex finds the matchers whose answer may change when some label
-// keys (or the service account) of an endpoint change.
-type labelIndex[T comparable] struct {
-	byKey map[string]map[T]struct{}
-	sa    map[T]struct{}
-}
-
-func newLabelIndex[T comparable]() labelIndex[T] {
-	return labelIndex[T]{byKey: map[string]map[T]struct{}{}, sa: map[T]struct{}{}}
-}
-
-func (ix *labelIndex[T]) add(t T, m *matcher) {
-	for _, k := range m.keys {
-		s := ix.byKey[k]
-		if s == nil {
-			s = map[T]struct{}{}
-			ix.byKey[k] = s
-		}
-		s[t] = struct{}{}
-	}
-	if m.usesSA() {
-		ix.sa[t] = struct{}{}
-	}
-}
-
-func (ix *labelIndex[T]) remove(t T, m *matcher) {
-	for _, k := range m.keys {
-		if s := ix.byKey[k]; s != nil {
-			delete(s, t)
-			if len(s) == 0 {
-				delete(ix.byKey, k)
-			}
-		}
-	}
-	delete(ix.sa, t)
-}
-
-func (ix *labelIndex[T]) candidates(keys []string, saChanged bool) map[T]struct{} {
-	out := map[T]struct{}{}
-	for _, k := range keys {
-		for t := range ix.byKey[k] {
-			out[t] = struct{}{}
-		}
-	}
-	if saChanged {
-		for t := range ix.sa {
-			out[t] = struct{}{}
-		}
-	}
-	return out
-}
-
 // ---- entries ----
 
 type wepEntry struct {
-	w        *api.WorkloadEndpoint // copy of the fields calc reads
-	view     epView
-	addrs    []netip.Prefix
-	prog     bool
-	sets     map[*setEntry]struct{}
-	pols     map[*policyEntry]struct{}
-	out      dataplane.Endpoint
-	outStale bool
+	id string                // namespace/name
+	w  *api.WorkloadEndpoint // copy of the fields calc reads
+	// sortIface is the interface name e is filed under in Calculator.order:
+	// e.w may change before the order is brought up to date.
+	sortIface string
+	view      epView
+	addrs     []netip.Prefix
+	prog      bool
+	sets      map[*setEntry]struct{}
+	pols      map[*policyEntry]struct{}
+	out       dataplane.Endpoint
+	outStale  bool
 }
 
 // chainEntry is what policies and profiles share: a translated chain, the
@@ -196,6 +158,46 @@ type setEntry struct {
 	members []netip.Prefix // sorted; valid unless rebuild
 	pending []memberOp     // changes since members was built
 	rebuild bool
+}
+
+type orderOp struct {
+	e         *wepEntry
+	iface, id string // its sort key when the op was recorded
+	add       bool
+}
+
+func (c *Calculator) noteOrder(e *wepEntry, add bool) {
+	c.endpointsDirty = true
+	if c.orderDirty {
+		return
+	}
+	c.orderOps = append(c.orderOps, orderOp{e: e, iface: e.w.Spec.InterfaceName, id: e.id, add: add})
+	c.orderDirty = len(c.orderOps) > maxToggles
+}
+
+func compareEPKey(e *wepEntry, iface, id string) int {
+	if x := strings.Compare(e.sortIface, iface); x != 0 {
+		return x
+	}
+	return strings.Compare(e.id, id)
+}
+
+// applyOrderOps edits order in place; it is internal (never handed out).
+func applyOrderOps(order []*wepEntry, ops []orderOp) []*wepEntry {
+	for _, op := range ops {
+		i, found := slices.BinarySearchFunc(order, op, func(x *wepEntry, op orderOp) int { return compareEPKey(x, op.iface, op.id) })
+		switch {
+		case op.add && !found:
+			op.e.sortIface = op.iface
+			order = slices.Insert(order, i, op.e)
+		case op.add:
+			op.e.sortIface = op.iface
+			order[i] = op.e
+		case found && order[i] == op.e:
+			order = slices.Delete(order, i, i+1)
+		}
+	}
+	return order
 }
 
 type memberOp struct {
@@ -270,12 +272,7 @@ func (c *Calculator) refSet(m *matcher) *setEntry {
 	if s == nil {
 		s = &setEntry{id: id, m: m, eps: map[*wepEntry]struct{}{}, refs: map[netip.Prefix]int{}, rebuild: true}
 		c.sets[id] = s
-		c.setIdx.add(s, m)
-		for _, e := range c.weps {
-			if m.matches(&e.view) {
-				c.join(s, e)
-			}
-		}
+		c.setIdx.addMatcher(s, m)
 	}
 	s.owners++
 	return s
@@ -286,10 +283,7 @@ func (c *Calculator) unrefSet(s *setEntry) {
 	if s.owners > 0 {
 		return
 	}
-	for e := range s.eps {
-		delete(e.sets, s)
-	}
-	c.setIdx.remove(s, s.m)
+	c.setIdx.removeMatcher(s)
 	delete(c.sets, s.id)
 }
 
@@ -348,7 +342,11 @@ func (c *Calculator) setChain(ce *chainEntry, chain dataplane.PolicyChain, used 
 func (c *Calculator) activateSet(s *setEntry, d int) {
 	s.active += d
 	if (d > 0 && s.active == 1) || (d < 0 && s.active == 0) {
-		c.setOrderDirty, c.setsDirty = true, true
+		c.setsDirty = true
+		if !c.setOrderDirty {
+			c.setToggles = append(c.setToggles, s)
+			c.setOrderDirty = len(c.setToggles) > maxToggles
+		}
 	}
 }
 
@@ -365,7 +363,32 @@ func (c *Calculator) setActive(ce *chainEntry, active bool) {
 	for _, s := range ce.sets {
 		c.activateSet(s, d)
 	}
-	c.chainOrderDirty, c.chainsDirty = true, true
+	c.chainsDirty = true
+	if !c.chainOrderDirty {
+		c.chainToggles = append(c.chainToggles, ce)
+		c.chainOrderDirty = len(c.chainToggles) > maxToggles
+	}
+}
+
+// maxToggles bounds the binary-search edits of chainOrder and setOrder
+// between two Desired() calls; beyond it one sort is cheaper.
+const maxToggles = 64
+
+// applyToggles brings a sorted-by-ID order up to date with the entries that
+// turned active or inactive.
+func applyToggles[T comparable](order []T, toggles []T, id func(T) string, active func(T) bool) []T {
+	for _, t := range toggles {
+		i, found := slices.BinarySearchFunc(order, id(t), func(x T, k string) int { return strings.Compare(id(x), k) })
+		switch {
+		case active(t) && found:
+			order[i] = t // a new entry under the same ID replaces the old one
+		case active(t):
+			order = slices.Insert(order, i, t)
+		case found && order[i] == t:
+			order = slices.Delete(order, i, i+1)
+		}
+	}
+	return order
 }
 
 func newSink() (setSink, map[string]*matcher) {
@@ -461,18 +484,14 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 	}
 	c.touch()
 	if e == nil {
-		e = &wepEntry{w: nw, sets: map[*setEntry]struct{}{}, pols: map[*policyEntry]struct{}{}}
+		e = &wepEntry{id: id, w: nw, sets: map[*setEntry]struct{}{}, pols: map[*policyEntry]struct{}{}}
 		c.weps[id] = e
 		for _, n := range distinct(nw.Spec.Profiles) {
 			c.profileEntry(n).users[e] = struct{}{}
 		}
 		e.addrs = parseNets(nw.Spec.IPNetworks)
 		e.view = newEPView(nw, endpointLabels(nw, c.lookupProfile))
-		for _, s := range c.sets {
-			if s.m.matches(&e.view) {
-				c.join(s, e)
-			}
-		}
+		c.setIdx.addEndpoint(e)
 		c.attachLocal(e)
 		c.remoteChanged()
 		return
@@ -532,9 +551,7 @@ func (c *Calculator) DeleteWorkloadEndpoint(namespace, name string) {
 	}
 	c.touch()
 	c.detachLocal(e)
-	for s := range e.sets {
-		c.leave(s, e)
-	}
+	c.setIdx.removeEndpoint(e)
 	for _, n := range distinct(e.w.Spec.Profiles) {
 		pe := c.profiles[n]
 		delete(pe.users, e)
@@ -563,25 +580,10 @@ func (c *Calculator) relabel(e *wepEntry, saChanged bool) {
 	if len(changed) == 0 && !saChanged {
 		return
 	}
-	for s := range c.setIdx.candidates(changed, saChanged) {
-		_, was := e.sets[s]
-		if now := s.m.matches(&e.view); now != was {
-			if now {
-				c.join(s, e)
-			} else {
-				c.leave(s, e)
-			}
-		}
-	}
+	c.setIdx.updateEndpoint(e, changed, saChanged)
 	if e.prog {
-		for p := range c.polIdx.candidates(changed, saChanged) {
-			c.setPolicyMatch(p, e, c.policyMatches(p, e))
-		}
+		c.polIdx.updateEndpoint(e, changed, saChanged)
 	}
-}
-
-func (c *Calculator) policyMatches(p *policyEntry, e *wepEntry) bool {
-	return p.m != nil && (p.ns == "" || p.ns == e.w.Namespace) && p.m.matches(&e.view)
 }
 
 func (c *Calculator) setPolicyMatch(p *policyEntry, e *wepEntry, match bool) {
@@ -608,12 +610,9 @@ func (c *Calculator) attachLocal(e *wepEntry) {
 	e.prog = true
 	c.local[e] = struct{}{}
 	e.outStale = true
-	c.orderDirty, c.endpointsDirty, c.routesDirty = true, true, true
-	for _, p := range c.policies {
-		if c.policyMatches(p, e) {
-			c.setPolicyMatch(p, e, true)
-		}
-	}
+	c.noteOrder(e, true)
+	c.routesDirty = true
+	c.polIdx.addEndpoint(e)
 	for _, n := range distinct(e.w.Spec.Profiles) {
 		pe := c.profiles[n]
 		pe.progUsers++
@@ -627,10 +626,9 @@ func (c *Calculator) detachLocal(e *wepEntry) {
 	}
 	e.prog = false
 	delete(c.local, e)
-	c.orderDirty, c.endpointsDirty, c.routesDirty = true, true, true
-	for p := range e.pols {
-		c.setPolicyMatch(p, e, false)
-	}
+	c.noteOrder(e, false)
+	c.routesDirty = true
+	c.polIdx.removeEndpoint(e)
 	for _, n := range distinct(e.w.Spec.Profiles) {
 		pe := c.profiles[n]
 		pe.progUsers--
@@ -762,15 +760,12 @@ func (c *Calculator) upsertPolicy(id, ns, sortKey string, spec *api.PolicySpec) 
 	oldKey, oldOK := matcherKey(pe.m)
 	newKey, newOK := matcherKey(m)
 	if isNew || oldOK != newOK || oldKey != newKey {
-		if pe.m != nil {
-			c.polIdx.remove(pe, pe.m)
-		}
+		// Drop the old selector's matches and add the new one's; an endpoint
+		// in both is reported out and back in, which nets to no change.
+		c.polIdx.removeMatcher(pe)
 		pe.m = m
 		if m != nil {
-			c.polIdx.add(pe, m)
-		}
-		for e := range c.local {
-			c.setPolicyMatch(pe, e, c.policyMatches(pe, e))
+			c.polIdx.addMatcher(pe, m)
 		}
 	}
 	if metaChanged {
@@ -786,12 +781,7 @@ func (c *Calculator) deletePolicy(id string) {
 		return
 	}
 	c.touch()
-	for e := range pe.matched {
-		c.setPolicyMatch(pe, e, false)
-	}
-	if pe.m != nil {
-		c.polIdx.remove(pe, pe.m)
-	}
+	c.polIdx.removeMatcher(pe)
 	c.setChain(&pe.chainEntry, dataplane.PolicyChain{ID: id}, nil)
 	delete(c.policies, id)
 }
@@ -951,20 +941,19 @@ func (c *Calculator) Desired() *dataplane.Desired {
 	if c.last != nil {
 		*d = *c.last
 	}
-	if c.orderDirty {
+	if !c.orderDirty {
+		c.order = applyOrderOps(c.order, c.orderOps)
+	} else {
 		c.order = c.order[:0]
 		for e := range c.local {
+			e.sortIface = e.w.Spec.InterfaceName
 			c.order = append(c.order, e)
 		}
-		slices.SortFunc(c.order, func(a, b *wepEntry) int {
-			if x := strings.Compare(a.w.Spec.InterfaceName, b.w.Spec.InterfaceName); x != 0 {
-				return x
-			}
-			return strings.Compare(wepID(a.w), wepID(b.w))
-		})
+		slices.SortFunc(c.order, func(a, b *wepEntry) int { return compareEPKey(a, b.sortIface, b.id) })
 	}
+	c.orderOps = c.orderOps[:0]
 	if c.endpointsDirty || c.orderDirty {
-		var eps []dataplane.Endpoint
+		eps := makeOrNil[dataplane.Endpoint](len(c.order))
 		for _, e := range c.order {
 			if e.outStale {
 				e.out = c.buildOut(e)
@@ -974,7 +963,10 @@ func (c *Calculator) Desired() *dataplane.Desired {
 		}
 		d.Endpoints = eps
 	}
-	if c.chainOrderDirty {
+	if !c.chainOrderDirty {
+		c.chainOrder = applyToggles(c.chainOrder, c.chainToggles,
+			func(ce *chainEntry) string { return ce.chain.ID }, func(ce *chainEntry) bool { return ce.active })
+	} else {
 		c.chainOrder = c.chainOrder[:0]
 		for _, p := range c.policies {
 			if p.active {
@@ -988,14 +980,18 @@ func (c *Calculator) Desired() *dataplane.Desired {
 		}
 		slices.SortFunc(c.chainOrder, func(a, b *chainEntry) int { return strings.Compare(a.chain.ID, b.chain.ID) })
 	}
+	c.chainToggles = c.chainToggles[:0]
 	if c.chainsDirty || c.chainOrderDirty {
-		var chains []dataplane.PolicyChain
+		chains := makeOrNil[dataplane.PolicyChain](len(c.chainOrder))
 		for _, ce := range c.chainOrder {
 			chains = append(chains, ce.chain)
 		}
 		d.Chains = chains
 	}
-	if c.setOrderDirty {
+	if !c.setOrderDirty {
+		c.setOrder = applyToggles(c.setOrder, c.setToggles,
+			func(s *setEntry) string { return s.id }, func(s *setEntry) bool { return s.active > 0 })
+	} else {
 		c.setOrder = c.setOrder[:0]
 		for _, s := range c.sets {
 			if s.active > 0 {
@@ -1004,8 +1000,9 @@ func (c *Calculator) Desired() *dataplane.Desired {
 		}
 		slices.SortFunc(c.setOrder, func(a, b *setEntry) int { return strings.Compare(a.id, b.id) })
 	}
+	c.setToggles = c.setToggles[:0]
 	if c.setsDirty || c.setOrderDirty {
-		var sets []dataplane.IPSet
+		sets := makeOrNil[dataplane.IPSet](len(c.setOrder))
 		for _, s := range c.setOrder {
 			sets = append(sets, dataplane.IPSet{ID: s.id, Selector: s.m.key, Members: s.sortedMembers()})
 		}
@@ -1025,6 +1022,15 @@ func (c *Calculator) Desired() *dataplane.Desired {
 	c.endpointsDirty, c.orderDirty, c.chainsDirty, c.chainOrderDirty = false, false, false, false
 	c.setsDirty, c.setOrderDirty, c.routesDirty, c.natDirty, c.hostDirty = false, false, false, false, false
 	return d
+}
+
+// makeOrNil returns an empty slice with room for n, or nil when n is 0
+// (Desired's empty slices are nil).
+func makeOrNil[T any](n int) []T {
+	if n == 0 {
+		return nil
+	}
+	return make([]T, 0, n)
 }
 
 func (c *Calculator) buildOut(e *wepEntry) dataplane.Endpoint {
