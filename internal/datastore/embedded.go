@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // Defaults of the embedded server, matching `calico datastore run`.
@@ -21,6 +22,8 @@ const (
 	defaultMemberName      = "default"
 	defaultClusterToken    = "calico-etcd"
 	defaultLogLevel        = "warn"
+	defaultTickMs          = 50
+	defaultElectionMs      = 500
 	defaultCompaction      = "1h"
 	defaultMaxTxnOps       = 10_000
 	defaultMaxRequestBytes = 8 << 20
@@ -51,8 +54,10 @@ type EmbeddedConfig struct {
 	// InitialClusterToken [--initial-cluster-token]; default "calico-etcd".
 	InitialClusterToken string
 	// TickMs [--heartbeat-interval] and ElectionMs [--election-timeout];
-	// defaults 100 and 1000 (etcd's). A single member elects itself on
-	// its first tick whatever the values, so start-up is fast either way.
+	// defaults 50 and 500 (etcd's are 100 and 1000). A fresh single member
+	// still waits about one election timeout before it serves, so shorter
+	// means a faster start (0.1 s instead of up to 1 s) while staying well
+	// above loopback and LAN round trips.
 	TickMs, ElectionMs uint
 	// CertFile, KeyFile [--cert-file, --key-file] turn on TLS for clients;
 	// TrustedCAFile [--trusted-ca-file] with ClientCertAuth
@@ -69,6 +74,9 @@ type EmbeddedConfig struct {
 	// LogLevel [--log-level] of etcd's own logs to stderr: debug, info, warn
 	// (default), error.
 	LogLevel string
+	// Logger receives etcd's own records (at LogLevel and above, sampled);
+	// default slog.Default() with component=etcd.
+	Logger *slog.Logger
 	// UnsafeNoFsync [--unsafe-no-fsync] skips fsync; for throwaway test
 	// servers only (a crash can lose acknowledged writes).
 	UnsafeNoFsync bool
@@ -109,6 +117,13 @@ func parseURLs(flag string, in []string, def []string) ([]url.URL, error) {
 	return out, nil
 }
 
+func (c EmbeddedConfig) logLevel() string {
+	if c.LogLevel == "" {
+		return defaultLogLevel
+	}
+	return c.LogLevel
+}
+
 func urlStrings(us []url.URL) []string {
 	out := make([]string, len(us))
 	for i, u := range us {
@@ -117,8 +132,8 @@ func urlStrings(us []url.URL) []string {
 	return out
 }
 
-// embedConfig turns our config into etcd's.
-func (c EmbeddedConfig) embedConfig() (*embed.Config, error) {
+// embedConfig turns our config into etcd's; etcd logs through lg.
+func (c EmbeddedConfig) embedConfig(lg *zap.Logger) (*embed.Config, error) {
 	if c.DataDir == "" {
 		return nil, errors.New("--data-dir is required")
 	}
@@ -157,6 +172,7 @@ func (c EmbeddedConfig) embedConfig() (*embed.Config, error) {
 	if e.InitialClusterToken == "" {
 		e.InitialClusterToken = defaultClusterToken
 	}
+	e.TickMs, e.ElectionMs = defaultTickMs, defaultElectionMs
 	if c.TickMs != 0 {
 		e.TickMs = c.TickMs
 	}
@@ -186,11 +202,8 @@ func (c EmbeddedConfig) embedConfig() (*embed.Config, error) {
 	if e.MaxRequestBytes == 0 {
 		e.MaxRequestBytes = defaultMaxRequestBytes
 	}
-	e.LogLevel = c.LogLevel
-	if e.LogLevel == "" {
-		e.LogLevel = defaultLogLevel
-	}
-	e.LogOutputs = []string{"stderr"}
+	e.LogLevel = c.logLevel()
+	e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	e.UnsafeNoFsync = c.UnsafeNoFsync
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("embedded etcd settings: %w", err)
@@ -202,19 +215,22 @@ func (c EmbeddedConfig) embedConfig() (*embed.Config, error) {
 // listeners are bound; Ready() closes when it serves clients. The server
 // stops when ctx is done or Close is called.
 func RunEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
-	ecfg, err := cfg.embedConfig()
+	srv := &Embedded{ready: make(chan struct{}), done: make(chan struct{})}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default().With("component", "etcd")
+	}
+	lg, err := etcdLogger(log, cfg.logLevel(), &srv.closing)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", cfg.logLevel(), err)
+	}
+	ecfg, err := cfg.embedConfig(lg)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(ecfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)
 	}
-	srv := &Embedded{ready: make(chan struct{}), done: make(chan struct{})}
-	lg, err := etcdLogger(ecfg.LogLevel, &srv.closing)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", ecfg.LogLevel, err)
-	}
-	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	e, err := embed.StartEtcd(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd (data dir %s, clients %v, peers %v): %w",
@@ -245,7 +261,7 @@ func RunEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		srv.setErr(err)
 		if err != nil && !srv.closing.Load() {
-			slog.Error("embedded etcd stopped on its own", "component", "datastore", "err", err)
+			log.Error("embedded etcd stopped on its own", "err", err)
 		}
 		_ = srv.Close()
 	}()

@@ -16,13 +16,13 @@ import (
 // second: a struggling disk makes etcd repeat itself), and, once we are
 // shutting the server down on purpose, the errors etcd reports about its
 // own listeners closing.
-func etcdLogger(level string, closing *atomic.Bool) (*zap.Logger, error) {
+func etcdLogger(log *slog.Logger, level string, closing *atomic.Bool) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
 	core := &slogCore{
-		log:     slog.Default().With("component", "etcd"),
+		log:     log,
 		level:   lvl,
 		closing: closing,
 	}
@@ -51,9 +51,21 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 	return ce
 }
 
+// ignoredWarnings are start-up advice that does not apply to how we run
+// etcd: one listener serves gRPC and the HTTP gateway on purpose (one port
+// to configure), and etcd authentication (with its simple tokens) is not
+// used; TLS client certificates are.
+var ignoredWarnings = map[string]bool{
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"simple token is not cryptographically signed":                                         true,
+}
+
 func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 	if c.closing.Load() && e.Level <= zapcore.ErrorLevel {
 		return nil // listeners and streams failing while we close them
+	}
+	if e.Level == zapcore.WarnLevel && ignoredWarnings[e.Message] {
+		return nil
 	}
 	enc := zapcore.NewMapObjectEncoder()
 	for _, f := range c.fields {
