@@ -18,10 +18,13 @@ import (
 // costs in proportion to what it touches. Desired() always equals Compute of
 // a Snapshot holding the same state.
 //
-// A label change on one endpoint re-evaluates only the selectors that
-// mention a changed label key (an index by label key) and edits only the sets
-// the endpoint enters or leaves. A policy change re-evaluates that policy's
-// selector against local endpoints only.
+// Selectors are matched through a shapeIndex (see shapes.go): a selector is
+// evaluated once per class of endpoints that agree on the labels it reads,
+// so a label change on one endpoint costs a lookup per selector shape that
+// reads a changed key, and edits only the sets it enters or leaves. A policy
+// change re-evaluates that policy's selector against classes of local
+// endpoints only. Sorted outputs are kept and edited (binary search,
+// copy-on-write), not re-sorted.
 //
 // Calculator is not safe for concurrent use. Objects passed in are not
 // retained: the fields it needs are copied.

@@ -441,3 +441,53 @@ func TestCalculatorNoopAndVersion(t *testing.T) {
 		t.Fatalf("after the label change: %+v", got)
 	}
 }
+
+// TestCalculatorSharesUnchangedParts checks that the work after a label
+// change is local: sets, chains and endpoints the change does not touch are
+// handed out again as the very same slices.
+func TestCalculatorSharesUnchangedParts(t *testing.T) {
+	s := &Snapshot{Node: "h1"}
+	for i := range 20 {
+		s.WorkloadEndpoints = append(s.WorkloadEndpoints, wep("ns", fmt.Sprintf("w%02d", i), "h1", fmt.Sprintf("cali%02d", i),
+			[]string{fmt.Sprintf("10.0.0.%d/32", i+1)}, map[string]string{"app": fmt.Sprintf("a%d", i%5)}))
+		s.WorkloadEndpoints = append(s.WorkloadEndpoints, wep("ns", fmt.Sprintf("r%02d", i), "h2", fmt.Sprintf("cali%02d", i),
+			[]string{fmt.Sprintf("10.0.1.%d/32", i+1)}, map[string]string{"app": fmt.Sprintf("a%d", i%5)}))
+	}
+	for i := range 5 {
+		s.GlobalNetworkPolicies = append(s.GlobalNetworkPolicies, gnp(fmt.Sprintf("p%d", i), nil, fmt.Sprintf("app == 'a%d'", i), nil,
+			[]api.Rule{{Action: "Allow", Source: api.EntityRule{Selector: fmt.Sprintf("app == 'a%d'", i)}}}, nil))
+	}
+	c := loadCalculator(s)
+	d1 := c.Desired()
+	w := s.WorkloadEndpoints[0] // ns/w00, app a0, local
+	w.Labels = map[string]string{"app": "a1"}
+	c.UpsertWorkloadEndpoint(&w)
+	d2 := c.Desired()
+	s.WorkloadEndpoints[0] = w
+	if want := Compute(s); !reflect.DeepEqual(d2, want) {
+		t.Fatalf("after the change:\n%s", diffDesired(d2, want))
+	}
+	same := func(a, b any) bool { return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer() }
+	changedSets := map[string]bool{setID(t, "app == 'a0'"): true, setID(t, "app == 'a1'"): true}
+	for i := range d2.Sets {
+		if got := same(d1.Sets[i].Members, d2.Sets[i].Members); got == changedSets[d2.Sets[i].ID] {
+			t.Errorf("set %s: members shared = %v", d2.Sets[i].Selector, got)
+		}
+	}
+	for i := range d2.Chains {
+		if !same(d1.Chains[i].Ingress, d2.Chains[i].Ingress) {
+			t.Errorf("chain %s was rebuilt", d2.Chains[i].ID)
+		}
+	}
+	for i := range d2.Endpoints {
+		if d2.Endpoints[i].ID == "ns/w00" {
+			continue
+		}
+		if !same(d1.Endpoints[i].IngressPolicies, d2.Endpoints[i].IngressPolicies) {
+			t.Errorf("endpoint %s was rebuilt", d2.Endpoints[i].ID)
+		}
+	}
+	if !same(d1.Routes, d2.Routes) {
+		t.Errorf("routes were recomputed for a label change")
+	}
+}

@@ -524,3 +524,45 @@ func TestVTEPMACDerived(t *testing.T) {
 		t.Fatalf("published MAC = %q", got)
 	}
 }
+
+// namespaceSelector and serviceAccountSelector are refused by validation
+// (namespaces and service accounts carry no labels here), but calc still
+// gives them Calico's meaning rather than ignoring them: namespaces and
+// service accounts are seen with only their projectcalico.org/name label.
+func TestComputeNamespaceAndServiceAccountSelectors(t *testing.T) {
+	a := wep("prod", "a", "h1", "cali1", []string{"10.0.0.1/32"}, map[string]string{"x": "1"})
+	a.Spec.ServiceAccountName = "sa1"
+	b := wep("dev", "b", "h2", "cali2", []string{"10.0.0.2/32"}, map[string]string{"x": "1"})
+	rules := []api.Rule{
+		{Action: "Allow", Source: api.EntityRule{Selector: "x == '1'", NamespaceSelector: "projectcalico.org/name == 'dev'"}},
+		{Action: "Allow", Source: api.EntityRule{NamespaceSelector: "global()"}},
+		{Action: "Allow", Source: api.EntityRule{NamespaceSelector: "all()"}},
+	}
+	g := gnp("g", nil, "", nil, rules, nil)
+	g.Spec.ServiceAccountSelector = "projectcalico.org/name == 'sa1'"
+	n := netpol("prod", "n", nil, "", nil, rules[:1], nil)
+	d := compute(t, &Snapshot{Node: "h1", WorkloadEndpoints: []api.WorkloadEndpoint{a, b},
+		GlobalNetworkPolicies: []api.GlobalNetworkPolicy{g}, NetworkPolicies: []api.NetworkPolicy{n}})
+	if got := endpointByID(t, d, "prod/a").IngressPolicies; !slices.Equal(got, []string{"gnp:g", "policy:prod/n"}) {
+		t.Fatalf("policies = %v", got)
+	}
+	want := map[string][]netip.Prefix{
+		`x == "1" && namespaceSelector(projectcalico.org/name == "dev")`: pfxs("10.0.0.2/32"),
+		`namespaceSelector(global())`:                                    nil,
+		`namespaceSelector(all())`:                                       pfxs("10.0.0.1/32", "10.0.0.2/32"),
+	}
+	if len(d.Sets) != len(want) {
+		t.Fatalf("sets = %+v", d.Sets)
+	}
+	for _, s := range d.Sets {
+		w, ok := want[s.Selector]
+		if !ok || !reflect.DeepEqual(s.Members, w) || s.ID != setIDFor(s.Selector) {
+			t.Errorf("set %+v unexpected (want members %v)", s, w)
+		}
+	}
+	// The NetworkPolicy's rule uses the same set: a namespaceSelector
+	// replaces the confinement to the policy's own namespace.
+	if r := chainByID(t, d, "policy:prod/n").Ingress[0]; r.Src.Sets[0] != chainByID(t, d, "gnp:g").Ingress[0].Src.Sets[0] {
+		t.Fatalf("NetworkPolicy rule with namespaceSelector: %+v", r)
+	}
+}
