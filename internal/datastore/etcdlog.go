@@ -3,6 +3,7 @@ package datastore
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,11 +61,29 @@ var ignoredWarnings = map[string]bool{
 	"simple token is not cryptographically signed":                                         true,
 }
 
+// benignStartupError: on a fresh data dir etcd 3.7's storage-version
+// monitor may run before the first raft term is saved; it logs an error and
+// succeeds on its next round a few seconds later.
+func benignStartupError(e zapcore.Entry, fs []zapcore.Field) bool {
+	if e.Message != "failed to update storage version" {
+		return false
+	}
+	for _, f := range fs {
+		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType && strings.Contains(err.Error(), "missing term information") {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 	if c.closing.Load() && e.Level <= zapcore.ErrorLevel {
 		return nil // listeners and streams failing while we close them
 	}
 	if e.Level == zapcore.WarnLevel && ignoredWarnings[e.Message] {
+		return nil
+	}
+	if benignStartupError(e, fs) {
 		return nil
 	}
 	enc := zapcore.NewMapObjectEncoder()
