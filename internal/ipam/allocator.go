@@ -328,14 +328,19 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		return ips, ok, err
 	}
 
-	all, err := a.listBlocks(ctx, fam)
+	all, bad, err := a.listBlocksChecked(ctx, fam)
 	if err != nil {
 		return nil, false, err
 	}
 	if cfg.AutoAllocateBlocks && (cfg.MaxBlocksPerHost <= 0 || nodeBlocks < cfg.MaxBlocksPerHost) {
-		existing := make([]netip.Prefix, 0, len(all))
+		existing := make([]netip.Prefix, 0, len(all)+len(bad))
 		for _, bk := range all {
 			existing = append(existing, bk.b.CIDR)
+		}
+		for _, bb := range bad {
+			if bb.cidr.IsValid() {
+				existing = append(existing, bb.cidr) // unreadable, but taken
+			}
 		}
 		for _, p := range pools {
 			cidr, ok := FreeBlock(p, existing)
@@ -792,21 +797,38 @@ func decodeBlock(kv datastore.KV) (*Block, error) {
 // listBlocks returns every block of a family, in address order. Unreadable
 // blocks are logged and skipped.
 func (a *Allocator) listBlocks(ctx context.Context, fam int) ([]blockKV, error) {
+	out, bad, err := a.listBlocksChecked(ctx, fam)
+	for _, e := range bad {
+		a.log.Warn("ipam: skipping an unreadable block", "error", e.err)
+	}
+	return out, err
+}
+
+// badBlock is a block key whose value does not decode.
+type badBlock struct {
+	cidr netip.Prefix // from the key; invalid if the key does not parse either
+	err  error
+}
+
+// listBlocksChecked is listBlocks that also returns the unreadable blocks.
+func (a *Allocator) listBlocksChecked(ctx context.Context, fam int) ([]blockKV, []badBlock, error) {
 	kvs, _, err := a.store.List(ctx, BlocksPrefix(fam))
 	if err != nil {
-		return nil, fmt.Errorf("list blocks: %w", err)
+		return nil, nil, fmt.Errorf("list blocks: %w", err)
 	}
 	out := make([]blockKV, 0, len(kvs))
+	var bad []badBlock
 	for _, kv := range kvs {
 		b, err := decodeBlock(kv)
 		if err != nil {
-			a.log.Warn("ipam: skipping an unreadable block", "error", err)
+			c, _ := ParseBlockKey(kv.Key)
+			bad = append(bad, badBlock{cidr: c, err: err})
 			continue
 		}
 		out = append(out, blockKV{b: b, rev: kv.Revision})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].b.CIDR.Addr().Less(out[j].b.CIDR.Addr()) })
-	return out, nil
+	return out, bad, nil
 }
 
 func (a *Allocator) getHandle(ctx context.Context, handle string) (*Handle, int64, error) {

@@ -57,11 +57,16 @@ const (
 	// EndpointAddressUnassigned (report only): an endpoint lists an address
 	// of a pool that IPAM has not assigned.
 	EndpointAddressUnassigned = "endpoint-address-unassigned"
+	// EndpointAddressHeldByOther (report only): an endpoint lists an address
+	// that IPAM assigned to something else.
+	EndpointAddressHeldByOther = "endpoint-address-held-by-other"
 	// WorkloadUnnamed (report only): a workload address names neither an
 	// endpoint nor a container, so it cannot be judged.
 	WorkloadUnnamed = "workload-unnamed"
 	// UnknownKind (report only): an address whose attrs have no known kind.
 	UnknownKind = "unknown-kind"
+	// Unreadable (report only): a block or handle that does not decode.
+	Unreadable = "unreadable"
 )
 
 // Repairs.
@@ -169,6 +174,7 @@ type snapshot struct {
 	nodes      map[string]bool
 	weps       map[string]api.WorkloadEndpoint // "namespace/name"
 	containers map[string]bool                 // checked container IDs -> exist
+	unreadable []string                        // keys that do not decode, with why
 	now        time.Time
 }
 
@@ -209,11 +215,14 @@ func (a *Allocator) readSnapshot(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	for _, fam := range []int{4, 6} {
-		bs, err := a.listBlocks(ctx, fam)
+		bs, bad, err := a.listBlocksChecked(ctx, fam)
 		if err != nil {
 			return nil, err
 		}
 		s.blocks = append(s.blocks, bs...)
+		for _, e := range bad {
+			s.unreadable = append(s.unreadable, e.err.Error())
+		}
 	}
 	kvs, _, err := a.store.List(ctx, HostsPrefix)
 	if err != nil {
@@ -230,7 +239,7 @@ func (a *Allocator) readSnapshot(ctx context.Context) (*snapshot, error) {
 	for _, kv := range kvs {
 		h := &Handle{}
 		if err := json.Unmarshal(kv.Value, h); err != nil {
-			a.log.Warn("ipam: unreadable handle", "key", kv.Key, "error", err)
+			s.unreadable = append(s.unreadable, fmt.Sprintf("handle at %s: %v", kv.Key, err))
 			continue
 		}
 		s.handles[strings.TrimPrefix(kv.Key, HandlesPrefix)] = h
@@ -329,8 +338,12 @@ func analyze(s *snapshot, opts CheckOptions) Report {
 		}
 	}
 
+	for _, u := range s.unreadable {
+		r.Inconsistencies = append(r.Inconsistencies, Inconsistency{Kind: Unreadable, Detail: u})
+	}
 	truth := map[string]map[string]int{} // handle -> block -> count
 	assignedIn := map[netip.Addr][]netip.Prefix{}
+	holder := map[netip.Addr]Allocation{}
 	for _, bk := range s.blocks {
 		b := bk.b
 		for _, p := range b.Problems() {
@@ -348,6 +361,7 @@ func analyze(s *snapshot, opts CheckOptions) Report {
 		for _, al := range b.AllocationList() {
 			r.Summary.Assigned++
 			assignedIn[al.IP] = append(assignedIn[al.IP], b.CIDR)
+			holder[al.IP] = al
 			if al.Handle != "" {
 				if truth[al.Handle] == nil {
 					truth[al.Handle] = map[string]int{}
@@ -434,6 +448,14 @@ func analyze(s *snapshot, opts CheckOptions) Report {
 		if _, inPool := PoolFor(s.pools, ip); inPool && len(assignedIn[ip]) == 0 {
 			r.Inconsistencies = append(r.Inconsistencies, Inconsistency{Kind: EndpointAddressUnassigned, IP: ip.String(),
 				Detail: fmt.Sprintf("workload endpoint %s uses it but IPAM has not assigned it", strings.Join(ws, ", "))})
+		}
+		if h, ok := holder[ip]; ok && !h.AttrMissing {
+			for _, w := range ws {
+				if h.Attrs.Kind == KindManual || (h.Attrs.Kind == KindWorkload && h.Attrs.Endpoint != "" && h.Attrs.Endpoint != w) {
+					r.Inconsistencies = append(r.Inconsistencies, Inconsistency{Kind: EndpointAddressHeldByOther, IP: ip.String(), Handle: h.Handle,
+						Detail: fmt.Sprintf("workload endpoint %s uses it but IPAM assigned it to %s", w, h.Attrs.Describe())})
+				}
+			}
 		}
 	}
 
@@ -603,6 +625,9 @@ func (r Report) String() string {
 
 func inconsistencyWhere(in Inconsistency) string {
 	var parts []string
+	if in.IP != "" {
+		parts = append(parts, in.IP)
+	}
 	if in.Block != "" {
 		parts = append(parts, "block "+in.Block)
 	}
@@ -728,9 +753,6 @@ func (a *Allocator) ReleaseFromReport(ctx context.Context, r Report) (RepairResu
 			return res, err
 		}
 		desc := in.Kind + " " + strings.TrimSuffix(inconsistencyWhere(in), ": ")
-		if in.IP != "" {
-			desc += " " + in.IP
-		}
 		if did {
 			res.Repaired = append(res.Repaired, desc)
 		} else {

@@ -3,6 +3,8 @@ package ipam
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -201,6 +203,9 @@ func TestCheckMoreInconsistencies(t *testing.T) {
 	if err := st.Delete(ctx, AffinityKey("n1", netip.MustParsePrefix("10.65.0.0/28")), 0); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.Create(ctx, BlockKey(netip.MustParsePrefix("10.65.0.240/28")), []byte(`{"cidr":"10.65.0.240/28","allocations":[]}`)); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := a.Check(ctx, CheckOptions{NoDockerReason: "DOCKER_HOST unset and /var/run/docker.sock missing"})
 	if err != nil {
 		t.Fatal(err)
@@ -211,8 +216,8 @@ func TestCheckMoreInconsistencies(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
-		AddressInTwoEndpoints + "/", AffinityDangling + "/" + RepairDeleteAffinity, AffinityKeyMissing + "/" + RepairCreateAffinity,
-		EndpointAddressUnassigned + "/", HandleEmpty + "/" + RepairHandle, HandleMissing + "/" + RepairHandle,
+		AddressInTwoEndpoints + "/", EndpointAddressHeldByOther + "/", AffinityDangling + "/" + RepairDeleteAffinity, AffinityKeyMissing + "/" + RepairCreateAffinity,
+		EndpointAddressUnassigned + "/", HandleEmpty + "/" + RepairHandle, HandleMissing + "/" + RepairHandle, Unreadable + "/",
 	}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -231,14 +236,58 @@ func TestCheckMoreInconsistencies(t *testing.T) {
 		left = append(left, in.Kind)
 	}
 	slices.Sort(left)
-	if !slices.Equal(left, []string{AddressInTwoEndpoints, EndpointAddressUnassigned}) {
+	if !slices.Equal(left, []string{AddressInTwoEndpoints, EndpointAddressHeldByOther, EndpointAddressUnassigned, Unreadable}) {
 		t.Fatalf("left after repair: %v", left)
 	}
 	// The restored handle releases both addresses.
 	if rel, err := a.ReleaseByHandle(ctx, "h"); err != nil || len(rel) != 2 {
 		t.Fatalf("release after repair %v %v", rel, err)
 	}
+	// The allocator steps over the unreadable block when claiming.
+	for i := range 14 {
+		mustAssign(t, a, AssignArgs{Handle: fmt.Sprintf("fill%d", i), Node: "n2", Num4: 16})
+	}
+	// No block left to claim: n3 borrows from n1's block, never retrying on
+	// the unreadable one.
+	more, err := a.AutoAssign(ctx, AssignArgs{Handle: "more", Node: "n3", Num4: 1, Attrs: manual("")})
+	if err != nil || !netip.MustParsePrefix("10.65.0.0/28").Contains(more.IPv4[0]) || more.Retries != 0 {
+		t.Fatalf("pool with an unreadable block: %+v %v", more, err)
+	}
+	if _, err := a.AutoAssign(ctx, AssignArgs{Handle: "all", Node: "n3", Num4: 16, Attrs: manual("")}); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("want exhausted: %v", err)
+	}
+	rep3, _ := a.Check(ctx, CheckOptions{})
+	if !strings.Contains(rep3.String(), EndpointAddressHeldByOther+`: 10.65.0.200, handle "fill11": workload endpoint ns/rogue uses it but IPAM assigned it to manual reservation "test" on node n2`) {
+		t.Fatalf("rogue endpoint's address now held by a reservation:\n%s", rep3)
+	}
 	if _, err := a.ReleaseFromReport(ctx, Report{Version: 99}); err == nil {
 		t.Fatal("unknown report version accepted")
+	}
+}
+
+func TestSetHandleAttrsNamesTheEndpointLater(t *testing.T) {
+	st := datastore.NewMemory()
+	ctx := context.Background()
+	putPool(t, st, "p", "10.65.0.0/24", 26)
+	a := New(st)
+	// As the Docker IPAM driver does: the address comes before the endpoint.
+	r := mustAssign(t, a, AssignArgs{Handle: "ep1", Node: "n1", Num4: 1, Attrs: Attrs{Kind: KindWorkload}})
+	rep, _ := a.Check(ctx, CheckOptions{})
+	if len(rep.Inconsistencies) != 1 || rep.Inconsistencies[0].Kind != WorkloadUnnamed {
+		t.Fatalf("before naming: %s", rep)
+	}
+	if err := a.SetHandleAttrs(ctx, "ep1", Attrs{Kind: KindWorkload, Endpoint: "ns/ep1", ContainerID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := a.ShowIP(ctx, r.IPv4[0])
+	if info.Attrs == nil || info.Attrs.Endpoint != "ns/ep1" || info.Attrs.Node != "n1" || info.Attrs.Assigned.IsZero() {
+		t.Fatalf("attrs %+v", info.Attrs)
+	}
+	rep, _ = a.Check(ctx, CheckOptions{})
+	if len(rep.Leaked) != 1 || rep.Leaked[0].Reason != LeakEndpointGone {
+		t.Fatalf("after naming: %s", rep)
+	}
+	if err := a.SetHandleAttrs(ctx, "nobody", Attrs{Kind: KindWorkload}); err == nil {
+		t.Fatal("unknown handle accepted")
 	}
 }
