@@ -149,6 +149,9 @@ func (g gen) side() api.EntityRule {
 	if g.chance(0.2) {
 		e.NotSelector = g.selector()
 	}
+	if g.chance(0.1) {
+		e.NamespaceSelector = g.pick("projectcalico.org/name == 'na'", "all()", "global()", "projectcalico.org/name != 'nb'")
+	}
 	if g.chance(0.3) {
 		e.Nets = g.nets()
 	}
@@ -221,7 +224,7 @@ func (g gen) wep() api.WorkloadEndpoint {
 		profs = append(profs, g.pick("p0", "p1", "p2", "missing"))
 	}
 	w := wep(g.pick("na", "nb"), name, g.pick("h1", "h1", "h2", "h3"), iface, ips, g.labels(), profs...)
-	if g.chance(0.2) {
+	if g.chance(0.3) {
 		w.Spec.ServiceAccountName = g.pick("sa1", "sa2")
 	}
 	if g.chance(0.2) {
@@ -285,6 +288,12 @@ func (g gen) step(m *model, c *Calculator) string {
 		return "delete profile " + name
 	case 8, 9:
 		p := gnp(g.pick("g0", "g1", "g2", "g3", "g4"), g.order(), g.selector(), g.types(), g.rules(), g.rules())
+		if g.chance(0.15) {
+			p.Spec.ServiceAccountSelector = g.pick("projectcalico.org/name == 'sa1'", "!has(projectcalico.org/name)")
+		}
+		if g.chance(0.1) {
+			p.Spec.NamespaceSelector = g.pick("projectcalico.org/name == 'na'", "global()")
+		}
 		m.gnps[p.Name] = p
 		c.UpsertGlobalNetworkPolicy(&p)
 		return fmt.Sprintf("upsert gnp %s sel=%q", p.Name, p.Spec.Selector)

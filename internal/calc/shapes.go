@@ -36,7 +36,8 @@ type shape[T comparable] struct {
 }
 
 // class is the endpoints of one shape's projection and the shape's matchers
-// that select them.
+// that select them. A class is never empty: matched is only kept up to date
+// by evaluating a member, so an empty class is deleted at once.
 type class[T comparable] struct {
 	key     string
 	eps     map[*wepEntry]struct{}
