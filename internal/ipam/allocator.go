@@ -495,13 +495,6 @@ func blockPut(b *Block, rev int64) datastore.Op {
 	return datastore.Op{Type: datastore.OpPut, Key: BlockKey(b.CIDR), Value: mustJSON(b), Revision: rev}
 }
 
-func blockWrite(b *Block, rev int64) datastore.Op {
-	if rev == 0 {
-		return datastore.Op{Type: datastore.OpCreate, Key: BlockKey(b.CIDR), Value: mustJSON(b)}
-	}
-	return blockPut(b, rev)
-}
-
 // handleOp writes the handle: create, compare-and-swap update, or delete
 // when it holds nothing.
 func handleOp(handle string, h *Handle, rev int64) datastore.Op {
