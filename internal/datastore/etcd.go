@@ -78,7 +78,7 @@ func NewEtcd(ctx context.Context, cfg Config) (Store, error) {
 		})},
 	})
 	if err != nil {
-		return nil, &UnavailableError{Endpoints: cfg.Endpoints, Err: err}
+		return nil, fmt.Errorf("etcd client for %v: %w", cfg.Endpoints, err)
 	}
 	s := &etcdStore{
 		cli:       cli,
@@ -88,7 +88,7 @@ func NewEtcd(ctx context.Context, cfg Config) (Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	if err := s.probe(pctx); err != nil {
+	if err := s.probe(pctx, true); err != nil {
 		_ = cli.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connect to datastore at %v: %w", cfg.Endpoints, ctx.Err())
@@ -98,9 +98,15 @@ func NewEtcd(ctx context.Context, cfg Config) (Store, error) {
 	return s, nil
 }
 
-// probe checks that a quorum answers a linearizable read.
-func (s *etcdStore) probe(ctx context.Context) error {
-	_, err := s.cli.Get(ctx, probeKey, clientv3.WithCountOnly())
+// probe checks that a member answers; with quorum, that the cluster can
+// serve a linearizable read (a raft round trip), else only that the member
+// we talk to is alive (a local read).
+func (s *etcdStore) probe(ctx context.Context, quorum bool) error {
+	opts := []clientv3.OpOption{clientv3.WithCountOnly()}
+	if !quorum {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	_, err := s.cli.Get(ctx, probeKey, opts...)
 	return s.wrap(err)
 }
 
@@ -377,10 +383,12 @@ func (s *etcdStore) Watch(ctx context.Context, prefix string) <-chan Event {
 	return startWatch(ctx, s.closed, s, prefix, s.hooks, s.log)
 }
 
-// follow watches from revision from and, in parallel, probes the cluster:
+// follow watches from revision from and, in parallel, probes the member:
 // a client watch stream silently waits out a dead server (even Watch itself
 // blocks until a stream is up), and we want the consumer to hear about it
-// (EventError) and to re-list when it is back.
+// (EventError) and to re-list when it is back. The probe is a cheap local
+// read; a member that loses its quorum ends the stream itself
+// (WithRequireLeader).
 func (s *etcdStore) follow(ctx context.Context, prefix string, from int64, emit func(Event) bool) error {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -394,7 +402,7 @@ func (s *etcdStore) follow(ctx context.Context, prefix string, from int64, emit 
 			case <-t.C:
 			}
 			pctx, pcancel := context.WithTimeout(wctx, probeTimeout)
-			err := s.probe(pctx)
+			err := s.probe(pctx, false)
 			pcancel()
 			if err != nil && wctx.Err() == nil {
 				cancel(err)

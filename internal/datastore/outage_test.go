@@ -171,3 +171,42 @@ func TestNewEtcdUnreachableFailsFast(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// A member that loses its quorum cannot promise the watcher anything: the
+// watcher connected to it reports the outage and re-syncs once the quorum
+// is back.
+func TestWatchReportsQuorumLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: starts a 3-member etcd cluster")
+	}
+	c := etcdtest.StartCluster(t, 3)
+	eps := c.Endpoints()
+	s := etcdtest.Store(t, eps[:1])
+	ctx := ctxT(t)
+	p := "/calico/quorum/"
+	mustCreate(t, s, p+"a", "1")
+	ch := s.Watch(ctx, p)
+	m := &mirror{}
+	m.waitFor(t, ch, eventTimeout, "first sync", func(datastore.Event) bool {
+		return m.equals(map[string]string{p + "a": "1"})
+	})
+	lost := time.Now()
+	c.StopMember(1)
+	c.StopMember(2)
+	var outageErr error
+	m.waitFor(t, ch, 20*time.Second, "EventError", func(ev datastore.Event) bool {
+		outageErr = ev.Err
+		return ev.Type == datastore.EventError
+	})
+	t.Logf("quorum loss reported after %v: %v", time.Since(lost).Round(time.Millisecond), outageErr)
+	c.RestartMember(1)
+	c.RestartMember(2)
+	resets := m.resets
+	m.waitFor(t, ch, 20*time.Second, "re-sync", func(datastore.Event) bool {
+		return m.resets > resets && m.equals(map[string]string{p + "a": "1"})
+	})
+	b := mustCreate(t, s, p+"b", "1")
+	m.waitFor(t, ch, eventTimeout, "live event", func(ev datastore.Event) bool {
+		return ev.Type == datastore.EventPut && ev.KV.Key == p+"b" && ev.Revision == b.Revision
+	})
+}

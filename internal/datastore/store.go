@@ -13,7 +13,8 @@ var (
 	ErrConflict = errors.New("conflict: the resource was modified by someone else (stale resourceVersion)")
 	// ErrExists: Create of a key that already exists.
 	ErrExists = errors.New("already exists")
-	// ErrUnavailable: the datastore could not be reached.
+	// ErrUnavailable: the datastore could not be reached. The etcd backend
+	// returns an *UnavailableError naming the endpoints, which matches it.
 	ErrUnavailable = errors.New("datastore unavailable")
 )
 
@@ -85,19 +86,28 @@ type Store interface {
 	// Create writes a new key or fails with ErrExists.
 	Create(ctx context.Context, key string, value []byte) (KV, error)
 	// Update writes the key if its mod revision equals revision (ErrConflict
-	// otherwise, ErrNotFound if missing). revision 0 means unconditional put.
+	// otherwise, ErrNotFound if missing). revision 0 means unconditional put
+	// (which creates a missing key). The returned KV carries the new revision.
 	Update(ctx context.Context, key string, value []byte, revision int64) (KV, error)
 	// Delete removes the key if its mod revision equals revision (0: any).
 	// A missing key gives ErrNotFound.
 	Delete(ctx context.Context, key string, revision int64) error
 	// Txn applies ops atomically: all or nothing. A failed condition gives
-	// ErrExists (OpCreate) or ErrConflict (revision mismatch) naming the key.
-	// It returns the store revision of the commit.
+	// ErrExists (OpCreate) or ErrConflict (revision mismatch, including a
+	// revision given for a missing key) naming the key. It returns the store
+	// revision of the commit; every key written has that mod revision. A key
+	// may appear only once per Txn, and an etcd server caps the ops per Txn
+	// (--max-txn-ops: 128 by default, 10,000 on our embedded server).
 	Txn(ctx context.Context, ops []Op) (int64, error)
-	// Watch streams events under prefix until ctx is done, then closes the channel.
+	// Watch streams events under prefix until ctx is done (or the store is
+	// closed), then closes the channel.
 	// It starts with EventReset, the current state as EventPut events, and
 	// EventInSync; then live changes. After a compaction or a lost connection it
 	// re-lists (EventReset ... EventInSync again). It never gives up while ctx lives.
+	// While the datastore is unreachable it sends an EventError (matching
+	// ErrUnavailable) every few seconds. Changes of one Txn arrive in op order,
+	// all with the Txn's revision. A consumer that stops reading stalls only
+	// its own watch.
 	Watch(ctx context.Context, prefix string) <-chan Event
 	// Close releases the client.
 	Close() error
