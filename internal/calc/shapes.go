@@ -41,6 +41,7 @@ type shape[T comparable] struct {
 type class[T comparable] struct {
 	key     string
 	eps     map[*wepEntry]struct{}
+	rep     *wepEntry // any member: it answers for the class
 	matched []T
 }
 
@@ -97,7 +98,7 @@ func (ix *shapeIndex[T]) classFor(sh *shape[T], e *wepEntry) *class[T] {
 	key := sh.project(e)
 	c := sh.classes[key]
 	if c == nil {
-		c = &class[T]{key: key, eps: map[*wepEntry]struct{}{}}
+		c = &class[T]{key: key, eps: map[*wepEntry]struct{}{}, rep: e}
 		for t, m := range sh.matchers {
 			if m.matches(&e.view) {
 				c.matched = append(c.matched, t)
@@ -113,6 +114,13 @@ func (sh *shape[T]) leaveClass(c *class[T], e *wepEntry) {
 	delete(c.eps, e)
 	if len(c.eps) == 0 {
 		delete(sh.classes, c.key)
+		return
+	}
+	if c.rep == e {
+		for o := range c.eps {
+			c.rep = o
+			break
+		}
 	}
 }
 
@@ -241,14 +249,11 @@ func (ix *shapeIndex[T]) addMatcher(t T, m *matcher) {
 	sh.matchers[t] = m
 	ix.shapeOf[t] = sh
 	for _, c := range sh.classes {
-		for e := range c.eps {
-			if m.matches(&e.view) {
-				c.matched = append(c.matched, t)
-				for e := range c.eps {
-					ix.onMatch(t, e, true)
-				}
+		if m.matches(&c.rep.view) {
+			c.matched = append(c.matched, t)
+			for e := range c.eps {
+				ix.onMatch(t, e, true)
 			}
-			break // one endpoint answers for the class
 		}
 	}
 }
