@@ -1,0 +1,416 @@
+package routes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+)
+
+const (
+	// DefaultProtocol is the route protocol number that marks our routes.
+	DefaultProtocol = 80
+	// VXLANDevice is the name of the VXLAN tunnel device.
+	VXLANDevice = "vxlan.calico"
+	// HostMAC is the MAC of the host side of every workload veth.
+	HostMAC = "ee:ee:ee:ee:ee:ee"
+	// DefaultInterfacePrefix is the workload interface prefix.
+	DefaultInterfacePrefix = "cali"
+)
+
+var hostMAC, _ = net.ParseMAC(HostMAC)
+
+// Options configure a Driver.
+type Options struct {
+	// NetNS is the path of the network namespace to program ("" = the current
+	// one), e.g. /run/netns/x or /proc/<pid>/ns/net.
+	NetNS string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Protocol is our route protocol number; 0 means DefaultProtocol.
+	Protocol int
+	// InterfacePrefix of workload interfaces; "" means "cali". A non-empty
+	// Desired.Host.InterfacePrefix takes precedence in Apply.
+	InterfacePrefix string
+}
+
+// ApplyStats say what one Apply did.
+type ApplyStats struct {
+	RoutesAdded    int
+	RoutesReplaced int
+	RoutesDeleted  int
+	// RoutesPending are desired routes whose interface does not exist yet.
+	RoutesPending int
+	// PendingIfaces are the missing interfaces (of routes and endpoints), sorted.
+	PendingIfaces []string
+	// RouteConflicts are desired destinations held by a route of another
+	// protocol, which the driver leaves alone.
+	RouteConflicts int
+	// LinksChanged counts link changes: MAC set, brought up, created, deleted.
+	LinksChanged int
+	// SysctlsWritten counts /proc/sys values that were changed.
+	SysctlsWritten int
+	// NeighborsChanged counts VXLAN neighbour and FDB entries added, replaced or deleted.
+	NeighborsChanged int
+	Duration         time.Duration
+}
+
+// Changes is the number of kernel changes Apply made.
+func (s ApplyStats) Changes() int {
+	return s.RoutesAdded + s.RoutesReplaced + s.RoutesDeleted + s.LinksChanged + s.SysctlsWritten + s.NeighborsChanged
+}
+
+// Driver programs routes, workload interfaces and the VXLAN device of one
+// network namespace. SetDesired records; Apply does the kernel work.
+type Driver struct {
+	opts  Options
+	log   *slog.Logger
+	proto netlink.RouteProtocol
+	h     *netlink.Handle
+
+	mu      sync.Mutex
+	desired *dataplane.Desired
+
+	// applyMu serialises Apply; it guards configured.
+	applyMu sync.Mutex
+	// configured maps an interface name to the index whose sysctls are set.
+	configured map[string]int
+}
+
+// New opens a netlink handle in opts.NetNS.
+func New(opts Options) (*Driver, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Protocol == 0 {
+		opts.Protocol = DefaultProtocol
+	}
+	if opts.Protocol < 0 || opts.Protocol > 255 {
+		return nil, fmt.Errorf("routes: protocol %d out of range 1-255", opts.Protocol)
+	}
+	if opts.InterfacePrefix == "" {
+		opts.InterfacePrefix = DefaultInterfacePrefix
+	}
+	h, err := openHandle(opts.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{
+		opts:       opts,
+		log:        opts.Logger.With("component", "routes"),
+		proto:      netlink.RouteProtocol(opts.Protocol),
+		h:          h,
+		configured: make(map[string]int),
+	}, nil
+}
+
+// openHandle opens a netlink handle in the namespace at path ("" = current).
+// NewHandleAt switches the calling thread briefly, so it runs under
+// nsexec.Guard.
+func openHandle(path string) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := nsexec.Guard(func() error {
+		var err error
+		if path == "" {
+			h, err = netlink.NewHandle()
+			return err
+		}
+		ns, err := netns.GetFromPath(path)
+		if err != nil {
+			return fmt.Errorf("open netns %s: %w", path, err)
+		}
+		defer ns.Close()
+		h, err = netlink.NewHandleAt(ns)
+		return err
+	})
+	if err != nil {
+		if h != nil {
+			h.Close()
+		}
+		return nil, fmt.Errorf("routes: netlink handle for netns %q: %w", path, err)
+	}
+	// A dump of a large table takes well under this; a kernel that never
+	// answers must not hang the agent.
+	if err := h.SetSocketTimeout(30 * time.Second); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("routes: netlink socket timeout: %w", err)
+	}
+	return h, nil
+}
+
+// Close releases the netlink handle. The dataplane is left as it is.
+func (d *Driver) Close() {
+	d.h.Close()
+}
+
+// Protocol is the route protocol number the driver owns.
+func (d *Driver) Protocol() int { return int(d.proto) }
+
+// SetDesired records the state the next Apply programs. d must not be changed
+// by the caller afterwards.
+func (d *Driver) SetDesired(des *dataplane.Desired) {
+	d.mu.Lock()
+	d.desired = des
+	d.mu.Unlock()
+}
+
+// Resync forgets which interfaces were already configured, so the next Apply
+// re-reads (and repairs) every workload interface's sysctls, then applies.
+func (d *Driver) Resync(ctx context.Context) (ApplyStats, error) {
+	d.applyMu.Lock()
+	clear(d.configured)
+	d.applyMu.Unlock()
+	return d.Apply(ctx)
+}
+
+// Apply makes the kernel match the desired state: host sysctls, the VXLAN
+// device and its neighbours, workload interfaces, then routes. It keeps going
+// past individual failures and returns them joined.
+func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	start := time.Now()
+	var st ApplyStats
+
+	d.mu.Lock()
+	des := d.desired
+	d.mu.Unlock()
+	if des == nil {
+		// Never treat "nothing recorded yet" as "nothing wanted".
+		return st, errors.New("routes: Apply called before SetDesired")
+	}
+	prefix := d.opts.InterfacePrefix
+	if des.Host.InterfacePrefix != "" {
+		prefix = des.Host.InterfacePrefix
+	}
+
+	links, err := dump(d.h.LinkList)
+	if err != nil {
+		return st, fmt.Errorf("routes: list links: %w", err)
+	}
+	byName := make(map[string]netlink.Link, len(links))
+	for _, l := range links {
+		byName[l.Attrs().Name] = l
+	}
+	for name, idx := range d.configured {
+		if l, ok := byName[name]; !ok || l.Attrs().Index != idx {
+			delete(d.configured, name)
+		}
+	}
+
+	var ec errCollector
+	pending := map[string]bool{}
+
+	n, err := nsexec.Ensure(d.opts.NetNS, hostSysctls(des))
+	st.SysctlsWritten += n
+	ec.add(err)
+
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	d.applyVXLAN(des.VXLAN, byName, &st, &ec)
+
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	d.configureInterfaces(des.Endpoints, prefix, byName, pending, &st, &ec)
+
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	d.applyRoutes(ctx, des.Routes, byName, pending, &st, &ec)
+
+	for name := range pending {
+		st.PendingIfaces = append(st.PendingIfaces, name)
+	}
+	slices.Sort(st.PendingIfaces)
+	st.Duration = time.Since(start)
+	if st.Changes() > 0 || st.RoutesPending > 0 || st.RouteConflicts > 0 {
+		d.log.Debug("applied", "added", st.RoutesAdded, "replaced", st.RoutesReplaced,
+			"deleted", st.RoutesDeleted, "pending", st.RoutesPending, "conflicts", st.RouteConflicts,
+			"links", st.LinksChanged, "sysctls", st.SysctlsWritten, "neighbors", st.NeighborsChanged,
+			"took", st.Duration)
+	}
+	return st, ec.err()
+}
+
+// hostSysctls are the host-wide settings: IPv4 forwarding always, IPv6
+// forwarding when anything desired is IPv6.
+func hostSysctls(des *dataplane.Desired) []nsexec.Sysctl {
+	s := []nsexec.Sysctl{{Key: "net/ipv4/ip_forward", Value: "1"}}
+	if desiredHasIPv6(des) {
+		s = append(s, nsexec.Sysctl{Key: "net/ipv6/conf/all/forwarding", Value: "1", Optional: true})
+	}
+	return s
+}
+
+func desiredHasIPv6(des *dataplane.Desired) bool {
+	for _, r := range des.Routes {
+		if r.Dst.Addr().Is6() {
+			return true
+		}
+	}
+	for _, e := range des.Endpoints {
+		for _, a := range e.Addrs {
+			if a.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// configureInterfaces gives each existing workload interface the host MAC,
+// brings it up, and sets its sysctls the first time its index is seen.
+func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, byName map[string]netlink.Link,
+	pending map[string]bool, st *ApplyStats, ec *errCollector) {
+	type todo struct {
+		name  string
+		index int
+		s     []nsexec.Sysctl
+	}
+	var work []todo
+	for _, ep := range eps {
+		name := ep.Iface
+		if name == "" {
+			continue
+		}
+		if !strings.HasPrefix(name, prefix) {
+			d.log.Warn("endpoint interface lacks the workload prefix; not configuring it",
+				"endpoint", ep.ID, "iface", name, "prefix", prefix)
+			continue
+		}
+		l, ok := byName[name]
+		if !ok {
+			pending[name] = true
+			continue
+		}
+		a := l.Attrs()
+		if !slices.Equal(a.HardwareAddr, hostMAC) {
+			if err := d.h.LinkSetHardwareAddr(l, hostMAC); err != nil {
+				ec.add(fmt.Errorf("set MAC of %s: %w", name, err))
+			} else {
+				st.LinksChanged++
+			}
+		}
+		if a.Flags&net.FlagUp == 0 {
+			if err := d.h.LinkSetUp(l); err != nil {
+				ec.add(fmt.Errorf("set %s up: %w", name, err))
+			} else {
+				st.LinksChanged++
+			}
+		}
+		if d.configured[name] == a.Index {
+			continue
+		}
+		work = append(work, todo{name: name, index: a.Index, s: ifaceSysctls(name, endpointHasIPv6(ep))})
+	}
+	if len(work) == 0 {
+		return
+	}
+	// One namespace entry for all new interfaces.
+	err := nsexec.Do(d.opts.NetNS, func() error {
+		for _, w := range work {
+			n, err := nsexec.EnsureHere(w.s)
+			st.SysctlsWritten += n
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					// The interface went away after the link dump.
+					d.log.Debug("interface vanished while configuring it", "iface", w.name)
+					continue
+				}
+				ec.add(fmt.Errorf("sysctls of %s: %w", w.name, err))
+				continue
+			}
+			d.configured[w.name] = w.index
+		}
+		return nil
+	})
+	ec.add(err)
+}
+
+func endpointHasIPv6(ep dataplane.Endpoint) bool {
+	for _, a := range ep.Addrs {
+		if a.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// ifaceSysctls are a workload interface's settings (see doc.go). Keys use
+// the slash form so interface names with dots stay intact.
+func ifaceSysctls(name string, v6 bool) []nsexec.Sysctl {
+	s := []nsexec.Sysctl{
+		{Key: "net/ipv4/conf/" + name + "/proxy_arp", Value: "1"},
+		{Key: "net/ipv4/neigh/" + name + "/proxy_delay", Value: "0"},
+		{Key: "net/ipv4/conf/" + name + "/forwarding", Value: "1"},
+		{Key: "net/ipv4/conf/" + name + "/rp_filter", Value: "1"},
+		// Even without IPv6 in use, a workload must not be able to
+		// configure the host with router advertisements.
+		{Key: "net/ipv6/conf/" + name + "/accept_ra", Value: "0", Optional: true},
+	}
+	if v6 {
+		s = append(s,
+			nsexec.Sysctl{Key: "net/ipv6/conf/" + name + "/proxy_ndp", Value: "1"},
+			nsexec.Sysctl{Key: "net/ipv6/conf/" + name + "/forwarding", Value: "1"},
+		)
+	}
+	return s
+}
+
+// dump retries a netlink dump the kernel interrupted (the table changed
+// while it was read), so callers never act on a partial view.
+func dump[T any](f func() (T, error)) (T, error) {
+	const attempts = 5
+	var v T
+	var err error
+	for range attempts {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("netlink dump interrupted %d times: %w", attempts, err)
+}
+
+// errCollector keeps the first few errors of an Apply and counts the rest.
+type errCollector struct {
+	errs  []error
+	extra int
+}
+
+func (c *errCollector) add(err error) {
+	if err == nil {
+		return
+	}
+	if len(c.errs) < 10 {
+		c.errs = append(c.errs, err)
+		return
+	}
+	c.extra++
+}
+
+func (c *errCollector) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	errs := c.errs
+	if c.extra > 0 {
+		errs = append(slices.Clone(errs), fmt.Errorf("and %d more errors", c.extra))
+	}
+	return fmt.Errorf("routes: %w", errors.Join(errs...))
+}
