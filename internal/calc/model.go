@@ -165,9 +165,6 @@ func (m *matcher) matches(v *epView) bool {
 	return m.sel.Evaluate(v.labels)
 }
 
-// usesSA reports whether the matcher depends on the service account name.
-func (m *matcher) usesSA() bool { return m.sa != nil }
-
 type parseFunc func(string) (*selector.Selector, error)
 
 // newMatcher builds a matcher from selector texts; nsSel and saSel are
