@@ -2,7 +2,6 @@ package etcdtest
 
 import (
 	"context"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -79,12 +78,6 @@ func (s *Server) start() {
 
 // Endpoints are the client URLs; they stay the same across Stop/Restart.
 func (s *Server) Endpoints() []string { return []string{s.clientURL} }
-
-// Port is the client port, e.g. for a test that wants to name it.
-func (s *Server) Port() string {
-	u, _ := url.Parse(s.clientURL)
-	return u.Port()
-}
 
 // Stop shuts the server down cleanly; clients now find it unreachable.
 // Stopping a stopped server does nothing.
