@@ -168,7 +168,7 @@ func TestValidate(t *testing.T) {
 		{"label value bad", &Profile{ObjectMeta: ObjectMeta{Name: "p", Labels: map[string]string{"x": "a b"}}}, `metadata.labels.x: invalid label value "a b"`},
 		{"resourceVersion bad", &Profile{ObjectMeta: ObjectMeta{Name: "p", ResourceVersion: "abc"}}, "metadata.resourceVersion"},
 		{"creationTimestamp bad", &Profile{ObjectMeta: ObjectMeta{Name: "p", CreationTimestamp: "yesterday"}}, "metadata.creationTimestamp"},
-		{"named port ok", &GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", Protocol: tcp, Destination: EntityRule{Ports: []Port{{PortName: "http"}}}}}}}, ""},
+		{"named port not supported", &GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", Protocol: tcp, Destination: EntityRule{Ports: []Port{{PortName: "http"}}}}}}}, "not supported"},
 		{"named port digits only", &GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", Protocol: tcp, Destination: EntityRule{Ports: []Port{{PortName: "8-0"}}}}}}}, "invalid port name"},
 		{"protocol number string ok", &GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", Protocol: &Protocol{Name: "17"}, Source: EntityRule{Ports: []Port{{MinPort: 1, MaxPort: 2}}}}}}}, ""},
 		{"protocol sctp ports", &GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", Protocol: &Protocol{Name: "SCTP"}, Source: EntityRule{NotPorts: []Port{{MinPort: 9, MaxPort: 9}}}}}}}, ""},

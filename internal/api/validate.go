@@ -421,7 +421,11 @@ func checkPort(c *errs, path string, p Port) {
 	case p.PortName != "":
 		if err := checkPortName(p.PortName); err != nil {
 			c.add(path, "%v", err)
+			return
 		}
+		// Named ports need sets of address-and-port pairs that the dataplane
+		// does not build; refusing beats silently matching nothing.
+		c.unsupported(path, "named port "+strconv.Quote(p.PortName)+": use a port number or range")
 	case p.MinPort > p.MaxPort:
 		c.add(path, "invalid port range %d:%d: min is greater than max", p.MinPort, p.MaxPort)
 	case p.MinPort < 1:
