@@ -1,0 +1,63 @@
+// Package nft programs the workload firewall of one host (or one network
+// namespace) with nftables over netlink: no `nft` binary is needed at run time.
+//
+// The Driver takes a dataplane.Desired (SetDesired only records it), compiles
+// it into a model of chains, rules and sets, diffs that model against what it
+// last programmed and sends the difference in ONE netlink batch, so every
+// change is atomic: no packet ever sees half a policy update.
+//
+// # What we own
+//
+// Exactly one table, "inet calico", and everything inside it. Nothing else
+// in the kernel is read or written. Inside the table:
+//
+//   - Base chains: "prerouting" (filter, priority raw: anti-spoofing before
+//     conntrack), "forward" (filter 0: workload policy), "input" (filter 0:
+//     workload to host) and "postrouting" (nat, srcnat: natOutgoing). Each
+//     first lets through everything that does not touch a workload interface
+//     (prefix Host.InterfacePrefix, "cali"), so the host's own traffic is
+//     never judged here. Host to local workload traffic is not policed, as in
+//     Calico, so there is no output chain.
+//   - Maps "fw-map" and "tw-map" (ifname : verdict) dispatch to the endpoint
+//     chains "fw-<iface>" (from the workload: egress policy then profiles)
+//     and "tw-<iface>" (to the workload: ingress). A workload-prefixed
+//     interface missing from a map is dropped (fail closed).
+//   - Policy and profile chains "pi-<h>" (ingress rules) and "pe-<h>"
+//     (egress rules), h = first 16 hex digits of sha256(PolicyChain.ID);
+//     Render shows the ID next to each.
+//   - Address sets "s4-<h>" (ipv4_addr) and "s6-<h>" (ipv6_addr), h =
+//     16 hex digits of sha256(IPSet.ID), both "flags interval" so networks
+//     work; the selector is kept in the set's comment. Sets "spoof4" and
+//     "spoof6" (ifname . address, interval) hold each endpoint's own
+//     addresses; "masq4"/"masq6" and "pools4"/"pools6" drive natOutgoing.
+//   - Mark bits 0x10000 (accept) and 0x20000 (pass) carry a policy chain's
+//     verdict back to the endpoint chain; they are cleared before use.
+//
+// # Invariants
+//
+//   - "ct state established,related accept" is the first rule of forward and
+//     input, and is never removed: an agent restart, a resync or a policy
+//     change does not cut established flows.
+//   - Every rule carries a comment with a hash of its canonical text, so a
+//     restarted driver (or Resync) can tell from the kernel alone whether a
+//     chain holds exactly what it wants, without keeping any state on disk.
+//     A differing chain is flushed and refilled inside the batch.
+//   - A cold start over a table left by an earlier run reads it and changes
+//     only what differs; it never flushes the table.
+//   - Set members are added and removed element by element, never by
+//     recreating the set.
+//   - Kernel reads happen on the first Apply and in Resync only; a normal
+//     Apply diffs against the in-memory record of what it last programmed.
+//
+// # Why our own batch encoder
+//
+// The library's Conn.Flush asks for an acknowledgement of every message (and
+// an echo of every rule) and reads them only after the kernel has processed
+// the whole batch, which overflows the socket's receive buffer once a batch
+// holds a few hundred messages; it also cannot raise the send buffer to fit a
+// batch of tens of megabytes in one sendmsg, and it encodes a set's elements
+// in one attribute, which caps a message at 64 KiB. The encoder here uses the
+// library's expression marshalling and types, requests an ack only for the
+// last message, raises the socket buffers, splits element lists, and maps
+// any error back to the operation that caused it.
+package nft
