@@ -1,0 +1,375 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/syncer"
+)
+
+// Agent is one node daemon.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	version string
+	m       *metrics
+
+	store datastore.Store
+	calc  *calcState
+	nft   nftDriver
+	rt    routesDriver
+	bgp   *bgpRunner
+
+	kick  chan struct{}
+	maint chan struct{}
+
+	mu           sync.Mutex
+	inSync       bool
+	everInSync   bool
+	applied      bool
+	lastApplyErr error
+	endpoints    int
+	loopBeat     time.Time
+	resyncEvery  time.Duration
+	learned      []dataplane.Route
+	ipv4, ipv6   netip.Prefix
+	healthAddr   string
+	metricsAddr  string
+}
+
+// nftDriver and routesDriver are the parts of the dataplane drivers the agent uses.
+type nftDriver interface {
+	SetDesired(*dataplane.Desired)
+	Apply(ctx context.Context) error
+	Resync(ctx context.Context) error
+}
+
+type routesDriver interface {
+	SetDesired(*dataplane.Desired)
+	Apply(ctx context.Context) error
+	// LinkEvents reports names of workload interfaces that appeared or changed.
+	LinkEvents(ctx context.Context) <-chan string
+}
+
+// New prepares an agent; Run starts it.
+func New(cfg Config, version string) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "agent", "node", cfg.NodeName),
+		version:     version,
+		m:           newMetrics(),
+		kick:        make(chan struct{}, 1),
+		maint:       make(chan struct{}, 1),
+		resyncEvery: DefaultResyncInterval,
+	}
+	if cfg.ResyncInterval > 0 {
+		a.resyncEvery = cfg.ResyncInterval
+	}
+	return a, nil
+}
+
+// HealthAddr is where health is served once Run has started (useful with port 0).
+func (a *Agent) HealthAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.healthAddr
+}
+
+// MetricsAddr is where metrics are served once Run has started.
+func (a *Agent) MetricsAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.metricsAddr
+}
+
+func (a *Agent) trigger() { kickChan(a.kick) }
+
+// kickChan wakes a loop without blocking; wakes coalesce.
+func kickChan(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the agent until ctx is done. It returns nil on a clean stop; the
+// dataplane is left exactly as it is.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if a.cfg.EmbeddedEtcd {
+		stop, err := a.startEmbeddedEtcd(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := a.resolveAddrs(); err != nil {
+		return err
+	}
+
+	if a.cfg.HealthAddr != "" {
+		addr, err := serveHTTP(ctx, a.cfg.HealthAddr, a.healthHandler())
+		if err != nil {
+			return fmt.Errorf("health server: %w", err)
+		}
+		a.mu.Lock()
+		a.healthAddr = addr.String()
+		a.mu.Unlock()
+	}
+	if a.cfg.MetricsAddr != "" {
+		addr, err := serveHTTP(ctx, a.cfg.MetricsAddr, metricsHandler(a.m))
+		if err != nil {
+			return fmt.Errorf("metrics server: %w", err)
+		}
+		a.mu.Lock()
+		a.metricsAddr = addr.String()
+		a.mu.Unlock()
+	}
+
+	if err := a.openDataplane(); err != nil {
+		return err
+	}
+	store, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	a.store = store
+	defer store.Close()
+	a.calc = newCalcState(a.cfg.NodeName)
+	a.calc.setHostMTU(hostMTU(a.cfg.NetNS, a.ipv4.Addr()))
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	if a.cfg.BGP {
+		r, err := a.startBGP(ctx, &wg)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.bgp = r
+		a.mu.Unlock()
+	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.registerNode(ctx)
+	}()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.maintain(ctx)
+	}()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		syncer.New(store, a, a.log.With("component", "syncer")).Run(ctx)
+	}()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for name := range a.rt.LinkEvents(ctx) {
+			a.log.Debug("workload link event", "iface", name)
+			a.trigger()
+		}
+	}()
+
+	if a.cfg.DockerPlugin {
+		if err := a.startDockerPlugin(ctx, &wg); err != nil {
+			return err
+		}
+	}
+
+	a.loop(ctx)
+	a.log.Info("stopping; the dataplane is left in place")
+	return nil
+}
+
+// OnUpdates implements syncer.Handler.
+func (a *Agent) OnUpdates(us []syncer.Update) {
+	changed := a.calc.apply(us)
+	if changed.bgp {
+		if a.bgp != nil {
+			a.bgp.configChanged()
+		}
+		kickChan(a.maint)
+	}
+	if changed.felix {
+		a.mu.Lock()
+		a.resyncEvery = a.calc.resyncInterval(a.cfg.ResyncInterval)
+		a.mu.Unlock()
+	}
+	a.trigger()
+}
+
+// OnStatus implements syncer.Handler.
+func (a *Agent) OnStatus(inSync bool, err error) {
+	a.mu.Lock()
+	if !a.inSync && inSync && a.everInSync {
+		a.m.dsReconnects.Inc()
+	}
+	a.inSync = inSync
+	if inSync {
+		a.everInSync = true
+	}
+	a.mu.Unlock()
+	if inSync {
+		kickChan(a.maint)
+		if a.bgp != nil {
+			a.bgp.configChanged()
+		}
+		a.m.datastoreInSync.Set(1)
+		a.log.Info("datastore in sync")
+	} else {
+		a.m.datastoreInSync.Set(0)
+		if err != nil {
+			a.log.Warn("datastore not in sync; keeping the current dataplane", "err", err)
+		}
+	}
+	a.trigger()
+}
+
+// setLearned replaces the BGP-learned routes.
+func (a *Agent) setLearned(routes []dataplane.Route) {
+	a.mu.Lock()
+	a.learned = routes
+	a.mu.Unlock()
+	a.trigger()
+}
+
+// loop is the only goroutine that touches the kernel.
+func (a *Agent) loop(ctx context.Context) {
+	a.mu.Lock()
+	every := a.resyncEvery
+	a.mu.Unlock()
+	resync := time.NewTimer(every)
+	defer resync.Stop()
+	var retry <-chan time.Time
+	backoff := 100 * time.Millisecond
+	needResync := false
+	for {
+		a.mu.Lock()
+		a.loopBeat = time.Now()
+		a.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-retry:
+			retry = nil
+		case <-resync.C:
+			needResync = true
+			a.mu.Lock()
+			every = a.resyncEvery
+			a.mu.Unlock()
+			resync.Reset(every)
+		}
+		a.mu.Lock()
+		ready := a.everInSync
+		a.mu.Unlock()
+		if !ready {
+			// Never program (and so never remove) anything before the first sync.
+			continue
+		}
+		if needResync {
+			a.m.resyncRepairs.Inc()
+			if err := a.nft.Resync(ctx); err != nil {
+				a.log.Warn("nftables resync failed", "err", err)
+			}
+			needResync = false
+		}
+		if err := a.applyOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.m.applyErrors.Inc()
+			a.log.Warn("dataplane apply failed; retrying", "err", err, "in", backoff)
+			retry = time.After(backoff)
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+func (a *Agent) applyOnce(ctx context.Context) error {
+	start := time.Now()
+	d := a.calc.desired()
+	a.mu.Lock()
+	if len(a.learned) > 0 {
+		d = withRoutes(d, a.learned)
+	}
+	a.mu.Unlock()
+	a.nft.SetDesired(d)
+	a.rt.SetDesired(d)
+	errN := a.nft.Apply(ctx)
+	errR := a.rt.Apply(ctx)
+	err := errors.Join(errN, errR)
+	a.m.applySeconds.Observe(time.Since(start).Seconds())
+	rules := 0
+	for _, c := range d.Chains {
+		rules += len(c.Ingress) + len(c.Egress)
+	}
+	a.m.endpoints.Set(float64(len(d.Endpoints)))
+	a.m.policies.Set(float64(len(d.Chains)))
+	a.m.sets.Set(float64(len(d.Sets)))
+	a.m.rules.Set(float64(rules))
+	a.m.routes.Set(float64(len(d.Routes)))
+	a.mu.Lock()
+	a.lastApplyErr = err
+	if err == nil {
+		a.applied = true
+	}
+	a.endpoints = len(d.Endpoints)
+	a.mu.Unlock()
+	if a.bgp != nil {
+		a.bgp.localChanged(d)
+	}
+	return err
+}
+
+// withRoutes returns a copy of d with extra routes merged in, kept sorted; a
+// route for a destination d already has (local endpoints, own blocks) wins.
+func withRoutes(d *dataplane.Desired, extra []dataplane.Route) *dataplane.Desired {
+	out := *d
+	have := make(map[netip.Prefix]bool, len(d.Routes))
+	for _, r := range d.Routes {
+		have[r.Dst] = true
+	}
+	routes := slices.Clone(d.Routes)
+	for _, r := range extra {
+		if !have[r.Dst] {
+			routes = append(routes, r)
+			have[r.Dst] = true
+		}
+	}
+	slices.SortFunc(routes, func(x, y dataplane.Route) int {
+		if c := x.Dst.Addr().Compare(y.Dst.Addr()); c != 0 {
+			return c
+		}
+		return x.Dst.Bits() - y.Dst.Bits()
+	})
+	out.Routes = routes
+	return &out
+}

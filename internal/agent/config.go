@@ -1,0 +1,122 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/calico-docker/calico/internal/datastore"
+)
+
+// Config is the node daemon's configuration. Defaults are in DefaultConfig;
+// the CLI fills it from flags and Calico's environment variable names.
+type Config struct {
+	// NodeName names this host's Node resource (NODENAME; default: hostname).
+	NodeName string
+	// IPv4 and IPv6 are this host's addresses with prefix length (IP, IP6),
+	// e.g. 10.0.0.1/24. An empty IPv4 is autodetected from the default route.
+	IPv4 string
+	IPv6 string
+	// Datastore is the etcd client configuration.
+	Datastore datastore.Config
+	// EmbeddedEtcd runs etcd inside the node (first host of a small cluster).
+	EmbeddedEtcd    bool
+	EtcdListenURLs  []string
+	EtcdDataDir     string
+	EtcdPeerURL     string
+	EtcdAdvertiseIP string
+
+	// BGP runs the embedded BGP speaker.
+	BGP bool
+	// BGPPort is the BGP listen port (179).
+	BGPPort int
+	// DockerPlugin serves the Docker network and IPAM plugins.
+	DockerPlugin bool
+	// PluginDir is where the plugin sockets go.
+	PluginDir string
+
+	// HealthAddr serves /liveness, /readiness and /status.
+	HealthAddr string
+	// MetricsAddr serves /metrics.
+	MetricsAddr string
+	// NetNS is the network namespace to program ("" = the current one); tests
+	// point it at a namespace they created.
+	NetNS string
+	// ResyncInterval overrides FelixConfiguration's refresh interval when non-zero.
+	ResyncInterval time.Duration
+
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultHealthAddr     = "127.0.0.1:9099"
+	DefaultMetricsAddr    = "127.0.0.1:9091"
+	DefaultPluginDir      = "/run/docker/plugins"
+	DefaultResyncInterval = 90 * time.Second
+	MinResyncInterval     = 5 * time.Second
+	DefaultEtcdDataDir    = "/var/lib/calico/etcd"
+)
+
+// DefaultConfig returns the defaults, with Calico's environment variables applied.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	c := Config{
+		NodeName:     envOr("NODENAME", host),
+		IPv4:         os.Getenv("IP"),
+		IPv6:         os.Getenv("IP6"),
+		BGP:          true,
+		BGPPort:      179,
+		DockerPlugin: true,
+		PluginDir:    DefaultPluginDir,
+		HealthAddr:   DefaultHealthAddr,
+		MetricsAddr:  DefaultMetricsAddr,
+		EtcdDataDir:  DefaultEtcdDataDir,
+	}
+	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
+		c.BGP = false
+	}
+	return c
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// parseHostAddr accepts "10.0.0.1/24" or "10.0.0.1" (then /32 or /128).
+func parseHostAddr(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (c *Config) validate() error {
+	if c.NodeName == "" {
+		return fmt.Errorf("node name is empty: set --name or NODENAME")
+	}
+	if p, err := parseHostAddr(c.IPv4); err != nil || (p.IsValid() && !p.Addr().Is4()) {
+		return fmt.Errorf("invalid --ip %q: want an IPv4 address, optionally with prefix length", c.IPv4)
+	}
+	if p, err := parseHostAddr(c.IPv6); err != nil || (p.IsValid() && !p.Addr().Is6()) {
+		return fmt.Errorf("invalid --ip6 %q: want an IPv6 address, optionally with prefix length", c.IPv6)
+	}
+	return nil
+}

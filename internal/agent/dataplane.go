@@ -1,0 +1,42 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/dataplane/nft"
+	"github.com/calico-docker/calico/internal/dataplane/routes"
+)
+
+// nftAdapter and routesAdapter give the drivers the agent's narrow interfaces.
+type nftAdapter struct{ d *nft.Driver }
+
+func (n nftAdapter) SetDesired(d *dataplane.Desired)  { n.d.SetDesired(d) }
+func (n nftAdapter) Apply(ctx context.Context) error  { _, err := n.d.Apply(ctx); return err }
+func (n nftAdapter) Resync(ctx context.Context) error { return n.d.Resync(ctx) }
+
+type routesAdapter struct{ d *routes.Driver }
+
+func (r routesAdapter) SetDesired(d *dataplane.Desired) { r.d.SetDesired(d) }
+func (r routesAdapter) Apply(ctx context.Context) error {
+	_, err := r.d.Apply(ctx)
+	return err
+}
+func (r routesAdapter) LinkEvents(ctx context.Context) <-chan string { return r.d.WatchLinks(ctx) }
+
+// openDataplane creates the drivers. Creating them reads nothing from and
+// writes nothing to the kernel; the first Apply (after the first datastore
+// sync) does.
+func (a *Agent) openDataplane() error {
+	nd, err := nft.New(nft.Options{NetNS: a.cfg.NetNS, Logger: a.cfg.Logger.With("component", "nft")})
+	if err != nil {
+		return fmt.Errorf("nftables driver: %w", err)
+	}
+	rd, err := routes.New(routes.Options{NetNS: a.cfg.NetNS, Logger: a.cfg.Logger.With("component", "routes")})
+	if err != nil {
+		return fmt.Errorf("routes driver: %w", err)
+	}
+	a.nft, a.rt = nftAdapter{nd}, routesAdapter{rd}
+	return nil
+}

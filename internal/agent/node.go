@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/datastore"
+)
+
+// openStore connects to the datastore, retrying while it is unreachable:
+// a node that starts during a datastore outage waits, with its dataplane
+// untouched, instead of exiting.
+func (a *Agent) openStore(ctx context.Context) (datastore.Store, error) {
+	delay := 500 * time.Millisecond
+	for {
+		s, err := datastore.NewEtcd(ctx, a.cfg.Datastore)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, datastore.ErrUnavailable) {
+			return nil, err
+		}
+		a.log.Warn("datastore unreachable; retrying (the dataplane is left as it is)", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// resolveAddrs parses or autodetects this host's addresses.
+func (a *Agent) resolveAddrs() error {
+	v4, err := parseHostAddr(a.cfg.IPv4)
+	if err != nil {
+		return fmt.Errorf("--ip: %w", err)
+	}
+	v6, err := parseHostAddr(a.cfg.IPv6)
+	if err != nil {
+		return fmt.Errorf("--ip6: %w", err)
+	}
+	if !v4.IsValid() {
+		v4, err = autodetectIPv4(a.cfg.NetNS)
+		if err != nil {
+			return err
+		}
+		a.log.Info("autodetected IPv4 address", "ip", v4)
+	}
+	a.mu.Lock()
+	a.ipv4, a.ipv6 = v4, v6
+	a.mu.Unlock()
+	return nil
+}
+
+// autodetectIPv4 picks the address on the interface of the default route
+// (Calico's "first-found" in spirit, but deterministic: the route the host
+// would use).
+func autodetectIPv4(netnsPath string) (netip.Prefix, error) {
+	h, err := handleFor(netnsPath)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	defer h.Close()
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("autodetect IPv4: list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst != nil && r.Dst.String() != "0.0.0.0/0" {
+			continue
+		}
+		link, err := h.LinkByIndex(r.LinkIndex)
+		if err != nil {
+			continue
+		}
+		addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			if ad.IP.IsGlobalUnicast() {
+				ones, _ := ad.Mask.Size()
+				ip, _ := netip.AddrFromSlice(ad.IP.To4())
+				return netip.PrefixFrom(ip, ones), nil
+			}
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("autodetect IPv4: no default route with a global address; set --ip")
+}
+
+func handleFor(netnsPath string) (*netlink.Handle, error) {
+	if netnsPath == "" {
+		return netlink.NewHandle()
+	}
+	ns, err := openNetNS(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns)
+}
+
+// registerNode creates or updates this host's Node resource, retrying until
+// it succeeds or ctx ends. Fields other than the addresses are preserved.
+func (a *Agent) registerNode(ctx context.Context) {
+	delay := 200 * time.Millisecond
+	for {
+		err := a.writeNode(ctx)
+		if err == nil {
+			a.log.Info("node registered", "ipv4", a.ipv4, "ipv6", a.ipv6)
+			return
+		}
+		a.log.Warn("register node failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (a *Agent) writeNode(ctx context.Context) error {
+	key := datastore.ResourceKey("nodes", "", a.cfg.NodeName)
+	for attempt := 0; attempt < 20; attempt++ {
+		var node api.Node
+		rev := int64(0)
+		kv, err := a.store.Get(ctx, key)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(kv.Value, &node); err != nil {
+				return fmt.Errorf("decode node %s: %w", a.cfg.NodeName, err)
+			}
+			rev = kv.Revision
+		case errors.Is(err, datastore.ErrNotFound):
+			node = api.Node{
+				TypeMeta:   api.TypeMeta{Kind: api.KindNode, APIVersion: api.APIVersion},
+				ObjectMeta: api.ObjectMeta{Name: a.cfg.NodeName, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339)},
+			}
+		default:
+			return err
+		}
+		node.ResourceVersion = ""
+		if node.Spec.BGP == nil {
+			node.Spec.BGP = &api.NodeBGPSpec{}
+		}
+		node.Spec.BGP.IPv4Address = a.ipv4.String()
+		node.Spec.BGP.IPv6Address = ""
+		if a.ipv6.IsValid() {
+			node.Spec.BGP.IPv6Address = a.ipv6.String()
+		}
+		if node.Labels == nil {
+			node.Labels = map[string]string{}
+		}
+		node.Labels["kubernetes.io/hostname"] = a.cfg.NodeName
+		b, err := json.Marshal(&node)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = a.store.Create(ctx, key, b)
+		} else {
+			_, err = a.store.Update(ctx, key, b, rev)
+		}
+		if errors.Is(err, datastore.ErrConflict) || errors.Is(err, datastore.ErrExists) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("node %s: too many concurrent updates", a.cfg.NodeName)
+}
+
+func newUID() string {
+	var b [16]byte
+	_, _ = randRead(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// hostMTU is the MTU of the interface carrying this host's IPv4 address.
+func hostMTU(netnsPath string, addr netip.Addr) int {
+	h, err := handleFor(netnsPath)
+	if err != nil {
+		return 0
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return 0
+	}
+	for _, l := range links {
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			if ad.IP.Equal(net.IP(addr.AsSlice())) {
+				return l.Attrs().MTU
+			}
+		}
+	}
+	return 0
+}

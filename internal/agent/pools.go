@@ -1,0 +1,272 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/ipam"
+)
+
+// Default pools, created by the first node when no pool of a family exists
+// (Calico's behaviour). Environment variables use Calico's names.
+const (
+	DefaultIPv4PoolCIDR = "192.168.0.0/16"
+	// DefaultIPv6PoolCIDR is a fixed unique-local /48 (Calico picks a random
+	// one; a fixed one keeps labs and docs reproducible).
+	DefaultIPv6PoolCIDR = "fd80:24e2:f998::/48"
+)
+
+// ensureDefaultPools creates default-ipv4-ippool (and default-ipv6-ippool when
+// this node has IPv6) unless a pool of that family exists or NO_DEFAULT_POOLS
+// is set. Racing nodes are fine: creation of an existing pool is success.
+func (a *Agent) ensureDefaultPools(ctx context.Context) error {
+	if v, _ := strconv.ParseBool(os.Getenv("NO_DEFAULT_POOLS")); v {
+		return nil
+	}
+	kvs, _, err := a.store.List(ctx, datastore.ResourcePrefix("ippools"))
+	if err != nil {
+		return err
+	}
+	have4, have6 := false, false
+	for _, kv := range kvs {
+		var p api.IPPool
+		if json.Unmarshal(kv.Value, &p) != nil {
+			continue
+		}
+		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil {
+			if c.Addr().Is4() {
+				have4 = true
+			} else {
+				have6 = true
+			}
+		}
+	}
+	type want struct {
+		name, cidrEnv, def, blockEnv, vxlanEnv, natEnv string
+		need                                           bool
+	}
+	a.mu.Lock()
+	hasV6 := a.ipv6.IsValid()
+	a.mu.Unlock()
+	for _, w := range []want{
+		{"default-ipv4-ippool", "CALICO_IPV4POOL_CIDR", DefaultIPv4PoolCIDR, "CALICO_IPV4POOL_BLOCK_SIZE", "CALICO_IPV4POOL_VXLAN", "CALICO_IPV4POOL_NAT_OUTGOING", !have4},
+		{"default-ipv6-ippool", "CALICO_IPV6POOL_CIDR", DefaultIPv6PoolCIDR, "CALICO_IPV6POOL_BLOCK_SIZE", "CALICO_IPV6POOL_VXLAN", "CALICO_IPV6POOL_NAT_OUTGOING", !have6 && hasV6},
+	} {
+		if !w.need {
+			continue
+		}
+		pool := &api.IPPool{ObjectMeta: api.ObjectMeta{
+			Name: w.name, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339),
+		}}
+		pool.Spec.CIDR = envOr(w.cidrEnv, w.def)
+		if bs := os.Getenv(w.blockEnv); bs != "" {
+			n, err := strconv.Atoi(bs)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a number", w.blockEnv, bs)
+			}
+			pool.Spec.BlockSize = n
+		}
+		pool.Spec.VXLANMode = envOr(w.vxlanEnv, api.EncapNever)
+		nat := strings.HasPrefix(w.name, "default-ipv4")
+		if v := os.Getenv(w.natEnv); v != "" {
+			nat, _ = strconv.ParseBool(v)
+		}
+		pool.Spec.NATOutgoing = nat
+		api.Default(pool)
+		if err := api.Validate(pool); err != nil {
+			return fmt.Errorf("default pool from environment: %w", err)
+		}
+		b, err := json.Marshal(pool)
+		if err != nil {
+			return err
+		}
+		_, err = a.store.Create(ctx, datastore.ResourceKey("ippools", "", w.name), b)
+		switch {
+		case err == nil:
+			a.log.Info("created default IP pool", "name", w.name, "cidr", pool.Spec.CIDR)
+		case errors.Is(err, datastore.ErrExists):
+		default:
+			return fmt.Errorf("create %s: %w", w.name, err)
+		}
+	}
+	return nil
+}
+
+// tunnelHandle is the IPAM handle of this node's VXLAN tunnel address.
+func tunnelHandle(node string) string { return "vxlan-tunnel-addr-" + node }
+
+// ensureVXLANTunnel gives this node a VXLAN tunnel address and MAC when an
+// enabled IPv4 pool uses VXLAN, recording them on its Node resource (other
+// nodes build their routes from it), and releases them when none does.
+func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
+	s := a.calc
+	s.mu.Lock()
+	var vxPools []netip.Prefix
+	for _, p := range s.pools {
+		if p.Spec.Disabled || p.Spec.VXLANMode == "" || p.Spec.VXLANMode == api.EncapNever {
+			continue
+		}
+		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && c.Addr().Is4() {
+			vxPools = append(vxPools, c.Masked())
+		}
+	}
+	me := s.nodes[a.cfg.NodeName]
+	s.mu.Unlock()
+	if me == nil {
+		return errors.New("own Node resource not registered yet")
+	}
+	alloc := ipam.New(a.store)
+	handle := tunnelHandle(a.cfg.NodeName)
+	cur := me.Spec.IPv4VXLANTunnelAddr
+	if len(vxPools) == 0 {
+		if cur == "" {
+			return nil
+		}
+		if _, err := alloc.ReleaseByHandle(ctx, handle); err != nil {
+			return err
+		}
+		return a.updateNode(ctx, func(n *api.Node) {
+			n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = "", ""
+		})
+	}
+	if cur != "" {
+		if ip, err := netip.ParseAddr(cur); err == nil {
+			for _, p := range vxPools {
+				if p.Contains(ip) {
+					return nil
+				}
+			}
+		}
+		// The address is no longer in a VXLAN pool: take a new one.
+		if _, err := alloc.ReleaseByHandle(ctx, handle); err != nil {
+			return err
+		}
+	}
+	res, err := alloc.AutoAssign(ctx, ipam.AssignArgs{
+		Handle: handle, Node: a.cfg.NodeName, Num4: 1, Pools4: vxPools,
+		Attrs: ipam.Attrs{Kind: ipam.KindManual, Note: "VXLAN tunnel address of node " + a.cfg.NodeName},
+	})
+	if err != nil {
+		return fmt.Errorf("assign VXLAN tunnel address: %w", err)
+	}
+	if len(res.IPv4) == 0 {
+		return errors.New("assign VXLAN tunnel address: none returned")
+	}
+	mac := me.Spec.VXLANTunnelMACAddr
+	if mac == "" {
+		mac = randomMAC()
+	}
+	ip := res.IPv4[0].String()
+	a.log.Info("VXLAN tunnel address", "ip", ip, "mac", mac)
+	return a.updateNode(ctx, func(n *api.Node) {
+		n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = ip, mac
+	})
+}
+
+// updateNode applies f to this node's Node resource with compare-and-swap.
+func (a *Agent) updateNode(ctx context.Context, f func(*api.Node)) error {
+	key := datastore.ResourceKey("nodes", "", a.cfg.NodeName)
+	for attempt := 0; attempt < 20; attempt++ {
+		kv, err := a.store.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		var n api.Node
+		if err := json.Unmarshal(kv.Value, &n); err != nil {
+			return err
+		}
+		f(&n)
+		b, err := json.Marshal(&n)
+		if err != nil {
+			return err
+		}
+		if _, err := a.store.Update(ctx, key, b, kv.Revision); errors.Is(err, datastore.ErrConflict) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("node %s: too many concurrent updates", a.cfg.NodeName)
+}
+
+// randomMAC is a locally administered unicast MAC.
+func randomMAC() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	b[0] = b[0]&0xfe | 0x02
+	return net.HardwareAddr(b).String()
+}
+
+// Empty IPAM blocks affine to this node go back to the pool after
+// emptyBlockGrace, checked every emptyBlockCheck, so other hosts can claim them.
+const (
+	emptyBlockGrace = 15 * time.Minute
+	emptyBlockCheck = 5 * time.Minute
+)
+
+func (a *Agent) releaseEmptyBlocks(ctx context.Context) {
+	released, err := ipam.New(a.store).ReleaseEmptyBlocks(ctx, a.cfg.NodeName, emptyBlockGrace)
+	if err != nil {
+		a.log.Warn("release empty blocks", "err", err)
+		return
+	}
+	if len(released) > 0 {
+		a.log.Info("released empty blocks", "blocks", released)
+	}
+}
+
+// maintain runs the datastore housekeeping this node owns: default pools once
+// after the first sync, and the VXLAN tunnel address whenever pools or nodes
+// change. Failures are retried on the next change or after a short delay.
+func (a *Agent) maintain(ctx context.Context) {
+	poolsDone := false
+	var retry <-chan time.Time
+	blocks := time.NewTicker(emptyBlockCheck)
+	defer blocks.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.maint:
+		case <-retry:
+			retry = nil
+		case <-blocks.C:
+			a.releaseEmptyBlocks(ctx)
+			continue
+		}
+		a.mu.Lock()
+		synced := a.everInSync
+		a.mu.Unlock()
+		if !synced {
+			continue
+		}
+		failed := false
+		if !poolsDone {
+			if err := a.ensureDefaultPools(ctx); err != nil {
+				a.log.Warn("default pools", "err", err)
+				failed = true
+			} else {
+				poolsDone = true
+			}
+		}
+		if err := a.ensureVXLANTunnel(ctx); err != nil {
+			a.log.Debug("vxlan tunnel address", "err", err)
+			failed = true
+		}
+		if failed && ctx.Err() == nil {
+			retry = time.After(2 * time.Second)
+		}
+	}
+}

@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/calico-docker/calico/internal/agent"
+	"github.com/calico-docker/calico/internal/bgp"
+	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/nodectl"
+)
+
+func init() { register(newNodeCmd) }
+
+func newNodeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run, start, stop and inspect the calico node on this host",
+	}
+	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd())
+	return cmd
+}
+
+// nodeFlags are shared by `node run` and `node start`.
+type nodeFlags struct {
+	name, ip, ip6       string
+	noBGP, noPlugin     bool
+	embeddedEtcd        bool
+	etcdListen          string
+	etcdDataDir         string
+	healthAddr          string
+	metricsAddr         string
+	resync              time.Duration
+	bgpPort             int
+	ds                  *datastore.Config
+	endpointsFlagChosen func() bool
+}
+
+func addNodeFlags(cmd *cobra.Command) *nodeFlags {
+	def := agent.DefaultConfig()
+	f := &nodeFlags{}
+	cmd.Flags().StringVar(&f.name, "name", def.NodeName, "node name (NODENAME; default: hostname)")
+	cmd.Flags().StringVar(&f.ip, "ip", def.IPv4, "this host's IPv4 address with prefix length, e.g. 10.0.0.1/24 (IP; default: autodetect)")
+	cmd.Flags().StringVar(&f.ip6, "ip6", def.IPv6, "this host's IPv6 address with prefix length (IP6)")
+	cmd.Flags().BoolVar(&f.noBGP, "no-bgp", !def.BGP, "do not run the BGP speaker")
+	cmd.Flags().BoolVar(&f.noPlugin, "no-docker-plugin", false, "do not serve the Docker network and IPAM plugins")
+	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "run etcd inside the node (a single-host or first-host datastore)")
+	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "http://127.0.0.1:2379", "client URLs the embedded etcd listens on (comma separated); 127.0.0.1 is always included")
+	cmd.Flags().StringVar(&f.etcdDataDir, "etcd-data-dir", agent.DefaultEtcdDataDir, "embedded etcd data directory")
+	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
+	cmd.Flags().DurationVar(&f.resync, "resync-interval", 0, "dataplane resync interval (default: FelixConfiguration, else 90s)")
+	cmd.Flags().IntVar(&f.bgpPort, "bgp-port", 179, "BGP listen port")
+	f.ds = addDatastoreFlags(cmd)
+	f.endpointsFlagChosen = func() bool {
+		return cmd.Flags().Changed("etcd-endpoints") || os.Getenv("ETCD_ENDPOINTS") != ""
+	}
+	return f
+}
+
+func newNodeRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the node daemon in the foreground in this network namespace",
+		Args:  cobra.NoArgs,
+	}
+	f := addNodeFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg := agent.DefaultConfig()
+		cfg.NodeName, cfg.IPv4, cfg.IPv6 = f.name, f.ip, f.ip6
+		cfg.BGP, cfg.DockerPlugin = !f.noBGP, !f.noPlugin
+		cfg.Datastore = *f.ds
+		cfg.EmbeddedEtcd = f.embeddedEtcd
+		cfg.EtcdListenURLs = splitList(f.etcdListen)
+		cfg.EtcdDataDir = f.etcdDataDir
+		cfg.HealthAddr, cfg.MetricsAddr = f.healthAddr, f.metricsAddr
+		cfg.ResyncInterval = f.resync
+		cfg.BGPPort = f.bgpPort
+		cfg.Logger = newLogger("") // each part of the node names itself
+		a, err := agent.New(cfg, Version)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return a.Run(ctx)
+	}
+	return cmd
+}
+
+func newNodeStartCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start the node as the calico-node container (idempotent) and wait until it is ready",
+		Args:  cobra.NoArgs,
+	}
+	f := addNodeFlags(cmd)
+	var image string
+	var timeout time.Duration
+	cmd.Flags().StringVar(&image, "image", NodeImage(), "node image (built from this binary when missing)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Second, "how long to wait for the node to become ready")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		out := cmd.OutOrStdout()
+		step := func(what string) func(error, string) error {
+			fmt.Fprintf(out, "%s ... ", what)
+			return func(err error, ok string) error {
+				if err != nil {
+					fmt.Fprintln(out, "failed")
+					return err
+				}
+				fmt.Fprintln(out, ok)
+				return nil
+			}
+		}
+		done := step("checking the host")
+		if err := done(agent.CheckHost(), "ok"); err != nil {
+			return err
+		}
+		done = step("checking docker")
+		dc, err := nodectl.Docker()
+		if err == nil {
+			err = nodectl.Ping(ctx, dc)
+		}
+		if err := done(err, "ok"); err != nil {
+			return err
+		}
+		sock, err := nodectl.DockerSocketPath()
+		if err != nil {
+			return err
+		}
+
+		embedded := f.embeddedEtcd
+		endpoints := strings.Join(f.ds.Endpoints, ",")
+		done = step("checking the datastore")
+		if !embedded {
+			pctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+			s, err := datastore.NewEtcd(pctx, *f.ds)
+			cancel()
+			switch {
+			case err == nil:
+				s.Close()
+				_ = done(nil, "reachable at "+endpoints)
+			case f.endpointsFlagChosen():
+				return done(err, "")
+			default:
+				embedded = true
+				_ = done(nil, "none reachable; the node will run etcd embedded, listening on "+f.etcdListen)
+			}
+		} else {
+			_ = done(nil, "embedded, listening on "+f.etcdListen)
+		}
+
+		done = step("node image " + image)
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		built, err := nodectl.EnsureImage(ctx, dc, image, self)
+		if err := done(err, map[bool]string{true: "built", false: "present"}[built]); err != nil {
+			return err
+		}
+
+		args := []string{"node", "run", "--name", f.name, "--health-addr", f.healthAddr, "--metrics-addr", f.metricsAddr,
+			"--bgp-port", fmt.Sprint(f.bgpPort)}
+		if f.ip != "" {
+			args = append(args, "--ip", f.ip)
+		}
+		if f.ip6 != "" {
+			args = append(args, "--ip6", f.ip6)
+		}
+		if f.noBGP {
+			args = append(args, "--no-bgp")
+		}
+		if f.noPlugin {
+			args = append(args, "--no-docker-plugin")
+		}
+		if f.resync > 0 {
+			args = append(args, "--resync-interval", f.resync.String())
+		}
+		env := []string{"ETCD_ENDPOINTS=" + endpoints}
+		if embedded {
+			args = append(args, "--embedded-etcd", "--etcd-listen", f.etcdListen, "--etcd-data-dir", f.etcdDataDir)
+			env = []string{"ETCD_ENDPOINTS=http://127.0.0.1:2379"}
+		}
+		for k, v := range map[string]string{"ETCD_CA_CERT_FILE": f.ds.CACertFile, "ETCD_CERT_FILE": f.ds.CertFile, "ETCD_KEY_FILE": f.ds.KeyFile} {
+			if v != "" {
+				env = append(env, k+"="+v)
+			}
+		}
+		if lvl := os.Getenv("CALICO_LOG_LEVEL"); lvl != "" {
+			env = append(env, "CALICO_LOG_LEVEL="+lvl)
+		}
+		done = step("container " + nodectl.ContainerName)
+		state, err := nodectl.Start(ctx, dc, nodectl.Spec{Image: image, Args: args, Env: env, DockerSocket: sock})
+		if err := done(err, state); err != nil {
+			return err
+		}
+
+		fmt.Fprint(out, "waiting for the node to be ready ")
+		deadline := time.Now().Add(timeout)
+		var last string
+		for {
+			h, err := nodectl.ReadHealth(ctx, f.healthAddr)
+			if err == nil && h.Ready {
+				fmt.Fprintf(out, " ready (%d endpoints)\n", h.Endpoints)
+				if embedded {
+					fmt.Fprintf(out, "datastore: etcd embedded in the node at %s\n", f.etcdListen)
+				}
+				return nil
+			}
+			if err != nil {
+				last = err.Error()
+			} else {
+				last = h.Reason
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintln(out, "timed out")
+				logs := nodectl.Logs(context.Background(), dc, 20)
+				return fmt.Errorf("node not ready after %v: %s\nlast node log lines:\n%s", timeout, last, logs)
+			}
+			fmt.Fprint(out, ".")
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return cmd
+}
+
+func newNodeStopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Remove the calico-node container; workloads keep their networking",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dc, err := nodectl.Docker()
+			if err != nil {
+				return err
+			}
+			removed, err := nodectl.Stop(cmd.Context(), dc)
+			if err != nil {
+				return err
+			}
+			if removed {
+				fmt.Fprintln(cmd.OutOrStdout(), "node stopped (the dataplane is left in place)")
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "node was not running")
+			}
+			return nil
+		},
+	}
+}
+
+func newNodeStatusCmd() *cobra.Command {
+	var healthAddr string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the node runs, its readiness, endpoints and BGP peers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			ctx := cmd.Context()
+			if dc, err := nodectl.Docker(); err == nil {
+				if st, err := nodectl.Inspect(ctx, dc); err == nil {
+					switch {
+					case !st.Exists:
+						fmt.Fprintln(out, "calico-node container: not present")
+					default:
+						fmt.Fprintf(out, "calico-node container: %s (image %s, started %s, restarts %d)\n",
+							st.Status, st.Image, st.Started.Local().Format(time.DateTime), st.Restarts)
+					}
+				}
+			}
+			h, err := nodectl.ReadHealth(ctx, healthAddr)
+			if err != nil {
+				fmt.Fprintln(out, "calico process is not running (no answer at "+healthAddr+")")
+				return &ExitError{Code: 1}
+			}
+			state := "ready"
+			if !h.Ready {
+				state = "not ready: " + h.Reason
+			}
+			fmt.Fprintf(out, "calico process is running: node %s, %s, %d local endpoints, version %s\n", h.Node, state, h.Endpoints, h.Version)
+			if len(h.Peers) > 0 {
+				var peers []bgp.PeerStatus
+				err := json.Unmarshal(h.Peers, &peers)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+				bgp.FormatStatus(out, peers)
+			} else {
+				fmt.Fprintln(out, "\nBGP: not running")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&healthAddr, "health-addr", agent.DefaultHealthAddr, "the node's health address")
+	return cmd
+}
