@@ -457,4 +457,3 @@ func nftList(t testing.TB, ns testutil.NetNS) string {
 	t.Helper()
 	return ns.MustExec(t, "nft", "list", "table", "inet", tableName)
 }
-
