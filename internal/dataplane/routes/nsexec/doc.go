@@ -16,7 +16,11 @@
 //     checked; only then is it unlocked and returned to the scheduler. If
 //     moving back fails, or the thread is not where it started, the goroutine
 //     exits still locked and the Go runtime destroys that thread instead of
-//     reusing it.
+//     reusing it. (If that thread happens to be the process's main thread, the
+//     runtime cannot destroy it and wedges it instead: it still never runs
+//     another goroutine, but /proc/self/ns/net, which follows the main thread,
+//     would then name the other namespace; so callers resolve namespaces per
+//     thread, as netns.Get does, never through /proc/self.)
 //   - The Go runtime starts new threads from a clean template thread when the
 //     creating thread is locked, so a thread that is inside another namespace
 //     never passes that namespace on.
