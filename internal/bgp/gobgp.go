@@ -634,7 +634,7 @@ func (g *GoBGP) Status(ctx context.Context) ([]PeerStatus, error) {
 		return nil, errors.New("bgp speaker: not running")
 	}
 
-	var out []PeerStatus
+	out := []PeerStatus{}
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		if p.GetState() == nil {
 			return
@@ -722,6 +722,8 @@ func (g *GoBGP) Stop(ctx context.Context, graceful bool) error {
 		// Close every session without a NOTIFICATION; Stop below then
 		// finds the server already stopped and only releases the rest.
 		err = g.srv.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: true})
+	} else {
+		g.shutdownSessions(ctx)
 	}
 	g.srv.Stop()
 	g.log.Info("BGP speaker stopped", "graceful", graceful && !g.cfg.DisableGracefulRestart)
@@ -729,6 +731,77 @@ func (g *GoBGP) Stop(ctx context.Context, graceful bool) error {
 		return fmt.Errorf("stopping BGP gracefully: %w", err)
 	}
 	return nil
+}
+
+// shutdownSessions brings every established session down with a CEASE
+// NOTIFICATION and waits (a few seconds at most) until each has been sent.
+//
+// GoBGP's own StopBgp queues the NOTIFICATION to each session's goroutine
+// and closes the listeners in the same step, and closing a listener closes
+// the sessions it accepted: the NOTIFICATION is then often lost, and a peer
+// that sees the connection drop without one treats it as a graceful restart
+// and keeps our routes for the restart time. An administrative shutdown is
+// sent by the session's goroutine before it reports the session down, so
+// the state change is the signal that the peer has been told.
+func (g *GoBGP) shutdownSessions(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	down := map[netip.Addr]bool{}
+	changed := make(chan struct{}, 1)
+	err := g.srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+			if ev.Type != apiutil.PEER_EVENT_STATE || ev.Peer.State.SessionState == bgppkt.BGP_FSM_ESTABLISHED {
+				return
+			}
+			mu.Lock()
+			down[ev.Peer.State.NeighborAddress.Unmap()] = true
+			mu.Unlock()
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+	}, server.WatchPeer())
+	if err != nil {
+		g.log.Warn("BGP stop: cannot watch sessions; peers may not be told", "err", err)
+		return
+	}
+	var established []netip.Addr
+	err = g.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.GetState().GetSessionState() != api.PeerState_SESSION_STATE_ESTABLISHED {
+			return
+		}
+		if a, err := netip.ParseAddr(p.GetState().GetNeighborAddress()); err == nil {
+			established = append(established, a.Unmap())
+		}
+	})
+	if err != nil {
+		g.log.Warn("BGP stop: cannot list sessions; peers may not be told", "err", err)
+		return
+	}
+	for _, a := range established {
+		if err := g.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: a.String(), Communication: "calico node stopping"}); err != nil {
+			g.log.Warn("BGP stop: cannot shut session down", "peer", a, "err", err)
+		}
+	}
+	for {
+		mu.Lock()
+		all := true
+		for _, a := range established {
+			all = all && down[a]
+		}
+		mu.Unlock()
+		if all {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			g.log.Warn("BGP stop: sessions still up after shutdown request", "peers", established)
+			return
+		}
+	}
 }
 
 // quietStopHandler drops the one error GoBGP logs when its Stop finds the
