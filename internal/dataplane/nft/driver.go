@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -342,6 +343,10 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 			}
 		}
 		if len(o.adds)+len(o.dels) > 0 {
+			// Key order: deterministic batches, and nft lists pipapo
+			// sets in insertion order.
+			slices.SortFunc(o.adds, cmpElem)
+			slices.SortFunc(o.dels, cmpElem)
 			ops = append(ops, o)
 		}
 	}
@@ -417,4 +422,11 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 	// buffer now (BATCH_END adds 20 bytes).
 	st.Bytes = len(b.buf) + nlmsgHdrLen + nfgenHdrLen
 	return b, commit
+}
+
+func cmpElem(a, b elem) int {
+	if c := bytes.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.end, b.end)
 }
