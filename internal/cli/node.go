@@ -223,6 +223,11 @@ func newNodeStartCmd() *cobra.Command {
 			} else {
 				last = h.Reason
 			}
+			if st, ierr := nodectl.Inspect(ctx, dc); ierr == nil && st.Exists && st.Restarts >= 2 {
+				fmt.Fprintln(out, "failed")
+				logs := nodectl.Logs(context.Background(), dc, 20)
+				return fmt.Errorf("the node keeps exiting (%d restarts): %s\nlast node log lines:\n%s", st.Restarts, last, logs)
+			}
 			if time.Now().After(deadline) {
 				fmt.Fprintln(out, "timed out")
 				logs := nodectl.Logs(context.Background(), dc, 20)

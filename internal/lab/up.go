@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"github.com/calico-docker/calico/internal/nodectl"
 	"io"
 	"log/slog"
 	"os"
@@ -317,8 +318,13 @@ func (b *builder) images(ctx context.Context, h *Host) error {
 			return err
 		}
 	}
-	if b.c.NodeImage != "" && !imageExists(ctx, h, b.c.NodeImage) {
-		if err := BuildNodeImage(ctx, h, b.c.NodeImage, b.c.CalicoBin); err != nil {
+	if b.c.NodeImage != "" {
+		dc, err := nodectl.DockerAt(h.DockerHost)
+		if err != nil {
+			return err
+		}
+		defer dc.Close()
+		if _, err := nodectl.EnsureImage(ctx, dc, b.c.NodeImage, b.c.CalicoBin); err != nil {
 			return err
 		}
 	}
@@ -337,23 +343,6 @@ func BuildBusyboxImage(ctx context.Context, h *Host, image string) error {
 		return fmt.Errorf("copy /bin/busybox (package busybox-static): %w", err)
 	}
 	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\nCMD [\"/bin/sh\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		return err
-	}
-	return dockerBuild(ctx, h, image, dir)
-}
-
-// BuildNodeImage builds the calico/node image (FROM scratch, the one binary).
-func BuildNodeImage(ctx context.Context, h *Host, image, calicoBin string) error {
-	dir, err := os.MkdirTemp("", "calico-lab-node-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if err := copyFile(calicoBin, filepath.Join(dir, "calico"), 0o755); err != nil {
-		return fmt.Errorf("copy calico binary: %w", err)
-	}
-	df := "FROM scratch\nCOPY calico /calico\nENTRYPOINT [\"/calico\"]\nCMD [\"node\", \"run\"]\n"
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
 		return err
 	}

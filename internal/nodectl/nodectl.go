@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,16 +65,35 @@ func Ping(ctx context.Context, c *client.Client) error {
 	return nil
 }
 
-// EnsureImage builds the node image from the binary at calicoBin unless it exists.
-func EnsureImage(ctx context.Context, c *client.Client, image, calicoBin string) (built bool, err error) {
-	if _, err := c.ImageInspect(ctx, image); err == nil {
-		return false, nil
+// DockerAt connects to the Docker daemon at host (e.g. unix:///run/x.sock).
+func DockerAt(host string) (*client.Client, error) {
+	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", host, err)
 	}
+	return c, nil
+}
+
+// binaryLabel records which binary an image holds, so that a rebuilt binary
+// gets a rebuilt image even when the version tag is the same.
+const binaryLabel = "org.calico-docker.binary-sha256"
+
+// EnsureImage builds the node image from the binary at calicoBin unless an
+// image of that name already holds this very binary. The binary must be
+// static (CGO_ENABLED=0): the image has nothing else in it.
+func EnsureImage(ctx context.Context, c *client.Client, image, calicoBin string) (built bool, err error) {
 	bin, err := os.ReadFile(calicoBin)
 	if err != nil {
 		return false, fmt.Errorf("read calico binary for the node image: %w", err)
 	}
-	df := "FROM scratch\nCOPY calico /calico\nENTRYPOINT [\"/calico\"]\nCMD [\"node\", \"run\"]\n"
+	sum := fmt.Sprintf("%x", sha256.Sum256(bin))
+	if img, err := c.ImageInspect(ctx, image); err == nil && img.Config != nil && img.Config.Labels[binaryLabel] == sum {
+		return false, nil
+	}
+	if err := checkStatic(bin); err != nil {
+		return false, fmt.Errorf("%s: %w", calicoBin, err)
+	}
+	df := "FROM scratch\nCOPY calico /calico\nLABEL " + binaryLabel + "=" + sum + "\nENTRYPOINT [\"/calico\"]\nCMD [\"node\", \"run\"]\n"
 	ctxTar, err := tarContext(map[string]fileEntry{
 		"Dockerfile": {[]byte(df), 0o644},
 		"calico":     {bin, 0o755},
@@ -89,6 +110,21 @@ func EnsureImage(ctx context.Context, c *client.Client, image, calicoBin string)
 		return false, fmt.Errorf("build image %s: %w", image, err)
 	}
 	return true, nil
+}
+
+// checkStatic refuses a dynamically linked ELF binary (one with an
+// interpreter), which cannot run in a FROM-scratch image.
+func checkStatic(bin []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(bin))
+	if err != nil {
+		return fmt.Errorf("not an ELF binary: %w", err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return errors.New("the binary is dynamically linked; build it with CGO_ENABLED=0 (make build)")
+		}
+	}
+	return nil
 }
 
 type fileEntry struct {
@@ -199,7 +235,11 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 			PidMode:       "host",
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways},
 			CapAdd:        capabilities,
-			SecurityOpt:   []string{"systempaths=unconfined"},
+			// `--security-opt systempaths=unconfined` is a CLI spelling; in the
+			// API it is empty masked and read-only path lists, so that the node
+			// can write /proc/sys.
+			MaskedPaths:   []string{},
+			ReadonlyPaths: []string{},
 			Binds:         binds,
 			LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 		},
