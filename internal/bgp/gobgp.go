@@ -251,6 +251,7 @@ func (g *GoBGP) Start(ctx context.Context) error {
 		cancel()
 		return fail(fmt.Errorf("watching best paths: %w", err))
 	}
+	go g.learned.run(watchCtx.Done())
 	g.srv = srv
 	g.cancelWatch = cancel
 	g.state = stateRunning
@@ -550,26 +551,60 @@ func (g *GoBGP) SetAdvertisements(ctx context.Context, ads []Advertisement) erro
 	slices.SortFunc(announce, comparePrefix)
 
 	var errs []error
-	for _, p := range withdraw {
-		err := g.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{g.ads[p]}})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("withdrawing %s: %w", p, err))
-			continue
+	// One request for all changes; only if it fails, one per prefix to
+	// find out which (GoBGP reports only the last error of a batch).
+	if len(withdraw) > 0 {
+		paths := make([]*apiutil.Path, len(withdraw))
+		for i, p := range withdraw {
+			paths[i] = g.ads[p]
 		}
-		delete(g.ads, p)
-		delete(g.adsExport, p)
+		if err := g.srv.DeletePath(apiutil.DeletePathRequest{Paths: paths}); err == nil {
+			for _, p := range withdraw {
+				delete(g.ads, p)
+				delete(g.adsExport, p)
+			}
+		} else {
+			for _, p := range withdraw {
+				if err := g.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{g.ads[p]}}); err != nil {
+					errs = append(errs, fmt.Errorf("withdrawing %s: %w", p, err))
+					continue
+				}
+				delete(g.ads, p)
+				delete(g.adsExport, p)
+			}
+		}
 	}
-	for _, p := range announce {
-		path, err := g.localPath(p, want[p])
-		if err == nil {
-			_, err = g.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
+	if len(announce) > 0 {
+		paths := make([]*apiutil.Path, 0, len(announce))
+		prefixes := make([]netip.Prefix, 0, len(announce))
+		for _, p := range announce {
+			path, err := g.localPath(p, want[p])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("announcing %s: %w", p, err))
+				continue
+			}
+			paths = append(paths, path)
+			prefixes = append(prefixes, p)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("announcing %s: %w", p, err))
-			continue
+		record := func(i int) {
+			g.ads[prefixes[i]] = paths[i]
+			g.adsExport[prefixes[i]] = want[prefixes[i]]
 		}
-		g.ads[p] = path
-		g.adsExport[p] = want[p]
+		if len(paths) > 0 {
+			if _, err := g.srv.AddPath(apiutil.AddPathRequest{Paths: paths}); err == nil {
+				for i := range paths {
+					record(i)
+				}
+			} else {
+				for i, path := range paths {
+					if _, err := g.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}}); err != nil {
+						errs = append(errs, fmt.Errorf("announcing %s: %w", prefixes[i], err))
+						continue
+					}
+					record(i)
+				}
+			}
+		}
 	}
 	if len(withdraw) > 0 || len(announce) > 0 {
 		g.log.Debug("BGP advertisements updated", "announced", len(announce), "withdrawn", len(withdraw), "total", len(g.ads))

@@ -22,6 +22,11 @@ type bestPath struct {
 // publishes the full set, minus this node's own prefixes, on a channel that
 // holds only the latest set.
 //
+// Recording a change is cheap (a map update and a wake-up); building and
+// sending the sorted set is done by publish, which run calls whenever
+// something changed. A burst of changes (a peer sending a thousand routes)
+// thus costs one set per wake-up, not one per route.
+//
 // It keeps paths for prefixes we also advertise (when the peer's path is the
 // best one), and hides them only when publishing: if we stop advertising the
 // prefix, the peer's path shows up without waiting for the RIB to change.
@@ -31,6 +36,8 @@ type learnedTable struct {
 	own       map[netip.Prefix]bool
 	last      []LearnedRoute
 	published bool
+	dirty     bool
+	kick      chan struct{}
 	out       chan []LearnedRoute
 }
 
@@ -38,14 +45,26 @@ func newLearnedTable() *learnedTable {
 	return &learnedTable{
 		best: map[netip.Prefix]LearnedRoute{},
 		own:  map[netip.Prefix]bool{},
+		kick: make(chan struct{}, 1),
 		out:  make(chan []LearnedRoute, 1),
 	}
 }
 
-// apply records changes of best paths and publishes the result.
+// run publishes after every change until done is closed.
+func (t *learnedTable) run(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.kick:
+			t.publish()
+		}
+	}
+}
+
+// apply records changes of best paths.
 func (t *learnedTable) apply(changes []bestPath) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	for _, c := range changes {
 		p := c.Prefix.Masked()
 		// A best path we originated replaces whatever a peer sent: the
@@ -57,31 +76,41 @@ func (t *learnedTable) apply(changes []bestPath) {
 		}
 		t.best[p] = LearnedRoute{Prefix: p, NextHop: c.NextHop, Peer: c.Peer}
 	}
-	t.publishLocked()
+	t.dirty = true
+	t.mu.Unlock()
+	t.wake()
 }
 
-// setOwn replaces the set of prefixes this node advertises and publishes the
-// result.
+// setOwn replaces the set of prefixes this node advertises.
 func (t *learnedTable) setOwn(prefixes []netip.Prefix) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	clear(t.own)
 	for _, p := range prefixes {
 		t.own[p.Masked()] = true
 	}
-	if t.published {
-		t.publishLocked()
+	// Before the first set from the RIB there is nothing to correct.
+	t.dirty = t.dirty || t.published
+	t.mu.Unlock()
+	t.wake()
+}
+
+func (t *learnedTable) wake() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
 	}
 }
 
-// current returns the set as last published.
-func (t *learnedTable) current() []LearnedRoute {
+// publish sends the current set if it differs from the last one sent. Only
+// one goroutine may call it (run, or a test): it alone fills the channel,
+// so after draining it the send cannot block.
+func (t *learnedTable) publish() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.last)
-}
-
-func (t *learnedTable) publishLocked() {
+	if !t.dirty {
+		t.mu.Unlock()
+		return
+	}
+	t.dirty = false
 	routes := make([]LearnedRoute, 0, len(t.best))
 	for p, r := range t.best {
 		if !t.own[p] {
@@ -90,12 +119,12 @@ func (t *learnedTable) publishLocked() {
 	}
 	slices.SortFunc(routes, compareLearned)
 	if t.published && slices.Equal(routes, t.last) {
+		t.mu.Unlock()
 		return
 	}
 	t.last = routes
 	t.published = true
-	// Only writers (holding t.mu) fill the channel, so after draining it
-	// the send cannot block.
+	t.mu.Unlock()
 	select {
 	case <-t.out:
 	default:

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -74,6 +75,7 @@ func TestLearnedTable(t *testing.T) {
 		} else {
 			lt.apply(s.apply)
 		}
+		lt.publish()
 		got, ok := latest(t, lt)
 		if ok != s.publish {
 			t.Fatalf("%s: published=%v, want %v (%v)", s.name, ok, s.publish, got)
@@ -88,7 +90,11 @@ func TestLearnedTableCoalesces(t *testing.T) {
 	lt := newLearnedTable()
 	for i := range 100 {
 		lt.apply([]bestPath{{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 65, byte(i), 0}), 26), NextHop: addr("10.0.0.1"), Peer: addr("10.0.0.1")}})
+		if i%10 == 0 {
+			lt.publish()
+		}
 	}
+	lt.publish()
 	got, ok := latest(t, lt)
 	if !ok || len(got) != 100 {
 		t.Fatalf("got %d routes (published %v), want the latest set of 100", len(got), ok)
@@ -96,7 +102,20 @@ func TestLearnedTableCoalesces(t *testing.T) {
 	if _, ok := latest(t, lt); ok {
 		t.Fatal("more than one set was waiting")
 	}
-	if cur := lt.current(); len(cur) != 100 {
-		t.Fatalf("current() has %d routes, want 100", len(cur))
+}
+
+func TestLearnedTableRun(t *testing.T) {
+	lt := newLearnedTable()
+	done := make(chan struct{})
+	defer close(done)
+	go lt.run(done)
+	lt.apply([]bestPath{{Prefix: pfx("10.65.0.0/26"), NextHop: addr("10.0.0.1"), Peer: addr("10.0.0.1")}})
+	select {
+	case got := <-lt.out:
+		if len(got) != 1 || got[0].Prefix != pfx("10.65.0.0/26") {
+			t.Fatalf("got %v", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing published")
 	}
 }
