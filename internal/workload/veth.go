@@ -167,9 +167,13 @@ func configureHostSide(h *netlink.Handle, l netlink.Link, mtu int, hostNS string
 	}
 	// No duplicate address detection on a point-to-point link: it would keep
 	// the link-local gateway unusable for a second or more. Must precede up.
-	_, err := nsexec.Ensure(hostNS, []nsexec.Sysctl{
-		{Key: "net/ipv6/conf/" + name + "/accept_dad", Value: "0", Optional: !needV6},
-	})
+	settings := []nsexec.Sysctl{{Key: "net/ipv6/conf/" + name + "/accept_dad", Value: "0", Optional: !needV6}}
+	if needV6 {
+		// A host whose new interfaces start with IPv6 disabled would give
+		// the veth no link-local address, so no IPv6 gateway.
+		settings = append([]nsexec.Sysctl{{Key: "net/ipv6/conf/" + name + "/disable_ipv6", Value: "0"}}, settings...)
+	}
+	_, err := nsexec.Ensure(hostNS, settings)
 	if err != nil {
 		return fmt.Errorf("host side %s: %w", name, err)
 	}

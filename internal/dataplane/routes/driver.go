@@ -79,14 +79,22 @@ type Driver struct {
 	log   *slog.Logger
 	proto netlink.RouteProtocol
 	h     *netlink.Handle
+	dump  *dumper
 
 	mu      sync.Mutex
 	desired *dataplane.Desired
 
 	// applyMu serialises Apply; it guards configured.
 	applyMu sync.Mutex
-	// configured maps an interface name to the index whose sysctls are set.
-	configured map[string]int
+	// configured maps an interface name to what its sysctls were set for.
+	configured map[string]ifaceConfig
+}
+
+// ifaceConfig identifies the interface settings applied: a new index (the
+// interface was re-created) or IPv6 arriving on the endpoint needs a redo.
+type ifaceConfig struct {
+	index int
+	v6    bool
 }
 
 // New opens a netlink handle in opts.NetNS.
@@ -107,12 +115,18 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	dm, err := newDumper(opts.NetNS)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
 	return &Driver{
 		opts:       opts,
 		log:        opts.Logger.With("component", "routes"),
 		proto:      netlink.RouteProtocol(opts.Protocol),
 		h:          h,
-		configured: make(map[string]int),
+		dump:       dm,
+		configured: make(map[string]ifaceConfig),
 	}, nil
 }
 
@@ -152,7 +166,10 @@ func openHandle(path string) (*netlink.Handle, error) {
 
 // Close releases the netlink handle. The dataplane is left as it is.
 func (d *Driver) Close() {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	d.h.Close()
+	d.dump.close()
 }
 
 // Protocol is the route protocol number the driver owns.
@@ -196,7 +213,7 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 		prefix = des.Host.InterfacePrefix
 	}
 
-	links, err := dump(d.h.LinkList)
+	links, err := dump(d.dump.links)
 	if err != nil {
 		return st, fmt.Errorf("routes: list links: %w", err)
 	}
@@ -204,8 +221,8 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 	for _, l := range links {
 		byName[l.Attrs().Name] = l
 	}
-	for name, idx := range d.configured {
-		if l, ok := byName[name]; !ok || l.Attrs().Index != idx {
+	for name, c := range d.configured {
+		if l, ok := byName[name]; !ok || l.Attrs().Index != c.index {
 			delete(d.configured, name)
 		}
 	}
@@ -277,9 +294,9 @@ func desiredHasIPv6(des *dataplane.Desired) bool {
 func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, byName map[string]netlink.Link,
 	pending map[string]bool, st *ApplyStats, ec *errCollector) {
 	type todo struct {
-		name  string
-		index int
-		s     []nsexec.Sysctl
+		name string
+		cfg  ifaceConfig
+		s    []nsexec.Sysctl
 	}
 	var work []todo
 	for _, ep := range eps {
@@ -312,10 +329,11 @@ func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, by
 				st.LinksChanged++
 			}
 		}
-		if d.configured[name] == a.Index {
+		want := ifaceConfig{index: a.Index, v6: endpointHasIPv6(ep)}
+		if d.configured[name] == want {
 			continue
 		}
-		work = append(work, todo{name: name, index: a.Index, s: ifaceSysctls(name, endpointHasIPv6(ep))})
+		work = append(work, todo{name: name, cfg: want, s: ifaceSysctls(name, want.v6)})
 	}
 	if len(work) == 0 {
 		return
@@ -334,7 +352,7 @@ func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, by
 				ec.add(fmt.Errorf("sysctls of %s: %w", w.name, err))
 				continue
 			}
-			d.configured[w.name] = w.index
+			d.configured[w.name] = w.cfg
 		}
 		return nil
 	})

@@ -22,7 +22,7 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newDriver(t *testing.T, ns testutil.NetNS) *Driver {
+func newDriver(t testing.TB, ns testutil.NetNS) *Driver {
 	t.Helper()
 	d, err := New(Options{NetNS: ns.Path(), Logger: quietLogger()})
 	if err != nil {
@@ -320,6 +320,14 @@ func TestSysctlsAndLinkSettings(t *testing.T) {
 	st = apply(t, d, des)
 	if st.SysctlsWritten < 3 || st.LinksChanged != 2 {
 		t.Fatalf("re-created interface: %+v", st)
+	}
+	// An endpoint that gains IPv6 gets the IPv6 settings.
+	des.Endpoints[0].Addrs = append(des.Endpoints[0].Addrs, pfx("fd00:65::5/128"))
+	if st := apply(t, d, des); st.SysctlsWritten != 2 {
+		t.Fatalf("IPv6 added: %+v", st)
+	}
+	if got := sysctlIn(t, ns, "net/ipv6/conf/caliccc/proxy_ndp"); got != "1" {
+		t.Fatalf("proxy_ndp after IPv6 was added: %s", got)
 	}
 }
 

@@ -147,11 +147,9 @@ func (d *Driver) delRoute(r *netlink.Route, st *ApplyStats, ec *errCollector) {
 
 // ourRoutes returns our routes in the main table, both families, by destination.
 func (d *Driver) ourRoutes() (map[netip.Prefix][]netlink.Route, error) {
-	filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: d.proto}
-	mask := netlink.RT_FILTER_TABLE | netlink.RT_FILTER_PROTOCOL
 	out := make(map[netip.Prefix][]netlink.Route)
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := dump(func() ([]netlink.Route, error) { return d.h.RouteListFiltered(fam, filter, mask) })
+		rs, err := dump(func() ([]netlink.Route, error) { return d.dump.routes(fam, unix.RT_TABLE_MAIN, d.proto) })
 		if err != nil {
 			return nil, fmt.Errorf("list routes: %w", err)
 		}

@@ -18,6 +18,15 @@ import (
 // and keeps byName current for the routes that follow.
 func (d *Driver) applyVXLAN(cfg *dataplane.VXLANConfig, byName map[string]netlink.Link, st *ApplyStats, ec *errCollector) {
 	cur := byName[VXLANDevice]
+	if cur != nil {
+		// The link dump carries only the basics; read the device in full.
+		full, err := d.h.LinkByName(VXLANDevice)
+		if err != nil {
+			ec.add(fmt.Errorf("read %s: %w", VXLANDevice, err))
+			return
+		}
+		cur = full
+	}
 	if cfg == nil {
 		if cur == nil {
 			return
