@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/moby/moby/client"
+
+	"github.com/calico-docker/calico/internal/ipam"
+	dockerplugin "github.com/calico-docker/calico/internal/plugin/docker"
+)
+
+// startDockerPlugin serves the Docker network and IPAM plugins.
+func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error {
+	dc, err := client.New(client.FromEnv)
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	srv, err := dockerplugin.NewServer(dockerplugin.Config{
+		Store:     a.store,
+		IPAM:      ipam.New(a.store),
+		Node:      a.cfg.NodeName,
+		PluginDir: a.cfg.PluginDir,
+		Docker:    dc,
+		NetNS:     a.cfg.NetNS,
+		Logger:    a.cfg.Logger.With("component", "docker-plugin"),
+	})
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer dc.Close()
+		if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("docker plugin stopped", "err", err)
+		}
+	}()
+	return nil
+}
