@@ -55,6 +55,8 @@ type nftDriver interface {
 type routesDriver interface {
 	SetDesired(*dataplane.Desired)
 	Apply(ctx context.Context) error
+	// Resync re-reads what Apply trusts from memory (interface sysctls) and applies.
+	Resync(ctx context.Context) error
 	// LinkEvents reports names of workload interfaces that appeared or changed.
 	LinkEvents(ctx context.Context) <-chan string
 }
@@ -296,6 +298,9 @@ func (a *Agent) loop(ctx context.Context) {
 			a.m.resyncRepairs.Inc()
 			if err := a.nft.Resync(ctx); err != nil {
 				a.log.Warn("nftables resync failed", "err", err)
+			}
+			if err := a.rt.Resync(ctx); err != nil {
+				a.log.Warn("routes resync failed", "err", err)
 			}
 			needResync = false
 		}

@@ -23,6 +23,10 @@ func (r routesAdapter) Apply(ctx context.Context) error {
 	_, err := r.d.Apply(ctx)
 	return err
 }
+func (r routesAdapter) Resync(ctx context.Context) error {
+	_, err := r.d.Resync(ctx)
+	return err
+}
 func (r routesAdapter) LinkEvents(ctx context.Context) <-chan string { return r.d.WatchLinks(ctx) }
 
 // openDataplane creates the drivers. Creating them reads nothing from and
