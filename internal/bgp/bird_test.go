@@ -100,6 +100,7 @@ func birdc(sock string, args ...string) (string, error) {
 // TestBIRDInterop peers our speaker with a real BIRD 2, over iBGP and eBGP,
 // as an external router configured through a BGPPeer resource.
 func TestBIRDInterop(t *testing.T) {
+	t.Parallel()
 	testutil.RequireRoot(t)
 	if _, err := os.Stat(birdPath); err != nil {
 		t.Skip("skipped: BIRD 2 not installed (apt-get install bird2; hack/deps.sh installs it)")

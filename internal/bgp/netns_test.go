@@ -36,6 +36,7 @@ func startSpeaker(t testing.TB, f *fabric, i int, name string, cfg Config) *remo
 }
 
 func TestNetnsTwoSpeakers(t *testing.T) {
+	t.Parallel()
 	f := newFabric(t, 2)
 	ctx := context.Background()
 	nodes := []api.Node{
@@ -102,6 +103,7 @@ func TestNetnsTwoSpeakers(t *testing.T) {
 }
 
 func TestNetnsRouteReflector(t *testing.T) {
+	t.Parallel()
 	f := newFabric(t, 3)
 	ctx := context.Background()
 	// Host 0 is the reflector; the mesh is off; one BGPPeer makes every
@@ -155,6 +157,7 @@ func TestNetnsRouteReflector(t *testing.T) {
 }
 
 func TestNetnsGracefulRestart(t *testing.T) {
+	t.Parallel()
 	f := newFabric(t, 2)
 	ctx := context.Background()
 	nodes := []api.Node{node("a", hostV4(0), ""), node("b", hostV4(1), "")}
@@ -251,6 +254,7 @@ func TestNetnsGracefulRestart(t *testing.T) {
 // TestNetnsSpeakerPortAndStatus checks a non-default port and the status
 // table of a peer that cannot be reached.
 func TestNetnsSpeakerPortAndStatus(t *testing.T) {
+	t.Parallel()
 	f := newFabric(t, 2)
 	ctx := context.Background()
 	a := startSpeaker(t, f, 0, "a", Config{ListenPort: 1179})
