@@ -79,7 +79,9 @@ type Config struct {
 	// stop: peers keep its stale routes until it has sent its table, and it
 	// defers sending until it has received the peers' tables or
 	// RestartDeferral has passed. Set it when the previous instance stopped
-	// gracefully (for example, when our routes are still in the kernel).
+	// gracefully (for example, when our routes are still in the kernel). It
+	// applies to the sessions of the first SetPeers call, so call
+	// SetAdvertisements first and SetPeers with the full set.
 	Restarting bool
 	// RestartDeferral bounds the wait of a restarting speaker for the peers'
 	// tables (default 30 s).
