@@ -289,6 +289,12 @@ func (a *Agent) loop(ctx context.Context) {
 		}
 		a.mu.Lock()
 		ready := a.everInSync
+		if a.resyncEvery != every {
+			// FelixConfiguration changed the interval (it usually arrives
+			// after the loop started with the default): use it from now on.
+			every = a.resyncEvery
+			resync.Reset(every)
+		}
 		a.mu.Unlock()
 		if !ready {
 			// Never program (and so never remove) anything before the first sync.
