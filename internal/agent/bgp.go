@@ -141,13 +141,15 @@ func (r *bgpRunner) reconcile(ctx context.Context, markerDir string) error {
 	sp := r.sp
 	local := r.local
 	r.mu.Unlock()
+	// Advertisements first: a restarting speaker sends its table to the
+	// peers of its first SetPeers, so that table must be complete by then.
+	if err := sp.SetAdvertisements(ctx, advertisements(r.a.cfg.NodeName, blocks, pools, local)); err != nil {
+		return err
+	}
 	if peers != nil {
 		if err := sp.SetPeers(ctx, peers); err != nil {
 			return err
 		}
-	}
-	if err := sp.SetAdvertisements(ctx, advertisements(r.a.cfg.NodeName, blocks, pools, local)); err != nil {
-		return err
 	}
 	return perr
 }

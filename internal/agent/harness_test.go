@@ -14,7 +14,6 @@ package agent_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -197,9 +196,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 
 // runningAgent is an agent run in-process, in a goroutine.
 type runningAgent struct {
-	a      *agent.Agent
-	cancel context.CancelFunc
-	done   chan error
+	a        *agent.Agent
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
 }
 
 // startAgent starts a new agent with e.cfg; it is stopped at cleanup.
@@ -220,16 +220,17 @@ func (e *env) startAgent(t testing.TB) *runningAgent {
 // stop cancels the agent and waits for Run to return. Stopping twice is fine.
 func (r *runningAgent) stop(t testing.TB) {
 	t.Helper()
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok && err != nil {
-			t.Errorf("agent Run: %v", err)
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("agent Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("agent did not stop within 30s")
 		}
-		close(r.done)
-	case <-time.After(30 * time.Second):
-		t.Errorf("agent did not stop within 30s")
-	}
+	})
 }
 
 // waitReady waits until the agent reports ready.
@@ -534,5 +535,3 @@ func (e *env) ourRoutes(t testing.TB) string {
 	return e.host.MustExec(t, "ip", "route", "show", "proto", "80") +
 		e.host.MustExec(t, "ip", "-6", "route", "show", "proto", "80")
 }
-
-var errStillThere = errors.New("still there")
