@@ -631,6 +631,9 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	if len(s.Filters) > 0 {
 		c.unsupported("spec.filters", "BGPFilter resources are not implemented")
 	}
+	if s.KeepOriginalNextHop {
+		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
+	}
 	if s.TTLSecurity != nil {
 		c.unsupported("spec.ttlSecurity", "GTSM is not implemented by the embedded speaker")
 	}
