@@ -1,0 +1,336 @@
+package agent_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/calico-docker/calico/internal/testutil"
+)
+
+// session is a long-lived TCP connection between two workloads: a busybox nc
+// server in one, a client in the other whose stdin we write to; the server
+// prints what it receives.
+type session struct {
+	in    io.WriteCloser
+	lines chan string
+}
+
+func openSession(t *testing.T, server, client *workload, dst string, port int) *session {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", server.ns.Name, "busybox", "nc", "-l", "-p", strconv.Itoa(port))
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busybox nc ends the connection when its stdin ends: keep it open.
+	srvIn, err := srv.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srvIn.Close(); _ = srv.Process.Kill(); _ = srv.Wait() })
+	s := &session{lines: make(chan string, 16)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+		close(s.lines)
+	}()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		o, err := server.ns.Exec("busybox", "netstat", "-ltn")
+		if err != nil || !strings.Contains(o, fmt.Sprintf(":%d ", port)) {
+			return fmt.Errorf("server not listening yet")
+		}
+		return nil
+	})
+	cli := exec.Command("ip", "netns", "exec", client.ns.Name, "busybox", "nc", dst, strconv.Itoa(port))
+	in, err := cli.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close(); _ = cli.Process.Kill(); _ = cli.Wait() })
+	s.in = in
+	return s
+}
+
+// say sends a line over the session and waits for the server to print it.
+func (s *session) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(s.in, line+"\n"); err != nil {
+		t.Fatalf("session write %q: %v", line, err)
+	}
+	select {
+	case got, ok := <-s.lines:
+		if !ok {
+			t.Fatalf("session closed before %q arrived", line)
+		}
+		if got != line {
+			t.Fatalf("session: got %q, want %q", got, line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("session: %q did not arrive within 10s", line)
+	}
+}
+
+// An agent restart keeps an established TCP connection and leaves the
+// dataplane in place while no agent runs; the new agent catches up on what
+// changed meanwhile without rewriting what did not.
+func TestRestartKeepsEstablishedConnection(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "red", false, nil)
+	e.addWorkloads(t, profileYAML("red"), a, b)
+	reach(t, "a -> b", pingP(a, b.v4))
+	s := openSession(t, b, a, b.v4, 7300)
+	s.say(t, "before restart")
+
+	table, routes := e.nftTable(t), e.ourRoutes(t)
+	chains := chainBlocks(e.host.MustExec(t, "nft", "-a", "list", "table", "inet", "calico"))
+	e.agent.stop(t)
+
+	// Nothing is flushed while the agent is down.
+	if got := e.nftTable(t); got != table {
+		t.Fatalf("nft table changed when the agent stopped:\nbefore:\n%s\nafter:\n%s", table, got)
+	}
+	if got := e.ourRoutes(t); got != routes {
+		t.Fatalf("routes changed when the agent stopped:\nbefore:\n%s\nafter:\n%s", routes, got)
+	}
+	s.say(t, "while the agent is down")
+
+	// A change made while the agent is down is applied by the next one.
+	c := e.newWorkload("c", "red", false, nil)
+	e.addWorkloads(t, "", c)
+
+	e.startAgent(t)
+	e.waitReady(t)
+	reach(t, "c -> b (added while down)", pingP(c, b.v4))
+	s.say(t, "after restart")
+	// c shares red's chains: the new agent added set and map elements and
+	// left every chain, rule handles included, as it was.
+	if got := chainBlocks(e.host.MustExec(t, "nft", "-a", "list", "table", "inet", "calico")); got != chains {
+		t.Fatalf("chains were rewritten by the restarted agent:\nbefore:\n%s\nafter:\n%s", chains, got)
+	}
+}
+
+// chainBlocks keeps only the chains (with their rules) of `nft list table` output.
+func chainBlocks(table string) string {
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(table, "\n") {
+		if strings.HasPrefix(l, "\tchain ") {
+			in = true
+		}
+		if in {
+			b.WriteString(l + "\n")
+		}
+		if in && l == "\t}" {
+			in = false
+		}
+	}
+	return b.String()
+}
+
+// Someone flushing our table is repaired by the periodic resync, whose
+// interval comes from FelixConfiguration nftablesRefreshInterval.
+func TestFlushRepairedWithinResyncInterval(t *testing.T) {
+	const interval = 5 * time.Second
+	e := newEnv(t, envOpts{noStart: true})
+	e.apply(t, `apiVersion: projectcalico.org/v3
+kind: FelixConfiguration
+metadata: {name: default}
+spec: {nftablesRefreshInterval: 5s}
+`)
+	e.startAgent(t)
+	e.waitReady(t)
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "red", false, nil)
+	c := e.newWorkload("c", "blue", false, nil)
+	d := e.newWorkload("d", "blue", false, nil)
+	e.addWorkloads(t, profileYAML("red")+profileYAML("blue"), a, b, c, d)
+	reach(t, "a -> b", pingP(a, b.v4))
+	reach(t, "c -> d", pingP(c, d.v4))
+	blocked(t, "c -> a", pingP(c, a.v4))
+	want := e.nftTable(t)
+
+	e.host.MustExec(t, "nft", "flush", "table", "inet", "calico")
+	flushed := time.Now()
+	if got := e.nftTable(t); got == want {
+		t.Fatal("nft flush changed nothing")
+	}
+	testutil.Eventually(t, interval+10*time.Second, func() error {
+		if got := e.nftTable(t); got != want {
+			return fmt.Errorf("table not repaired yet")
+		}
+		return nil
+	})
+	took := time.Since(flushed)
+	t.Logf("table repaired %v after the flush (resync interval %v)", took.Round(time.Millisecond), interval)
+	if took > interval+2*time.Second {
+		t.Fatalf("repair took %v, want within the %v resync interval", took, interval)
+	}
+	reach(t, "a -> b after repair", pingP(a, b.v4))
+	blocked(t, "c -> a after repair", pingP(c, a.v4))
+}
+
+// While the datastore is down the dataplane keeps its last state (traffic
+// flows, denials hold) and the agent stays ready; after it comes back the
+// watch resumes and new changes are applied.
+func TestDatastoreOutage(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "red", false, nil)
+	c := e.newWorkload("c", "blue", false, nil)
+	d := e.newWorkload("d", "blue", false, nil)
+	e.addWorkloads(t, profileYAML("red")+profileYAML("blue"), a, b, c, d)
+	reach(t, "a -> b", pingP(a, b.v4))
+	reach(t, "c -> d", pingP(c, d.v4))
+	table := e.nftTable(t)
+
+	e.etcd.Stop()
+	testutil.Eventually(t, waitLong, func() error {
+		if e.agent.a.Status().InSync {
+			return fmt.Errorf("agent has not noticed the outage")
+		}
+		return nil
+	})
+	if st := e.agent.a.Status(); !st.Ready {
+		t.Errorf("agent not ready during the outage (%s); it should keep serving its last state", st.Reason)
+	}
+	reach(t, "a -> b during the outage", pingP(a, b.v4))
+	blocked(t, "c -> a during the outage", pingP(c, a.v4))
+	if got := e.nftTable(t); got != table {
+		t.Fatalf("nft table changed during the outage:\nbefore:\n%s\nafter:\n%s", table, got)
+	}
+
+	e.etcd.Restart()
+	testutil.Eventually(t, waitLong, func() error {
+		if !e.agent.a.Status().InSync {
+			return fmt.Errorf("agent not back in sync")
+		}
+		return nil
+	})
+	c.profile = "red"
+	e.apply(t, c.wepYAML())
+	reach(t, "c -> a after the datastore came back (c moved to red)", pingP(c, a.v4))
+	if v := metric(t, e, "calico_datastore_reconnects_total"); v < 1 {
+		t.Errorf("calico_datastore_reconnects_total = %v, want >= 1", v)
+	}
+}
+
+// An endpoint whose interface appears after its WorkloadEndpoint is
+// programmed when the link appears: the resync interval is 10 minutes, so
+// only the link watch can explain it.
+func TestInterfaceAppearsAfterEndpoint(t *testing.T) {
+	e := newEnv(t, envOpts{resync: 10 * time.Minute})
+	a := e.newWorkload("a", "red", false, nil)
+	e.addWorkloads(t, profileYAML("red"), a)
+	b := e.newWorkload("b", "red", false, nil)
+	e.apply(t, b.wepYAML())
+	testutil.Eventually(t, waitLong, func() error {
+		if n := e.agent.a.Status().Endpoints; n != 2 {
+			return fmt.Errorf("%d endpoints programmed, want 2", n)
+		}
+		return nil
+	})
+	if strings.Contains(e.ourRoutes(t), b.v4) {
+		t.Fatalf("route to %s exists before its interface", b.v4)
+	}
+	e.wire(t, b)
+	start := time.Now()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(e.ourRoutes(t), b.v4+" dev "+b.iface) {
+			return fmt.Errorf("no route to %s yet", b.v4)
+		}
+		return nil
+	})
+	t.Logf("route programmed %v after the link appeared", time.Since(start).Round(time.Millisecond))
+	reach(t, "a -> b", pingP(a, b.v4))
+	reach(t, "b -> a", pingP(b, a.v4))
+}
+
+var metricLine = regexp.MustCompile(`(?m)^(\w+) ([0-9.e+-]+)$`)
+
+// metric reads one unlabelled sample from the agent's /metrics.
+func metric(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	code, body, err := httpGet("http://" + e.agent.a.MetricsAddr() + "/metrics")
+	if err != nil || code != 200 {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, m := range metricLine.FindAllStringSubmatch(body, -1) {
+		if m[1] == name {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("metric %s not served:\n%s", name, body)
+	return 0
+}
+
+// Health and metrics endpoints report what is programmed.
+func TestHealthAndMetrics(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "blue", false, map[string]string{"role": "db"})
+	e.addWorkloads(t, profileYAML("red")+profileYAML("blue")+`apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: db}
+spec:
+  selector: role == 'db'
+  ingress: [{action: Allow, source: {selector: "has(x)"}}]
+---
+`, a, b)
+	testutil.Eventually(t, waitLong, func() error {
+		if v := metric(t, e, "calico_endpoints"); v != 2 {
+			return fmt.Errorf("calico_endpoints = %v, want 2", v)
+		}
+		return nil
+	})
+	for name, want := range map[string]float64{
+		"calico_datastore_in_sync": 1,
+		"calico_policy_chains":     3, // two profiles, one policy
+	} {
+		if v := metric(t, e, name); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	for _, name := range []string{"calico_ip_sets", "calico_rules", "calico_routes", "calico_dataplane_apply_seconds_count"} {
+		if v := metric(t, e, name); v < 1 {
+			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+	for _, path := range []string{"/liveness", "/readiness"} {
+		if code, body, err := httpGet("http://" + e.agent.a.HealthAddr() + path); err != nil || code != 200 {
+			t.Errorf("GET %s: %d %q %v", path, code, body, err)
+		}
+	}
+	_, body, err := httpGet("http://" + e.agent.a.HealthAddr() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Ready     bool `json:"ready"`
+		Endpoints int  `json:"endpoints"`
+		InSync    bool `json:"datastoreInSync"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || !st.Ready || st.Endpoints != 2 || !st.InSync {
+		t.Errorf("/status = %s (%v)", body, err)
+	}
+}
