@@ -18,10 +18,14 @@
 //     (prefix Host.InterfacePrefix, "cali"), so the host's own traffic is
 //     never judged here. Host to local workload traffic is not policed, as in
 //     Calico, so there is no output chain.
-//   - Maps "fw-map" and "tw-map" (ifname : verdict) dispatch to the endpoint
-//     chains "fw-<iface>" (from the workload: egress policy then profiles)
-//     and "tw-<iface>" (to the workload: ingress). A workload-prefixed
-//     interface missing from a map is dropped (fail closed).
+//   - Maps "fw-map" and "tw-map" (ifname : verdict) dispatch each workload
+//     interface to its endpoint chains "fw-<h>" (from the workload: egress
+//     policies then profiles) and "tw-<h>" (to the workload: ingress), h =
+//     16 hex digits of sha256 of the policy and profile lists. Endpoints
+//     with the same lists share a chain, so an endpoint costs map and set
+//     elements, not chains and rules (10,000 endpoints of 100 applications
+//     make 200 endpoint chains). A workload-prefixed interface missing from
+//     a map is dropped (fail closed).
 //   - Policy and profile chains "pi-<h>" (ingress rules) and "pe-<h>"
 //     (egress rules), h = first 16 hex digits of sha256(PolicyChain.ID);
 //     Render shows the ID next to each.

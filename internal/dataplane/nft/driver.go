@@ -172,6 +172,7 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 		return st, err
 	}
 	m := compile(d.desired, d.cache)
+	tCompile := time.Since(start)
 	d.reportProblems(m)
 	if d.k == nil {
 		k, err := readKernel(ctx, d.lib, d.nl)
@@ -184,6 +185,7 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 	}
 	st.Drifted = d.drifted
 	b, commit := d.plan(m, d.k, &st)
+	tPlan := time.Since(start)
 	if b != nil {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -195,6 +197,7 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 		}
 		commit()
 	}
+	d.log.Debug("nft apply phases", "compile", tCompile, "plan", tPlan-tCompile, "send", time.Since(start)-tPlan)
 	d.drifted = 0
 	for _, c := range m.chains {
 		c.rules = nil // compiled again only if the chain must be rewritten
@@ -315,53 +318,51 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 	}
 	// Elements: all removals before all additions, so a range that is
 	// split or merged never overlaps its old self.
-	type elemOps struct {
-		name       string
-		typ        setType
-		adds, dels []elem
-	}
-	var ops []elemOps
+	var updates []setUpdate
 	for _, name := range setNames {
 		ms := m.sets[name]
 		ks := cur.sets[name]
 		if ks != nil && ks.synced == ms.content {
 			continue
 		}
-		o := elemOps{name: name, typ: ms.typ}
-		var have elemSet
-		if ks != nil {
-			have = ks.elems
-		}
-		for key, v := range have {
-			if w, ok := ms.content.elems[key]; !ok || w != v {
-				o.dels = append(o.dels, ms.typ.decode(key, v))
+		u := setUpdate{name: name, typ: ms.typ, content: ms.content}
+		if ks != nil && ms.content.prev != nil && ks.synced == ms.content.prev {
+			u.adds, u.dels = ms.content.adds, ms.content.dels
+		} else {
+			var have elemSet
+			if ks != nil {
+				have = ks.elems
 			}
-		}
-		for key, v := range ms.content.elems {
-			if w, ok := have[key]; !ok || w != v {
-				o.adds = append(o.adds, ms.typ.decode(key, v))
+			for key, v := range have {
+				if w, ok := ms.content.elems[key]; !ok || w != v {
+					u.dels = append(u.dels, ms.typ.decode(key, v))
+				}
 			}
-		}
-		if len(o.adds)+len(o.dels) > 0 {
+			for key, v := range ms.content.elems {
+				if w, ok := have[key]; !ok || w != v {
+					u.adds = append(u.adds, ms.typ.decode(key, v))
+				}
+			}
 			// Key order: deterministic batches, and nft lists pipapo
 			// sets in insertion order.
-			slices.SortFunc(o.adds, cmpElem)
-			slices.SortFunc(o.dels, cmpElem)
-			ops = append(ops, o)
+			slices.SortFunc(u.adds, cmpElem)
+			slices.SortFunc(u.dels, cmpElem)
+		}
+		updates = append(updates, u)
+	}
+	for _, u := range updates {
+		if len(u.dels) > 0 {
+			b.elems(unix.NFT_MSG_DELSETELEM, u.name, 0, u.typ, u.dels)
+			st.ElementsDeleted += len(u.dels)
 		}
 	}
-	for _, o := range ops {
-		if len(o.dels) > 0 {
-			b.elems(unix.NFT_MSG_DELSETELEM, o.name, 0, o.typ, o.dels)
-			st.ElementsDeleted += len(o.dels)
+	for _, u := range updates {
+		if len(u.adds) > 0 {
+			b.elems(unix.NFT_MSG_NEWSETELEM, u.name, 0, u.typ, u.adds)
+			st.ElementsAdded += len(u.adds)
 		}
 	}
-	for _, o := range ops {
-		if len(o.adds) > 0 {
-			b.elems(unix.NFT_MSG_NEWSETELEM, o.name, 0, o.typ, o.adds)
-			st.ElementsAdded += len(o.adds)
-		}
-	}
+	var written []*chainModel
 	for _, name := range m.order {
 		mc := m.chains[name]
 		kc := cur.chains[name]
@@ -376,6 +377,7 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 			b.addRule(name, r, mc.hashes[i])
 		}
 		st.RulesWritten += len(mc.hashes)
+		written = append(written, mc)
 	}
 	var goneChains, goneSets []string
 	for _, name := range sortedKeys(cur.chains) {
@@ -395,21 +397,28 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 		}
 	}
 	st.SetsDeleted = len(goneSets)
-	if b.ops == 0 {
-		return nil, nil
-	}
-	st.Messages = b.ops
 	commit := func() {
 		k.table = true
 		k.unfixable = nil
 		if cur != k {
 			k.chains, k.sets = cur.chains, cur.sets
 		}
-		for name, ms := range m.sets {
-			k.sets[name] = &kSet{typ: ms.typ, elems: ms.content.elems, synced: ms.content}
+		for _, u := range updates {
+			ks := k.sets[u.name]
+			if ks == nil || ks.typ.name != u.typ.name {
+				ks = &kSet{typ: u.typ, elems: make(elemSet, len(u.adds))}
+				k.sets[u.name] = ks
+			}
+			for _, e := range u.dels {
+				delete(ks.elems, e.mapKey())
+			}
+			for _, e := range u.adds {
+				ks.elems.add(e)
+			}
+			ks.synced = u.content
 		}
-		for name, mc := range m.chains {
-			k.chains[name] = &kChain{base: mc.base, hashes: mc.hashes}
+		for _, mc := range written {
+			k.chains[mc.name] = &kChain{base: mc.base, hashes: mc.hashes}
 		}
 		for _, name := range goneChains {
 			delete(k.chains, name)
@@ -418,10 +427,23 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 			delete(k.sets, name)
 		}
 	}
-	// Bytes is known once the batch is closed by send; estimate from the
-	// buffer now (BATCH_END adds 20 bytes).
+	if b.ops == 0 {
+		// Nothing to send, but sets found equal are now known to be so.
+		commit()
+		return nil, nil
+	}
+	st.Messages = b.ops
+	// BATCH_END, added by send, is one more header.
 	st.Bytes = len(b.buf) + nlmsgHdrLen + nfgenHdrLen
 	return b, commit
+}
+
+// setUpdate is the change plan of one named set.
+type setUpdate struct {
+	name       string
+	typ        setType
+	content    *setContent
+	adds, dels []elem
 }
 
 func cmpElem(a, b elem) int {

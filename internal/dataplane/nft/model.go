@@ -43,10 +43,16 @@ func (c *chainModel) compiled() []rule {
 	return c.rules
 }
 
-// setContent is an immutable set content; a new one is made on every
-// change, so pointer equality means "unchanged".
+// setContent is one version of a set's desired content. Pointer equality
+// means "unchanged": a new version is made on every change. The address
+// sets get a new, immutable map per version; the sets derived from
+// endpoints (dispatch maps, anti-spoofing) keep one map that is updated in
+// place, and each version records the elements added and removed since
+// prev, so a change of one endpoint costs O(1), not O(endpoints).
 type setContent struct {
-	elems elemSet
+	elems      elemSet
+	prev       *setContent
+	adds, dels []elem
 }
 
 type setModel struct {
@@ -69,17 +75,59 @@ type model struct {
 // cache remembers compiled objects by their source so that an Apply after
 // a small change compiles only what changed. Sources are compared by value.
 type cache struct {
-	eps  map[string]*epEntry
-	pols map[string]*polEntry
-	sets map[string]*ipsetEntry
-	// per-endpoint dispatch and anti-spoofing elements
-	epElems map[string]*epElemEntry
+	round    uint64                   // compile generation
+	eps      map[string]*epEntry      // by interface
+	epChains map[string]*epChainEntry // shared endpoint chains by name
+	pols     map[string]*polEntry
+	sets     map[string]*ipsetEntry
+	// The endpoint-derived sets, always equal to the union of the
+	// elements of eps.
+	fw, tw, sp4, sp6 *setContent
 }
 
+// derivedEdit collects this round's changes to one endpoint-derived set.
+type derivedEdit struct {
+	c          **setContent
+	adds, dels []elem
+}
+
+func (e *derivedEdit) del(x elem) {
+	delete((*e.c).elems, x.mapKey())
+	e.dels = append(e.dels, x)
+}
+
+func (e *derivedEdit) add(x elem) {
+	(*e.c).elems.add(x)
+	e.adds = append(e.adds, x)
+}
+
+// finish publishes a new version if anything changed.
+func (e *derivedEdit) finish() {
+	if len(e.adds)+len(e.dels) == 0 {
+		return
+	}
+	old := *e.c
+	*e.c = &setContent{elems: old.elems, prev: old, adds: e.adds, dels: e.dels}
+	old.prev, old.adds, old.dels = nil, nil, nil // keep the chain of versions short
+}
+
+// epEntry is what one endpoint contributes: the names of the chains it
+// dispatches to, and its map and anti-spoofing elements.
 type epEntry struct {
 	id              string
 	in, eg, profile []string
-	fw, tw          *chainModel
+	addrs           []netip.Prefix
+	fwName, twName  string
+	fw, tw          elem
+	spoof4, spoof6  []elem
+	round           uint64 // last compile that saw this endpoint
+}
+
+// epChainEntry is a shared endpoint chain and the lists it evaluates.
+type epChainEntry struct {
+	ch             *chainModel
+	pols, profiles []string
+	round          uint64
 }
 
 type polEntry struct {
@@ -94,19 +142,16 @@ type ipsetEntry struct {
 	s4, s6   *setContent
 }
 
-type epElemEntry struct {
-	addrs  []netip.Prefix
-	fw, tw elem
-	spoof4 []elem
-	spoof6 []elem
-}
-
 func newCache() *cache {
 	return &cache{
-		eps:     map[string]*epEntry{},
-		pols:    map[string]*polEntry{},
-		sets:    map[string]*ipsetEntry{},
-		epElems: map[string]*epElemEntry{},
+		eps:      map[string]*epEntry{},
+		epChains: map[string]*epChainEntry{},
+		pols:     map[string]*polEntry{},
+		sets:     map[string]*ipsetEntry{},
+		fw:       &setContent{elems: elemSet{}},
+		tw:       &setContent{elems: elemSet{}},
+		sp4:      &setContent{elems: elemSet{}},
+		sp6:      &setContent{elems: elemSet{}},
 	}
 }
 
@@ -132,66 +177,121 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	addChain(newChain(chainPost, "natOutgoing", basePost, func() []rule { return postroutingRules(h) }))
 
 	// Endpoints: chains, dispatch map and anti-spoofing elements.
-	fwElems, twElems := elemSet{}, elemSet{}
-	sp4, sp6 := elemSet{}, elemSet{}
-	seenEP := map[string]bool{}
+	fwEd, twEd := &derivedEdit{c: &c.fw}, &derivedEdit{c: &c.tw}
+	sp4Ed, sp6Ed := &derivedEdit{c: &c.sp4}, &derivedEdit{c: &c.sp6}
+	// replaceElems moves an endpoint's elements from old (nil: none) to
+	// now (nil: none), touching only those that differ.
+	replaceElems := func(old, now *epEntry) {
+		var o, n epEntry
+		if old != nil {
+			o = *old
+		}
+		if now != nil {
+			n = *now
+		}
+		for _, x := range []struct {
+			ed   *derivedEdit
+			o, n elem
+		}{{fwEd, o.fw, n.fw}, {twEd, o.tw, n.tw}} {
+			if x.o.key != nil && (x.n.key == nil || x.o.verdict != x.n.verdict) {
+				x.ed.del(x.o)
+			}
+			if x.n.key != nil && (x.o.key == nil || x.o.verdict != x.n.verdict) {
+				x.ed.add(x.n)
+			}
+		}
+		for _, x := range []struct {
+			ed   *derivedEdit
+			o, n []elem
+		}{{sp4Ed, o.spoof4, n.spoof4}, {sp6Ed, o.spoof6, n.spoof6}} {
+			has := func(es []elem, e elem) bool {
+				return slices.ContainsFunc(es, func(f elem) bool { return f.mapKey() == e.mapKey() })
+			}
+			for _, e := range x.o {
+				if !has(x.n, e) {
+					x.ed.del(e)
+				}
+			}
+			for _, e := range x.n {
+				if !has(x.o, e) {
+					x.ed.add(e)
+				}
+			}
+		}
+	}
+	// Generation marks instead of "seen" maps: this loop runs over every
+	// endpoint on every Apply.
+	c.round++
+	round := c.round
+	var usedChains []*epChainEntry
 	for i := range d.Endpoints {
 		ep := &d.Endpoints[i]
 		if ep.Iface == "" || len(ep.Iface) > 15 {
 			m.problems = append(m.problems, fmt.Sprintf("endpoint %s: invalid interface name %q", ep.ID, ep.Iface))
 			continue
 		}
-		if seenEP[ep.Iface] {
+		e := c.eps[ep.Iface]
+		if e != nil && e.round == round {
 			m.problems = append(m.problems, fmt.Sprintf("endpoint %s: interface %s already used by another endpoint", ep.ID, ep.Iface))
 			continue
 		}
-		seenEP[ep.Iface] = true
 		m.endpoints++
-		e := c.eps[ep.Iface]
 		if e == nil || e.id != ep.ID || !slices.Equal(e.in, ep.IngressPolicies) || !slices.Equal(e.eg, ep.EgressPolicies) ||
-			!slices.Equal(e.profile, ep.Profiles) {
-			epCopy := dataplane.Endpoint{ID: ep.ID, Iface: ep.Iface, IngressPolicies: ep.IngressPolicies,
-				EgressPolicies: ep.EgressPolicies, Profiles: ep.Profiles}
-			e = &epEntry{id: ep.ID, in: ep.IngressPolicies, eg: ep.EgressPolicies, profile: ep.Profiles}
-			e.fw = newChain(fwChainName(ep.Iface), "from "+ep.ID, nil, func() []rule { return endpointChain(&epCopy, false) })
-			e.tw = newChain(twChainName(ep.Iface), "to "+ep.ID, nil, func() []rule { return endpointChain(&epCopy, true) })
-			c.eps[ep.Iface] = e
-		}
-		addChain(e.fw)
-		addChain(e.tw)
-
-		ee := c.epElems[ep.Iface]
-		if ee == nil || !slices.Equal(ee.addrs, ep.Addrs) {
-			ee = &epElemEntry{addrs: ep.Addrs}
-			ee.fw = elem{key: ifnameKey(ep.Iface), verdict: "jump " + fwChainName(ep.Iface)}
-			ee.tw = elem{key: ifnameKey(ep.Iface), verdict: "goto " + twChainName(ep.Iface)}
+			!slices.Equal(e.profile, ep.Profiles) || !slices.Equal(e.addrs, ep.Addrs) {
+			e = &epEntry{id: ep.ID, in: ep.IngressPolicies, eg: ep.EgressPolicies, profile: ep.Profiles, addrs: ep.Addrs}
+			e.fwName = endpointChainName(ep.EgressPolicies, ep.Profiles, false)
+			e.twName = endpointChainName(ep.IngressPolicies, ep.Profiles, true)
+			e.fw = elem{key: ifnameKey(ep.Iface), verdict: "jump " + e.fwName}
+			e.tw = elem{key: ifnameKey(ep.Iface), verdict: "goto " + e.twName}
 			for _, r := range ranges(ep.Addrs, 4) {
-				ee.spoof4 = append(ee.spoof4, spoofElem(ep.Iface, r))
+				e.spoof4 = append(e.spoof4, spoofElem(ep.Iface, r))
 			}
 			for _, r := range ranges(ep.Addrs, 6) {
-				ee.spoof6 = append(ee.spoof6, spoofElem(ep.Iface, r))
+				e.spoof6 = append(e.spoof6, spoofElem(ep.Iface, r))
 			}
-			c.epElems[ep.Iface] = ee
+			replaceElems(c.eps[ep.Iface], e)
+			c.eps[ep.Iface] = e
 		}
-		fwElems.add(ee.fw)
-		twElems.add(ee.tw)
-		for _, x := range ee.spoof4 {
-			sp4.add(x)
-		}
-		for _, x := range ee.spoof6 {
-			sp6.add(x)
+		e.round = round
+		for _, x := range []struct {
+			name    string
+			pols    []string
+			ingress bool
+		}{{e.fwName, e.eg, false}, {e.twName, e.in, true}} {
+			ce := c.epChains[x.name]
+			if ce != nil && ce.round == round {
+				continue
+			}
+			if ce == nil {
+				pols, profiles, ingress := x.pols, e.profile, x.ingress
+				ce = &epChainEntry{pols: pols, profiles: profiles}
+				ce.ch = newChain(x.name, endpointChainComment(pols, profiles, ingress), nil,
+					func() []rule { return endpointChain(pols, profiles, ingress) })
+				c.epChains[x.name] = ce
+			}
+			ce.round = round
+			usedChains = append(usedChains, ce)
+			addChain(ce.ch)
 		}
 	}
-	for k := range c.eps {
-		if !seenEP[k] {
+	for k, e := range c.eps {
+		if e.round != round {
+			replaceElems(e, nil)
 			delete(c.eps, k)
-			delete(c.epElems, k)
 		}
 	}
-	addSet(&setModel{name: fwMap, typ: typeDispatch, comment: "from-workload dispatch", content: &setContent{fwElems}})
-	addSet(&setModel{name: twMap, typ: typeDispatch, comment: "to-workload dispatch", content: &setContent{twElems}})
-	addSet(&setModel{name: spoof4, typ: typeSpoof4, comment: "workload IPv4 addresses", content: &setContent{sp4}})
-	addSet(&setModel{name: spoof6, typ: typeSpoof6, comment: "workload IPv6 addresses", content: &setContent{sp6}})
+	for _, ed := range []*derivedEdit{fwEd, twEd, sp4Ed, sp6Ed} {
+		ed.finish()
+	}
+	for k, ce := range c.epChains {
+		if ce.round != round {
+			delete(c.epChains, k)
+		}
+	}
+	addSet(&setModel{name: fwMap, typ: typeDispatch, comment: "from-workload dispatch", content: c.fw})
+	addSet(&setModel{name: twMap, typ: typeDispatch, comment: "to-workload dispatch", content: c.tw})
+	addSet(&setModel{name: spoof4, typ: typeSpoof4, comment: "workload IPv4 addresses", content: c.sp4})
+	addSet(&setModel{name: spoof6, typ: typeSpoof6, comment: "workload IPv6 addresses", content: c.sp6})
 
 	// Policy and profile chains.
 	seenPol := map[string]bool{}
@@ -227,15 +327,15 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	}
 	// A chain referenced by an endpoint but missing from Chains would make
 	// the whole batch fail; it behaves as an empty policy (no verdict).
-	for i := range d.Endpoints {
-		ep := &d.Endpoints[i]
-		for _, ids := range [][]string{ep.IngressPolicies, ep.EgressPolicies, ep.Profiles} {
+	// Endpoints share their chains' lists, so checking the chains is enough.
+	for _, ce := range usedChains {
+		for _, ids := range [][]string{ce.pols, ce.profiles} {
 			for _, id := range ids {
 				if seenPol[id] {
 					continue
 				}
 				seenPol[id] = true
-				m.problems = append(m.problems, fmt.Sprintf("endpoint %s: policy chain %s is not in Desired.Chains; treated as empty", ep.ID, id))
+				m.problems = append(m.problems, fmt.Sprintf("policy chain %s is referenced by endpoints but not in Desired.Chains; treated as empty", id))
 				addChain(newChain(policyChainName(id, true), id+" ingress (missing)", nil, func() []rule { return nil }))
 				addChain(newChain(policyChainName(id, false), id+" egress (missing)", nil, func() []rule { return nil }))
 			}
@@ -259,7 +359,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		e := c.sets[s.ID]
 		if e == nil || e.selector != s.Selector || !slices.Equal(e.members, s.Members) {
 			e = &ipsetEntry{selector: s.Selector, members: s.Members,
-				s4: &setContent{ipElems(s.Members, 4)}, s6: &setContent{ipElems(s.Members, 6)}}
+				s4: &setContent{elems: ipElems(s.Members, 4)}, s6: &setContent{elems: ipElems(s.Members, 6)}}
 			c.sets[s.ID] = e
 		}
 		comment := s.ID + " " + s.Selector
@@ -279,8 +379,8 @@ func compile(d *dataplane.Desired, c *cache) *model {
 						}
 						seenSet[id] = true
 						m.problems = append(m.problems, fmt.Sprintf("policy chain %s: set %s is not in Desired.Sets; treated as empty", pc.ID, id))
-						addSet(&setModel{name: ipSetName(id, 4), typ: typeIP4, comment: id + " (missing)", content: &setContent{elemSet{}}})
-						addSet(&setModel{name: ipSetName(id, 6), typ: typeIP6, comment: id + " (missing)", content: &setContent{elemSet{}}})
+						addSet(&setModel{name: ipSetName(id, 4), typ: typeIP4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
+						addSet(&setModel{name: ipSetName(id, 6), typ: typeIP6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 					}
 				}
 			}
@@ -293,10 +393,10 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	}
 
 	// natOutgoing.
-	addSet(&setModel{name: masq4, typ: typeIP4, comment: "natOutgoing pools", content: &setContent{ipElems(d.NAT.MasqueradePools, 4)}})
-	addSet(&setModel{name: masq6, typ: typeIP6, comment: "natOutgoing pools", content: &setContent{ipElems(d.NAT.MasqueradePools, 6)}})
-	addSet(&setModel{name: pools4, typ: typeIP4, comment: "all pools", content: &setContent{ipElems(d.NAT.AllPools, 4)}})
-	addSet(&setModel{name: pools6, typ: typeIP6, comment: "all pools", content: &setContent{ipElems(d.NAT.AllPools, 6)}})
+	addSet(&setModel{name: masq4, typ: typeIP4, comment: "natOutgoing pools", content: &setContent{elems: ipElems(d.NAT.MasqueradePools, 4)}})
+	addSet(&setModel{name: masq6, typ: typeIP6, comment: "natOutgoing pools", content: &setContent{elems: ipElems(d.NAT.MasqueradePools, 6)}})
+	addSet(&setModel{name: pools4, typ: typeIP4, comment: "all pools", content: &setContent{elems: ipElems(d.NAT.AllPools, 4)}})
+	addSet(&setModel{name: pools6, typ: typeIP6, comment: "all pools", content: &setContent{elems: ipElems(d.NAT.AllPools, 6)}})
 	return m
 }
 

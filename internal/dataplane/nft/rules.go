@@ -372,8 +372,36 @@ func ipSetName(id string, fam int) string {
 	return "s4-" + hashText(id)
 }
 
-func fwChainName(iface string) string { return "fw-" + iface }
-func twChainName(iface string) string { return "tw-" + iface }
+// endpointChainName names the chain that evaluates a policy list and a
+// profile list in one direction. Endpoints with the same lists share it:
+// on a real host most endpoints of an application have identical lists,
+// so the table grows by map and set elements per endpoint, not by chains
+// and rules.
+func endpointChainName(pols, profiles []string, ingress bool) string {
+	var sb strings.Builder
+	for _, p := range pols {
+		sb.WriteString(p)
+		sb.WriteByte(0)
+	}
+	sb.WriteByte(1)
+	for _, p := range profiles {
+		sb.WriteString(p)
+		sb.WriteByte(0)
+	}
+	if ingress {
+		return "tw-" + hashText(sb.String())
+	}
+	return "fw-" + hashText(sb.String())
+}
+
+// endpointChainComment says what an endpoint chain evaluates, for Render.
+func endpointChainComment(pols, profiles []string, ingress bool) string {
+	dir := "from workload: egress"
+	if ingress {
+		dir = "to workload: ingress"
+	}
+	return fmt.Sprintf("%s policies [%s], profiles [%s]", dir, strings.Join(pols, " "), strings.Join(profiles, " "))
+}
 
 // Names of the fixed objects of the table.
 const (
@@ -562,8 +590,8 @@ func logPrefix(chain string) string {
 	return p
 }
 
-// endpointChain compiles fw-<iface> (ingress false: traffic from the
-// workload, judged by its egress policies) or tw-<iface> (ingress true).
+// endpointChain compiles a fw- chain (ingress false: traffic from a
+// workload, judged by its egress policies) or a tw- chain (ingress true).
 //
 // Policies are evaluated in order until one sets the accept or pass mark;
 // accept ends the evaluation allowed (fw returns to the forward chain so the
@@ -572,11 +600,9 @@ func logPrefix(chain string) string {
 // drops. fw chains rely on the base chain having cleared the mark bits (it
 // needs them cleared to spot unknown interfaces); tw chains clear them
 // because the fw chain of the sender set them.
-func endpointChain(ep *dataplane.Endpoint, ingress bool) []rule {
-	pols := ep.EgressPolicies
+func endpointChain(pols, profiles []string, ingress bool) []rule {
 	allow := expr.VerdictReturn
 	if ingress {
-		pols = ep.IngressPolicies
 		allow = expr.VerdictAccept
 	}
 	var out []rule
@@ -585,7 +611,7 @@ func endpointChain(ep *dataplane.Endpoint, ingress bool) []rule {
 		f(b)
 		out = append(out, b.rule())
 	}
-	if ingress && len(pols)+len(ep.Profiles) > 0 {
+	if ingress && len(pols)+len(profiles) > 0 {
 		add(func(b *builder) { b.markClear() })
 	}
 	if len(pols) > 0 {
@@ -600,7 +626,7 @@ func endpointChain(ep *dataplane.Endpoint, ingress bool) []rule {
 		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
 		add(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
 	}
-	for i, id := range ep.Profiles {
+	for i, id := range profiles {
 		add(func(b *builder) {
 			if i > 0 {
 				b.markTest(markAccept, 0)
@@ -608,7 +634,7 @@ func endpointChain(ep *dataplane.Endpoint, ingress bool) []rule {
 			b.verdict(expr.VerdictJump, policyChainName(id, ingress))
 		})
 	}
-	if len(ep.Profiles) > 0 {
+	if len(profiles) > 0 {
 		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
 	}
 	add(func(b *builder) { b.verdict(expr.VerdictDrop, "") })
