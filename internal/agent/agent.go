@@ -40,6 +40,8 @@ type Agent struct {
 	loopBeat     time.Time
 	resyncEvery  time.Duration
 	learned      []dataplane.Route
+	stale        []dataplane.Route // learned by a previous instance, kept until staleUntil
+	staleUntil   time.Time
 	ipv4, ipv6   netip.Prefix
 	healthAddr   string
 	metricsAddr  string
@@ -146,6 +148,19 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	if err := a.openDataplane(); err != nil {
 		return err
+	}
+	if a.cfg.BGP {
+		stale, err := kernelLearnedRoutes(a.cfg.NetNS)
+		if err != nil {
+			a.log.Warn("read routes learned by a previous instance", "err", err)
+		}
+		if len(stale) > 0 {
+			a.log.Info("keeping routes learned by the previous instance while BGP re-learns them", "routes", len(stale), "for", staleRouteGrace)
+			a.mu.Lock()
+			a.stale, a.staleUntil = stale, time.Now().Add(staleRouteGrace)
+			a.mu.Unlock()
+			time.AfterFunc(staleRouteGrace, a.trigger)
+		}
 	}
 	store, err := a.openStore(ctx)
 	if err != nil {
@@ -327,11 +342,9 @@ func (a *Agent) loop(ctx context.Context) {
 func (a *Agent) applyOnce(ctx context.Context) error {
 	start := time.Now()
 	d := a.calc.desired()
-	a.mu.Lock()
-	if len(a.learned) > 0 {
-		d = withRoutes(d, a.learned)
+	if learned := a.learnedRoutes(); len(learned) > 0 {
+		d = withRoutes(d, learned)
 	}
-	a.mu.Unlock()
 	a.nft.SetDesired(d)
 	a.rt.SetDesired(d)
 	errN := a.nft.Apply(ctx)
