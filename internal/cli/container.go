@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -37,9 +38,27 @@ func newContainerCmd() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	f := &containerFlags{ds: addDatastoreFlags(cmd)}
-	cmd.PersistentFlags().StringVar(&f.node, "node", defaultNodeName(), "this host's node name (default $NODENAME or the hostname)")
+	cmd.PersistentFlags().StringVar(&f.node, "node", containerNodeName(), "this host's node name (default $NODENAME, else /var/lib/calico/nodename, else the hostname)")
 	cmd.AddCommand(newContainerAddCmd(f), newContainerRemoveCmd(f), newContainerListCmd(f))
 	return cmd
+}
+
+// nodenameFile is where a Calico node records its name (as calico/node does
+// for the CNI plugin), so that tools on the host agree with it.
+const nodenameFile = "/var/lib/calico/nodename"
+
+// containerNodeName is $NODENAME, else the name the node recorded, else the
+// hostname: the endpoint must carry the name of the node that programs it.
+func containerNodeName() string {
+	if n := strings.TrimSpace(os.Getenv("NODENAME")); n != "" {
+		return n
+	}
+	if b, err := os.ReadFile(nodenameFile); err == nil {
+		if n := strings.TrimSpace(string(b)); n != "" {
+			return n
+		}
+	}
+	return defaultNodeName()
 }
 
 // withContainerEnv opens the datastore and Docker and runs fn.

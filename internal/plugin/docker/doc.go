@@ -83,6 +83,15 @@
 // from the start. After a reconnect to Docker the labels of every running
 // container are brought up to date.
 //
+// # Network names
+//
+// Docker never tells a driver a network's name, and asking Docker's API from
+// inside a driver call deadlocks while dockerd restores its containers at
+// start-up (its API is not served until they are). The name learnt from the
+// "create" event (or one API call at the network's first endpoint) is kept
+// in the datastore under /calico/docker/v1/networks/<node>/<network ID>
+// with the network's -o mtu, and removed by DeleteNetwork.
+//
 // # Restarts
 //
 // Everything lives in the datastore; the server keeps only caches. A

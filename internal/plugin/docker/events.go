@@ -90,7 +90,9 @@ func (s *Server) handleEvent(ctx context.Context, m events.Message) {
 			return
 		}
 		name := m.Actor.Attributes["name"]
-		s.setNetworkName(m.Actor.ID, name, 0)
+		if err := s.learnNetwork(ctx, m.Actor.ID, name); err != nil {
+			s.log.Warn("cannot record a new network", "network", name, "error", err)
+		}
 		if err := ensureProfile(ctx, s.store, name); err != nil {
 			s.log.Warn("cannot create the profile of a new network", "network", name, "error", err)
 		}

@@ -628,3 +628,22 @@ func TestLabels(t *testing.T) {
 		t.Fatal("unchanged labels were rewritten")
 	}
 }
+
+func TestNetworkNameSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	e.networkCreated(testNetID, "frontend")
+	// A restarted server (no Docker to ask) knows the network from the datastore.
+	srv2, err := NewServer(e.srv.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni, err := srv2.network(context.Background(), testNetID)
+	if err != nil || ni.name != "frontend" {
+		t.Fatalf("after restart: %+v %v", ni, err)
+	}
+	e.ok("/NetworkDriver.DeleteNetwork", map[string]any{"NetworkID": testNetID})
+	srv3, _ := NewServer(e.srv.cfg)
+	if _, err := srv3.network(context.Background(), testNetID); err == nil {
+		t.Fatal("a deleted network is still known")
+	}
+}

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
@@ -83,6 +85,9 @@ func (s *Server) createNetwork(ctx context.Context, req *createNetworkRequest) (
 	s.mu.Lock()
 	s.networks[req.NetworkID] = ni
 	s.mu.Unlock()
+	if err := s.storeNetwork(ctx, req.NetworkID, *ni); err != nil {
+		return empty{}, err
+	}
 	return empty{}, nil
 }
 
@@ -106,14 +111,47 @@ func parseMTU(v any) (int, error) {
 	return n, nil
 }
 
-func (s *Server) deleteNetwork(_ context.Context, req *networkRequest) (empty, error) {
+func (s *Server) deleteNetwork(ctx context.Context, req *networkRequest) (empty, error) {
 	// The profile stays: the same network name on other hosts uses it, and
 	// an operator may have attached policy to it.
+	if err := checkID("network ID", req.NetworkID); err != nil {
+		return empty{}, err
+	}
 	s.mu.Lock()
 	delete(s.networks, req.NetworkID)
 	s.mu.Unlock()
+	if err := s.store.Delete(ctx, networkKey(s.node, req.NetworkID), 0); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		return empty{}, fmt.Errorf("forget network %.12s: %w", req.NetworkID, err)
+	}
 	return empty{}, nil
 }
+
+// NetworksPrefix holds what the driver knows of each node's Docker
+// networks: /calico/docker/v1/networks/<node>/<network ID> = {"name", "mtu"}.
+// Docker does not tell a driver the name of a network, and asking Docker's
+// API from inside a driver call deadlocks while dockerd restores its
+// containers at start-up (the API is not served yet); the record lets a
+// restarted plugin answer without asking.
+const NetworksPrefix = "/calico/docker/v1/networks/"
+
+func networkKey(node, id string) string { return NetworksPrefix + node + "/" + id }
+
+type storedNetwork struct {
+	Name string `json:"name,omitempty"`
+	MTU  int    `json:"mtu,omitempty"`
+}
+
+func (s *Server) storeNetwork(ctx context.Context, id string, ni netInfo) error {
+	b, _ := json.Marshal(storedNetwork{Name: ni.name, MTU: ni.mtu})
+	if _, err := s.store.Update(ctx, networkKey(s.node, id), b, 0); err != nil {
+		return fmt.Errorf("record network %.12s: %w", id, err)
+	}
+	return nil
+}
+
+// dockerCallTimeout bounds a Docker API call made inside a driver call, so a
+// dockerd that cannot answer (it is starting) fails the call in good time.
+const dockerCallTimeout = 10 * time.Second
 
 // network returns what is known of a Docker network, asking Docker for its
 // name (and options, after a restart of this server) when needed.
@@ -128,10 +166,22 @@ func (s *Server) network(ctx context.Context, id string) (netInfo, error) {
 	if ok && cached.name != "" {
 		return cached, nil
 	}
+	if kv, err := s.store.Get(ctx, networkKey(s.node, id)); err == nil {
+		var sn storedNetwork
+		if json.Unmarshal(kv.Value, &sn) == nil && sn.Name != "" {
+			info := netInfo{name: sn.Name, mtu: sn.MTU}
+			s.setNetworkName(id, info.name, info.mtu)
+			return info, nil
+		}
+	} else if !errors.Is(err, datastore.ErrNotFound) {
+		return netInfo{}, fmt.Errorf("read network %.12s: %w", id, err)
+	}
 	if s.cfg.Docker == nil {
 		return netInfo{}, fmt.Errorf("cannot look up the name of network %.12s: no Docker client configured", id)
 	}
-	res, err := s.cfg.Docker.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
+	dctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
+	defer cancel()
+	res, err := s.cfg.Docker.NetworkInspect(dctx, id, client.NetworkInspectOptions{})
 	if err != nil {
 		return netInfo{}, fmt.Errorf("look up network %.12s in Docker: %w", id, err)
 	}
@@ -142,7 +192,19 @@ func (s *Server) network(ctx context.Context, id string) (netInfo, error) {
 		}
 	}
 	s.setNetworkName(id, info.name, info.mtu)
+	if err := s.storeNetwork(ctx, id, info); err != nil {
+		return netInfo{}, err
+	}
 	return info, nil
+}
+
+// learnNetwork records a network's name (from its "create" event).
+func (s *Server) learnNetwork(ctx context.Context, id, name string) error {
+	s.setNetworkName(id, name, 0)
+	s.mu.Lock()
+	info := *s.networks[id]
+	s.mu.Unlock()
+	return s.storeNetwork(ctx, id, info)
 }
 
 func (s *Server) setNetworkName(id, name string, mtu int) {

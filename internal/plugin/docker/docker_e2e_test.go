@@ -1,0 +1,277 @@
+package docker_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/calico-docker/calico/internal/lab"
+	"github.com/calico-docker/calico/internal/testutil"
+)
+
+// TestDockerPlugin drives one lab host end to end: networks and isolation,
+// label-selected policy, --ip, --subnet, IPv6, bad input, address release,
+// calico container add, then node and dockerd restarts. The steps share the
+// lab (building one takes a while) and run in order.
+func TestDockerPlugin(t *testing.T) {
+	l := newDockerLab(t, 1)
+	const h = "host1"
+	l.startNode(h)
+
+	step := func(name string, f func(t *testing.T)) {
+		if !t.Run(name, func(t *testing.T) {
+			parent := l.t
+			l.t = t
+			defer func() { l.t = parent }()
+			f(t)
+		}) {
+			t.FailNow()
+		}
+	}
+
+	var fe1, fe2, be1 string
+	step("networks and isolation", func(t *testing.T) {
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "frontend")
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "backend")
+		fe1, _ = l.run(h, "fe1", "--net", "frontend", "--label", "role=web")
+		fe2, _ = l.run(h, "fe2", "--net", "frontend", "--label", "role=db")
+		be1, _ = l.run(h, "be1", "--net", "backend", "--label", "role=api", "--restart", "always")
+		for _, ip := range []string{fe1, fe2, be1} {
+			if !strings.HasPrefix(ip, "192.168.") {
+				t.Fatalf("address %q is not from the default pool", ip)
+			}
+		}
+		l.reaches(h, "fe1", fe2)
+		l.reaches(h, "fe2", fe1)
+		l.blocked(h, "fe1", be1)
+		l.blocked(h, "be1", fe2)
+		w := l.endpointOf(h, "fe1")
+		if w.Labels["role"] != "web" || w.Labels["docker.container"] != "fe1" || w.Spec.Profiles[0] != "frontend" ||
+			w.Spec.Orchestrator != "libnetwork" || w.Spec.IPNetworks[0] != fe1+"/32" {
+			t.Fatalf("endpoint of fe1: %+v", w)
+		}
+	})
+
+	step("label-selected policy", func(t *testing.T) {
+		l.apply(h, `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: api-to-db
+spec:
+  selector: role == 'db'
+  ingress:
+  - action: Allow
+    source:
+      selector: role == 'api'
+`)
+		l.reaches(h, "be1", fe2) // allowed by the policy across networks
+		l.blocked(h, "fe1", fe2) // a policy selects fe2 now: the profile no longer decides
+		l.reaches(h, "fe2", fe1) // fe1 is selected by no policy
+		l.calico(h, "delete", "globalnetworkpolicy", "api-to-db")
+		l.reaches(h, "fe1", fe2)
+		l.blocked(h, "be1", fe2)
+	})
+
+	step("--subnet and --ip", func(t *testing.T) {
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "--subnet", "192.168.0.0/16", "pooled")
+		sub, _ := l.run(h, "pooled1", "--net", "pooled")
+		if !strings.HasPrefix(sub, "192.168.") {
+			t.Fatalf("pooled network gave %q", sub)
+		}
+		out, err := l.exec(h, "docker", "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "--subnet", "10.50.0.0/16", "nopool")
+		if err == nil || !strings.Contains(out, "--subnet 10.50.0.0/16 is not the CIDR of an IPPool; the IPv4 pools are: 192.168.0.0/16 (default-ipv4-ippool)") {
+			t.Fatalf("--subnet of no pool: %v %s", err, out)
+		}
+		// Docker takes --ip only on networks created with --subnet.
+		v4, _ := l.run(h, "fixed", "--net", "pooled", "--ip", "192.168.77.7")
+		if v4 != "192.168.77.7" {
+			t.Fatalf("--ip gave %q", v4)
+		}
+		l.reaches(h, "pooled1", v4)
+		out, err = l.exec(h, "docker", "run", "--rm", "--net", "pooled", "--ip", "192.168.77.7", testImage, "true")
+		if err == nil || !strings.Contains(out, "192.168.77.7 is already in use") {
+			t.Fatalf("a second container with the same --ip: %v %s", err, out)
+		}
+		l.docker(h, "rm", "-f", "fixed", "pooled1")
+		l.docker(h, "network", "rm", "pooled")
+	})
+
+	step("IPv6", func(t *testing.T) {
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "--ipv6", "dual")
+		a4, a6 := l.run(h, "d1", "--net", "dual")
+		b4, b6 := l.run(h, "d2", "--net", "dual")
+		if !strings.HasPrefix(a6, "fd80:24e2:f998:") || !strings.HasPrefix(b6, "fd80:24e2:f998:") || a4 == "" || b4 == "" {
+			t.Fatalf("dual-stack addresses %q %q %q %q", a4, a6, b4, b6)
+		}
+		l.reaches(h, "d1", b6)
+		l.reaches(h, "d2", a4)
+		l.blocked(h, "fe1", b6)
+		l.docker(h, "rm", "-f", "d1", "d2")
+	})
+
+	step("bad input is refused cleanly", func(t *testing.T) {
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "-o", "color=blue", "x1"}, "unknown network option -o color"},
+			{[]string{"network", "create", "--driver", "calico", "x2"}, "needs the calico IPAM driver"},
+			{[]string{"network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "--subnet", "192.168.0.0/16", "--ip-range", "192.168.5.0/24", "x3"}, "--ip-range is not supported"},
+		} {
+			out, err := l.exec(h, append([]string{"docker"}, c.args...)...)
+			if err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("docker %s: %v: %s (want %q)", strings.Join(c.args, " "), err, out, c.want)
+			}
+		}
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "Bad_Name")
+		out, err := l.exec(h, "docker", "run", "--rm", "--net", "Bad_Name", testImage, "true")
+		if err == nil || !strings.Contains(out, `docker network name "Bad_Name" cannot name a Calico profile`) {
+			t.Errorf("network Bad_Name: %v %s", err, out)
+		}
+		l.docker(h, "network", "rm", "Bad_Name")
+		host := l.host(h)
+		for _, c := range []struct{ sock, method string }{
+			{"calico.sock", "NetworkDriver.CreateEndpoint"}, {"calico-ipam.sock", "IpamDriver.RequestPool"},
+		} {
+			code, body, err := pluginPost(host, c.sock, c.method, `{"Pool": [`)
+			if err != nil || code != http.StatusBadRequest || !strings.Contains(body, `"Err"`) {
+				t.Errorf("%s with malformed JSON: %d %s %v", c.method, code, body, err)
+			}
+		}
+		// Still serving.
+		l.docker(h, "run", "--rm", "--net", "frontend", testImage, "true")
+	})
+
+	step("addresses freed on docker rm", func(t *testing.T) {
+		before := l.inUse(h)
+		for i := 0; i < 3; i++ {
+			l.run(h, fmt.Sprintf("tmp%d", i), "--net", "frontend")
+		}
+		if got := l.inUse(h); got != before+3 {
+			t.Fatalf("%d addresses in use, want %d", got, before+3)
+		}
+		l.docker(h, "rm", "-f", "tmp0", "tmp1", "tmp2")
+		if got := l.inUse(h); got != before {
+			t.Fatalf("%d addresses in use after docker rm, want %d", got, before)
+		}
+		if n := len(l.endpoints(h)); n != 3 {
+			t.Fatalf("%d endpoints, want 3 (fe1, fe2, be1)", n)
+		}
+	})
+
+	var bare string
+	step("calico container add", func(t *testing.T) {
+		l.docker(h, "run", "-d", "--stop-timeout", "1", "--net", "none", "--name", "bare", "--label", "role=legacy", testImage, "sleep", "1d")
+		out := l.calico(h, "container", "add", "bare", "--node", h, "--profile", "frontend", "--labels", "tier=old")
+		w := l.endpointOf(h, "bare")
+		if w.Spec.Orchestrator != "docker" || w.Labels["role"] != "legacy" || w.Labels["tier"] != "old" || len(w.Spec.IPNetworks) != 1 {
+			t.Fatalf("endpoint of bare: %+v (add said %s)", w, out)
+		}
+		bare = strings.TrimSuffix(w.Spec.IPNetworks[0], "/32")
+		l.reaches(h, "fe1", bare)
+		l.reaches(h, "bare", fe2)
+		l.blocked(h, "be1", bare)
+		if list := l.calico(h, "container", "list", "--node", h); !strings.Contains(list, "bare") || !strings.Contains(list, bare) || !strings.Contains(list, "container add") {
+			t.Fatalf("container list:\n%s", list)
+		}
+		if out, err := l.exec(h, l.bin, "container", "add", "fe1", "--node", h); err == nil || !strings.Contains(out, "--net=none") {
+			t.Fatalf("container add of a plugin container: %v %s", err, out)
+		}
+		before := l.inUse(h)
+		l.calico(h, "container", "remove", "bare", "--node", h)
+		if got := l.inUse(h); got != before-1 {
+			t.Fatalf("%d in use after remove, want %d", got, before-1)
+		}
+		l.blocked(h, "fe1", bare)
+		// Removing the container removes an endpoint the CLI made.
+		l.calico(h, "container", "add", "bare", "--node", h, "--ip", bare, "--profile", "frontend")
+		l.reaches(h, "fe1", bare)
+		l.docker(h, "rm", "-f", "bare")
+		testutil.Eventually(t, 20*time.Second, func() error {
+			for _, w := range l.endpoints(h) {
+				if w.Spec.Workload == "bare" {
+					return fmt.Errorf("endpoint of bare still there")
+				}
+			}
+			return nil
+		})
+	})
+
+	step("node restart", func(t *testing.T) {
+		before := l.inUse(h)
+		l.stopNode(h, syscall.SIGKILL)
+		// The dataplane stays: traffic keeps flowing while the node is down.
+		l.reaches(h, "fe1", fe2)
+		l.startNode(h)
+		l.reaches(h, "fe1", fe2)
+		l.blocked(h, "fe1", be1)
+		n1, _ := l.run(h, "after", "--net", "frontend", "--label", "role=web")
+		l.reaches(h, "fe2", n1)
+		if w := l.endpointOf(h, "after"); w.Labels["role"] != "web" {
+			t.Fatalf("labels after a node restart: %v", w.Labels)
+		}
+		l.docker(h, "rm", "-f", "after")
+		if got := l.inUse(h); got != before {
+			t.Fatalf("%d in use, want %d", got, before)
+		}
+	})
+
+	step("dockerd restart", func(t *testing.T) {
+		host := l.host(h)
+		live := l.docker(h, "info", "-f", "{{.LiveRestoreEnabled}}") == "true"
+		before := l.inUse(h)
+		restartDockerd(t, l, host)
+		// be1 has --restart always; with live-restore every container keeps running.
+		testutil.Eventually(t, 60*time.Second, func() error {
+			if s := l.docker(h, "inspect", "-f", "{{.State.Running}}", "be1"); s != "true" {
+				return fmt.Errorf("be1 running: %s", s)
+			}
+			return nil
+		})
+		nbe1, _ := l.addrs(h, "be1")
+		if live && nbe1 != be1 {
+			t.Fatalf("with live-restore be1 changed address %s -> %s", be1, nbe1)
+		}
+		if !live {
+			t.Logf("dockerd runs without --live-restore: its containers stopped and be1 restarted with %s (was %s)", nbe1, be1)
+			l.docker(h, "start", "fe1", "fe2")
+			fe1, _ = l.addrs(h, "fe1")
+			fe2, _ = l.addrs(h, "fe2")
+		}
+		l.reaches(h, "fe1", fe2)
+		l.blocked(h, "fe1", nbe1)
+		if w := l.endpointOf(h, "be1"); w.Labels["role"] != "api" {
+			t.Fatalf("be1 labels after the dockerd restart: %v", w.Labels)
+		}
+		if got := l.inUse(h); got != before {
+			t.Fatalf("%d addresses in use after the dockerd restart, want %d (leak or loss)", got, before)
+		}
+	})
+}
+
+// restartDockerd stops the host's dockerd and lets lab.Up start it again.
+func restartDockerd(t *testing.T, l *dlab, h *lab.Host) {
+	t.Helper()
+	pid := h.DockerdPID
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, func() error {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			return fmt.Errorf("dockerd %d still running", pid)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := lab.Up(ctx, lab.Config{Name: l.st.Name, Hosts: len(l.st.Hosts), Subnets: len(l.st.Fabric.Bridges), CalicoBin: l.bin, TestImage: testImage})
+	if err != nil {
+		t.Fatalf("restart dockerd: %v", err)
+	}
+	l.st = st
+}
