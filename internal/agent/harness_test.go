@@ -160,9 +160,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 
 	e.apply(t, poolYAML("ag-pool", poolV4, false)+poolYAML("ag-pool6", poolV6, false))
 
-	var w io.Writer = e.logs
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if o.quiet {
-		w = io.Discard
+		logger = slog.New(slog.DiscardHandler)
 	}
 	e.cfg = agent.Config{
 		NodeName:       testNode,
@@ -174,7 +174,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		MetricsAddr:    "127.0.0.1:0",
 		NetNS:          e.host.Path(),
 		ResyncInterval: o.resync,
-		Logger:         slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         logger,
 	}
 	if t, ok := t.(*testing.T); ok {
 		t.Cleanup(func() {
