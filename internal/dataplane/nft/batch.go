@@ -322,7 +322,7 @@ func (b *batch) elem(t setType, e elem) {
 		}
 		b.endNest(v)
 		b.endNest(d)
-	case t.concat():
+	case t.concat() && t.interval:
 		key(nftaSetElemKeyEnd, e.end)
 	}
 	b.endNest(n)

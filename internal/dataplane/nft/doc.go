@@ -32,8 +32,9 @@
 //   - Address sets "s4-<h>" (ipv4_addr) and "s6-<h>" (ipv6_addr), h =
 //     16 hex digits of sha256(IPSet.ID), both "flags interval" so networks
 //     work; the selector is kept in the set's comment. Sets "spoof4" and
-//     "spoof6" (ifname . address, interval) hold each endpoint's own
-//     addresses; "masq4"/"masq6" and "pools4"/"pools6" drive natOutgoing.
+//     "spoof6" (ifname . address, hash) hold each endpoint's own addresses,
+//     "spoof4net"/"spoof6net" (the same, interval) any wider prefixes it
+//     owns; "masq4"/"masq6" and "pools4"/"pools6" drive natOutgoing.
 //   - Mark bits 0x10000 (accept) and 0x20000 (pass) carry a policy chain's
 //     verdict back to the endpoint chain; they are cleared before use.
 //

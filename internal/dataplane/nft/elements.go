@@ -30,15 +30,20 @@ var (
 	typeIP4      = setType{name: "ipv4_addr", key: nftables.TypeIPAddr, interval: true, byteOrder: 2}
 	typeIP6      = setType{name: "ipv6_addr", key: nftables.TypeIP6Addr, interval: true, byteOrder: 2}
 	typeDispatch = setType{name: "ifname : verdict", key: nftables.TypeIFName, vmap: true, byteOrder: 1}
-	typeSpoof4   = setType{name: "ifname . ipv4_addr", key: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr),
-		fields: []uint32{16, 4}, interval: true}
+	// Anti-spoofing: exact addresses in hash sets (cheap to add to and
+	// remove from at any size), other prefixes in interval sets, whose
+	// kernel backend (pipapo) makes each removal cost O(set size).
+	typeSpoof4 = setType{name: "ifname . ipv4_addr", key: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr),
+		fields: []uint32{16, 4}}
 	typeSpoof6 = setType{name: "ifname . ipv6_addr", key: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr),
-		fields: []uint32{16, 16}, interval: true}
+		fields: []uint32{16, 16}}
+	typeSpoof4Net = setType{name: "ifname . ipv4_addr (interval)", key: typeSpoof4.key, fields: typeSpoof4.fields, interval: true}
+	typeSpoof6Net = setType{name: "ifname . ipv6_addr (interval)", key: typeSpoof6.key, fields: typeSpoof6.fields, interval: true}
 	// Anonymous set types used inside rules.
 	typePorts   = setType{name: "inet_service", key: nftables.TypeInetService, interval: true, byteOrder: 2}
 	typeProtos  = setType{name: "inet_proto", key: nftables.TypeInetProto, byteOrder: 2}
 	typeICMP6   = setType{name: "icmpv6_type", key: nftables.TypeICMP6Type, byteOrder: 2}
-	allSetTypes = []setType{typeIP4, typeIP6, typeDispatch, typeSpoof4, typeSpoof6}
+	allSetTypes = []setType{typeIP4, typeIP6, typeDispatch, typeSpoof4, typeSpoof6, typeSpoof4Net, typeSpoof6Net}
 )
 
 func (t setType) keyLen() int {
@@ -52,9 +57,9 @@ func (t setType) keyLen() int {
 	return int(t.key.Bytes)
 }
 
-// concat reports whether the set is a concatenation with intervals, which
-// the kernel keeps as one element with an inclusive end (pipapo) rather than
-// as a start element and an exclusive end element (rbtree).
+// concat reports whether the key is a concatenation. With intervals the
+// kernel keeps such an element as a key and an inclusive key end (pipapo),
+// not as a start element and an exclusive end element (rbtree).
 func (t setType) concat() bool { return t.fields != nil }
 
 // same reports whether a set the kernel reported has this type.
@@ -229,11 +234,15 @@ func ifnameFromKey(b []byte) string {
 	return string(b)
 }
 
-// spoofElems returns the elements of a spoof4/spoof6 set: one (iface,
-// address range) pair per endpoint address of the family.
-func spoofElem(iface string, r addrRange) elem {
+// spoofElem returns the anti-spoofing element of an endpoint address
+// range and whether it belongs in the interval set (not a single address).
+func spoofElem(iface string, r addrRange) (elem, bool) {
 	k := ifnameKey(iface)
-	return elem{key: append(slices.Clone(k), r.start...), end: append(k, r.lastAddr()...)}
+	last := r.lastAddr()
+	if r.end != nil && bytes.Equal(incr(r.start), r.end) {
+		return elem{key: append(k, r.start...)}, false
+	}
+	return elem{key: append(slices.Clone(k), r.start...), end: append(k, last...)}, true
 }
 
 // portRanges sorts and merges port ranges (adjacent ones too: they live in
@@ -307,6 +316,8 @@ func (t setType) elemText(e elem) string {
 	switch {
 	case t.vmap:
 		return fmt.Sprintf("%q : %s", ifnameFromKey(e.key), e.verdict)
+	case t.concat() && e.end == nil:
+		return fmt.Sprintf("%q . %s", ifnameFromKey(e.key[:16]), addrText(e.key[16:]))
 	case t.concat():
 		iface := ifnameFromKey(e.key[:16])
 		start := e.key[16:]

@@ -290,7 +290,7 @@ type workload struct {
 // the IPv6 gateway of every workload.
 const hostLL = "fe80::ecee:eeff:feee:eeee"
 
-func newTopo(t *testing.T) *topo {
+func newTopo(t testing.TB) *topo {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireCmd(t, "ip", "nft", "busybox", "sysctl")
@@ -324,7 +324,7 @@ func newTopo(t *testing.T) *topo {
 
 // addWorkload creates a workload namespace behind host interface iface
 // with addresses 10.65.0.<n>/32 and fd00:65::<n>/128.
-func (tp *topo) addWorkload(t *testing.T, iface string, n int) *workload {
+func (tp *topo) addWorkload(t testing.TB, iface string, n int) *workload {
 	t.Helper()
 	w := &workload{
 		name:  iface,

@@ -39,14 +39,19 @@ func TestAntiSpoofing(t *testing.T) {
 	mustNotReach(t, w1.ns, "tcp", ap(w2.v4, 8080), spoof4)
 	mustNotReach(t, w1.ns, "tcp", ap(w2.v6, 8080), spoof6)
 
-	// Control: once the endpoint owns the extra address, it passes.
+	// Control: once the endpoint owns a network holding the extra
+	// addresses, they pass.
 	d = twoOpen(w1, w2)
-	d.Endpoints[0].Addrs = append(d.Endpoints[0].Addrs, netip.PrefixFrom(spoof4, 32))
+	d.Endpoints[0].Addrs = append(d.Endpoints[0].Addrs, netip.MustParsePrefix("10.65.0.96/28"), netip.MustParsePrefix("fd00:65::/120"))
 	st := tp.apply(t, d)
-	if st.ElementsAdded != 1 || st.RulesWritten != 0 {
-		t.Errorf("adding an address should add one spoof4 element: %+v", st)
+	if st.ElementsAdded != 2 || st.RulesWritten != 0 {
+		t.Errorf("adding two networks should add two anti-spoofing elements: %+v", st)
 	}
 	mustReach(t, w1.ns, "tcp", ap(w2.v4, 8080), spoof4)
+	mustReach(t, w1.ns, "tcp", ap(w2.v6, 8080), spoof6)
+	if out := nftList(t, tp.host); !strings.Contains(out, `"cali1" . 10.65.0.96/28`) {
+		t.Errorf("the network should be in spoof4net:\n%s", out)
+	}
 }
 
 func TestWorkloadToHost(t *testing.T) {

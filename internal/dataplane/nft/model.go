@@ -82,7 +82,8 @@ type cache struct {
 	sets     map[string]*ipsetEntry
 	// The endpoint-derived sets, always equal to the union of the
 	// elements of eps.
-	fw, tw, sp4, sp6 *setContent
+	fw, tw                   *setContent
+	sp4, sp6, sp4Net, sp6Net *setContent
 }
 
 // derivedEdit collects this round's changes to one endpoint-derived set.
@@ -119,7 +120,9 @@ type epEntry struct {
 	addrs           []netip.Prefix
 	fwName, twName  string
 	fw, tw          elem
-	spoof4, spoof6  []elem
+	spoof4, spoof6  []elem // exact addresses
+	spoof4Net       []elem // other prefixes
+	spoof6Net       []elem
 	round           uint64 // last compile that saw this endpoint
 }
 
@@ -152,6 +155,8 @@ func newCache() *cache {
 		tw:       &setContent{elems: elemSet{}},
 		sp4:      &setContent{elems: elemSet{}},
 		sp6:      &setContent{elems: elemSet{}},
+		sp4Net:   &setContent{elems: elemSet{}},
+		sp6Net:   &setContent{elems: elemSet{}},
 	}
 }
 
@@ -179,6 +184,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	// Endpoints: chains, dispatch map and anti-spoofing elements.
 	fwEd, twEd := &derivedEdit{c: &c.fw}, &derivedEdit{c: &c.tw}
 	sp4Ed, sp6Ed := &derivedEdit{c: &c.sp4}, &derivedEdit{c: &c.sp6}
+	sp4NetEd, sp6NetEd := &derivedEdit{c: &c.sp4Net}, &derivedEdit{c: &c.sp6Net}
 	// replaceElems moves an endpoint's elements from old (nil: none) to
 	// now (nil: none), touching only those that differ.
 	replaceElems := func(old, now *epEntry) {
@@ -203,7 +209,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		for _, x := range []struct {
 			ed   *derivedEdit
 			o, n []elem
-		}{{sp4Ed, o.spoof4, n.spoof4}, {sp6Ed, o.spoof6, n.spoof6}} {
+		}{{sp4Ed, o.spoof4, n.spoof4}, {sp6Ed, o.spoof6, n.spoof6}, {sp4NetEd, o.spoof4Net, n.spoof4Net}, {sp6NetEd, o.spoof6Net, n.spoof6Net}} {
 			has := func(es []elem, e elem) bool {
 				return slices.ContainsFunc(es, func(f elem) bool { return f.mapKey() == e.mapKey() })
 			}
@@ -244,10 +250,18 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			e.fw = elem{key: ifnameKey(ep.Iface), verdict: "jump " + e.fwName}
 			e.tw = elem{key: ifnameKey(ep.Iface), verdict: "goto " + e.twName}
 			for _, r := range ranges(ep.Addrs, 4) {
-				e.spoof4 = append(e.spoof4, spoofElem(ep.Iface, r))
+				if x, net := spoofElem(ep.Iface, r); net {
+					e.spoof4Net = append(e.spoof4Net, x)
+				} else {
+					e.spoof4 = append(e.spoof4, x)
+				}
 			}
 			for _, r := range ranges(ep.Addrs, 6) {
-				e.spoof6 = append(e.spoof6, spoofElem(ep.Iface, r))
+				if x, net := spoofElem(ep.Iface, r); net {
+					e.spoof6Net = append(e.spoof6Net, x)
+				} else {
+					e.spoof6 = append(e.spoof6, x)
+				}
 			}
 			replaceElems(c.eps[ep.Iface], e)
 			c.eps[ep.Iface] = e
@@ -280,7 +294,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			delete(c.eps, k)
 		}
 	}
-	for _, ed := range []*derivedEdit{fwEd, twEd, sp4Ed, sp6Ed} {
+	for _, ed := range []*derivedEdit{fwEd, twEd, sp4Ed, sp6Ed, sp4NetEd, sp6NetEd} {
 		ed.finish()
 	}
 	for k, ce := range c.epChains {
@@ -292,6 +306,8 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	addSet(&setModel{name: twMap, typ: typeDispatch, comment: "to-workload dispatch", content: c.tw})
 	addSet(&setModel{name: spoof4, typ: typeSpoof4, comment: "workload IPv4 addresses", content: c.sp4})
 	addSet(&setModel{name: spoof6, typ: typeSpoof6, comment: "workload IPv6 addresses", content: c.sp6})
+	addSet(&setModel{name: spoof4Net, typ: typeSpoof4Net, comment: "workload IPv4 networks", content: c.sp4Net})
+	addSet(&setModel{name: spoof6Net, typ: typeSpoof6Net, comment: "workload IPv6 networks", content: c.sp6Net})
 
 	// Policy and profile chains.
 	seenPol := map[string]bool{}

@@ -31,7 +31,7 @@ func (m *model) render() string {
 			kind = "map"
 		}
 		fmt.Fprintf(&sb, "\t%s %s { # %s\n", kind, s.name, s.comment)
-		fmt.Fprintf(&sb, "\t\ttype %s\n", s.typ.name)
+		fmt.Fprintf(&sb, "\t\ttype %s\n", strings.TrimSuffix(s.typ.name, " (interval)"))
 		if s.typ.interval {
 			sb.WriteString("\t\tflags interval\n")
 		}

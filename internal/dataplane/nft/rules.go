@@ -244,14 +244,16 @@ func (b *builder) setLookup(fam int, dst, neg bool, set string) {
 	b.e(&expr.Lookup{SourceRegister: 1, SetName: set, Invert: neg})
 }
 
-// spoofCheck drops packets whose (input interface, source address) pair is
-// not in the family's spoof set.
-func (b *builder) spoofCheck(fam int, set string) {
+// spoofCheck matches packets whose (input interface, source address) pair
+// is in neither of the family's anti-spoofing sets.
+func (b *builder) spoofCheck(fam int, exact, nets string) {
 	b.nfproto(fam)
 	b.e(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1})
 	word := b.loadAddr(fam, false, 2)
-	b.wf("iifname . %s != @%s", word, set)
-	b.e(&expr.Lookup{SourceRegister: 1, SetName: set, Invert: true})
+	b.wf("iifname . %s != @%s iifname . %s != @%s", word, exact, word, nets)
+	// A lookup leaves its source registers as they are: one load serves both.
+	b.e(&expr.Lookup{SourceRegister: 1, SetName: exact, Invert: true},
+		&expr.Lookup{SourceRegister: 1, SetName: nets, Invert: true})
 }
 
 // ports matches the transport source or destination port.
@@ -410,6 +412,8 @@ const (
 	twMap       = "tw-map"
 	spoof4      = "spoof4"
 	spoof6      = "spoof6"
+	spoof4Net   = "spoof4net"
+	spoof6Net   = "spoof6net"
 	masq4       = "masq4"
 	masq6       = "masq6"
 	pools4      = "pools4"
@@ -714,8 +718,8 @@ func preroutingRules(h hostSettings) []rule {
 			b.ports(true, false, []dataplane.PortRange{{First: 67, Last: 67}})
 			b.verdict(expr.VerdictAccept, "")
 		},
-		func(b *builder) { b.spoofCheck(4, spoof4); b.verdict(expr.VerdictDrop, "") },
-		func(b *builder) { b.spoofCheck(6, spoof6); b.verdict(expr.VerdictDrop, "") },
+		func(b *builder) { b.spoofCheck(4, spoof4, spoof4Net); b.verdict(expr.VerdictDrop, "") },
+		func(b *builder) { b.spoofCheck(6, spoof6, spoof6Net); b.verdict(expr.VerdictDrop, "") },
 	)
 }
 
