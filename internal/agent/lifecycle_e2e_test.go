@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,4 +336,89 @@ spec:
 	if err := json.Unmarshal([]byte(body), &st); err != nil || !st.Ready || st.Endpoints != 2 || !st.InSync {
 		t.Errorf("/status = %s (%v)", body, err)
 	}
+}
+
+// `calico node run` as a process in the host namespace (with its embedded
+// etcd): it programs workloads applied with `calico apply`, and SIGTERM
+// stops it with a zero exit status and the dataplane left in place.
+func TestNodeRunBinary(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := calicoBin(t)
+	e := &env{t: t, nextIP: 10}
+	e.host = testutil.NewNetNS(t, "agh")
+	e.host.MustExec(t, "ip", "link", "add", "agup0", "type", "veth", "peer", "name", "agup1")
+	e.host.MustExec(t, "ip", "addr", "add", hostV4+"/24", "dev", "agup0")
+	e.host.MustExec(t, "ip", "link", "set", "agup0", "up")
+	e.host.MustExec(t, "ip", "link", "set", "agup1", "up")
+	e.host.MustExec(t, "ip", "route", "add", "default", "dev", "agup0")
+
+	node := exec.Command("ip", "netns", "exec", e.host.Name, bin, "node", "run", "--name", testNode,
+		"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin", "--embedded-etcd",
+		"--etcd-data-dir", t.TempDir())
+	node.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true"}
+	var logs logBuffer
+	node.Stdout, node.Stderr = &logs, &logs
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- node.Wait() }()
+	t.Cleanup(func() {
+		if node.ProcessState == nil {
+			_ = node.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("node output:\n%s", logs.String())
+		}
+	})
+	status := func() (ready bool, endpoints int, err error) {
+		out, err := e.host.Exec("busybox", "wget", "-qO-", "http://127.0.0.1:9099/status")
+		if err != nil {
+			return false, 0, err
+		}
+		var st struct {
+			Ready     bool `json:"ready"`
+			Endpoints int  `json:"endpoints"`
+		}
+		err = json.Unmarshal([]byte(out), &st)
+		return st.Ready, st.Endpoints, err
+	}
+	testutil.Eventually(t, waitLong, func() error {
+		if ready, _, err := status(); err != nil || !ready {
+			return fmt.Errorf("node not ready (%v)", err)
+		}
+		return nil
+	})
+
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "red", false, nil)
+	e.wire(t, a)
+	e.wire(t, b)
+	manifest := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(manifest, []byte(poolYAML("ag-pool", poolV4, false)+profileYAML("red")+a.wepYAML()+b.wepYAML()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.host.MustExec(t, bin, "apply", "-f", manifest)
+	reach(t, "a -> b", pingP(a, b.v4))
+	table, routes := e.nftTable(t), e.ourRoutes(t)
+
+	if err := node.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("node exited with %v after SIGTERM", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("node did not stop within 30s of SIGTERM")
+	}
+	if got := e.nftTable(t); got != table {
+		t.Fatalf("nft table changed when the node stopped:\nbefore:\n%s\nafter:\n%s", table, got)
+	}
+	if got := e.ourRoutes(t); got != routes {
+		t.Fatalf("routes changed when the node stopped:\nbefore:\n%s\nafter:\n%s", routes, got)
+	}
+	reach(t, "a -> b with the node stopped", pingP(a, b.v4))
 }
