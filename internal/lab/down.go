@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,10 +33,24 @@ func Down(ctx context.Context, name string, progress io.Writer) error {
 		h := &st.Hosts[i]
 		fmt.Fprintf(progress, "lab %s: stopping %s ... ", name, h.Name)
 		if dockerdAlive(h) {
-			// Remove containers first so dockerd exits promptly.
-			if out, err := DockerCmd(ctx, h, "ps", "-aq").Output(); err == nil {
-				if ids := strings.Fields(string(out)); len(ids) > 0 {
-					_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, ids...)...).Run()
+			// Remove the workload containers while the node still serves the
+			// network plugin (Docker waits ~30 s for a missing plugin on each
+			// endpoint it tears down), then the node, so dockerd exits promptly.
+			if out, err := DockerCmd(ctx, h, "ps", "-aq", "--filter", "name=calico-node").Output(); err == nil {
+				nodeIDs := strings.Fields(string(out))
+				if out, err := DockerCmd(ctx, h, "ps", "-aq").Output(); err == nil {
+					var ids []string
+					for _, id := range strings.Fields(string(out)) {
+						if !slices.Contains(nodeIDs, id) {
+							ids = append(ids, id)
+						}
+					}
+					if len(ids) > 0 {
+						_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, ids...)...).Run()
+					}
+				}
+				if len(nodeIDs) > 0 {
+					_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, nodeIDs...)...).Run()
 				}
 			}
 			if err := stopPID(h.DockerdPID, "dockerd", 30*time.Second); err != nil {
