@@ -41,6 +41,10 @@ func runHelper(mode string, args []string) int {
 		err = helperDial(args)
 	case "session":
 		err = helperSession(args)
+	case "blast":
+		err = helperBlast(args)
+	case "sink":
+		err = helperSink(args)
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -187,6 +191,62 @@ func helperSession(args []string) error {
 		}
 		fmt.Print(line)
 	}
+	return nil
+}
+
+// helperBlast: ADDR:PORT DURATION_MS SIZE. Sends UDP datagrams as fast as
+// it can; nothing answers, so conntrack keeps the flow "new" and every
+// packet is judged by the whole ruleset.
+func helperBlast(args []string) error {
+	ms, _ := strconv.Atoi(args[1])
+	size, _ := strconv.Atoi(args[2])
+	c, err := net.Dial("udp", args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, size)
+	end := time.Now().Add(time.Duration(ms) * time.Millisecond)
+	n := 0
+	for time.Now().Before(end) {
+		for i := 0; i < 64; i++ {
+			if _, err := c.Write(buf); err == nil {
+				n++
+			}
+		}
+	}
+	fmt.Println(n)
+	return nil
+}
+
+// helperSink: PORT DURATION_MS. Counts the UDP datagrams received from its
+// first one for DURATION_MS and prints "packets seconds".
+func helperSink(args []string) error {
+	ms, _ := strconv.Atoi(args[1])
+	pc, err := net.ListenPacket("udp", ":"+args[0])
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	if uc, ok := pc.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(8 << 20)
+	}
+	fmt.Println("ready")
+	buf := make([]byte, 65536)
+	if _, _, err := pc.ReadFrom(buf); err != nil {
+		return err
+	}
+	start := time.Now()
+	end := start.Add(time.Duration(ms) * time.Millisecond)
+	_ = pc.SetReadDeadline(end)
+	n := 0
+	for {
+		if _, _, err := pc.ReadFrom(buf); err != nil {
+			break
+		}
+		n++
+	}
+	fmt.Println(n, time.Since(start).Seconds())
 	return nil
 }
 
