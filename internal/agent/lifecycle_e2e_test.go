@@ -234,6 +234,45 @@ func TestDatastoreOutage(t *testing.T) {
 	}
 }
 
+// An agent that starts while the datastore is down waits with the
+// dataplane untouched (and says why it is not ready), then takes over once
+// the datastore is back.
+func TestStartDuringDatastoreOutage(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "red", false, nil)
+	c := e.newWorkload("c", "blue", false, nil)
+	e.addWorkloads(t, profileYAML("red")+profileYAML("blue"), a, b, c)
+	reach(t, "a -> b", pingP(a, b.v4))
+	table := e.nftTable(t)
+	e.agent.stop(t)
+	e.etcd.Stop()
+
+	r := e.startAgent(t)
+	testutil.Eventually(t, waitLong, func() error {
+		// Health is served before the datastore is reached.
+		code, body, err := httpGet("http://" + r.a.HealthAddr() + "/readiness")
+		if err != nil || code != 503 {
+			return fmt.Errorf("readiness %d %q %v, want 503", code, body, err)
+		}
+		return nil
+	})
+	if st := r.a.Status(); st.Ready || st.InSync {
+		t.Fatalf("status %+v while the datastore is down", st)
+	}
+	reach(t, "a -> b while the new agent waits", pingP(a, b.v4))
+	blocked(t, "c -> a while the new agent waits", pingP(c, a.v4))
+	if got := e.nftTable(t); got != table {
+		t.Fatalf("nft table changed before the first sync:\nbefore:\n%s\nafter:\n%s", table, got)
+	}
+
+	e.etcd.Restart()
+	e.waitReady(t)
+	c.profile = "red"
+	e.apply(t, c.wepYAML())
+	reach(t, "c -> a after the datastore came back", pingP(c, a.v4))
+}
+
 // An endpoint whose interface appears after its WorkloadEndpoint is
 // programmed when the link appears: the resync interval is 10 minutes, so
 // only the link watch can explain it.
