@@ -251,7 +251,48 @@ spec:
 		if got := l.inUse(h); got != before {
 			t.Fatalf("%d addresses in use after the dockerd restart, want %d (leak or loss)", got, before)
 		}
+		if out := l.calico(h, "ipam", "check", "--docker-node", h, "--min-age", "0s"); !strings.Contains(out, "Check complete: 0 problems") {
+			t.Fatalf("ipam check:\n%s", out)
+		}
 	})
+}
+
+// TestDockerTwoHosts: the same network name on two hosts is one network
+// (one profile): its containers reach each other across hosts, other
+// networks' containers do not, and policy selects by container label on
+// either host.
+func TestDockerTwoHosts(t *testing.T) {
+	l := newDockerLab(t, 2)
+	l.bgp = true
+	l.startNode("host1")
+	l.startNode("host2")
+	for _, h := range []string{"host1", "host2"} {
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "frontend")
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "backend")
+	}
+	a, _ := l.run("host1", "ca", "--net", "frontend")
+	b, _ := l.run("host2", "cb", "--net", "frontend", "--label", "role=db")
+	c, _ := l.run("host2", "cc", "--net", "backend", "--label", "role=api")
+	l.reaches("host1", "ca", b)
+	l.reaches("host2", "cb", a)
+	l.blocked("host2", "cc", a)
+	l.blocked("host1", "ca", c)
+	l.apply("host1", `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: api-to-db
+spec:
+  selector: role == 'db'
+  ingress:
+  - action: Allow
+    source:
+      selector: role == 'api'
+`)
+	l.reaches("host2", "cc", b)
+	l.blocked("host1", "ca", b)
+	if n := strings.Count(l.calico("host1", "get", "profiles"), "frontend"); n != 1 {
+		t.Fatalf("%d frontend profiles, want 1", n)
+	}
 }
 
 // restartDockerd stops the host's dockerd and lets lab.Up start it again.

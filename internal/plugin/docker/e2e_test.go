@@ -124,6 +124,7 @@ func requireDockerLab(t *testing.T) {
 // dlab is a lab whose hosts run `calico node run` as plain processes.
 type dlab struct {
 	t     *testing.T
+	bgp   bool // run the nodes' BGP speakers (needed for routes between hosts)
 	st    *lab.State
 	bin   string
 	dir   string
@@ -145,6 +146,7 @@ func newDockerLab(t *testing.T, hosts int) *dlab {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
+	began := time.Now()
 	st, err := lab.Up(ctx, lab.Config{Name: name, Hosts: hosts, Subnets: 1, CalicoBin: bin, TestImage: testImage, Progress: &progress})
 	l := &dlab{t: t, st: st, bin: bin, dir: t.TempDir(), nodes: map[string]*nodeProc{}}
 	t.Cleanup(func() {
@@ -152,6 +154,17 @@ func newDockerLab(t *testing.T, hosts int) *dlab {
 		if failed {
 			for h := range l.nodes {
 				l.dumpLog(h)
+			}
+		}
+		// Containers go while the plugins still answer: without them Docker
+		// retries each plugin call for half a minute.
+		for _, h := range l.st.Hosts {
+			if l.nodes[h.Name] == nil {
+				continue
+			}
+			out, _ := l.exec(h.Name, "docker", "ps", "-aq")
+			if ids := strings.Fields(out); len(ids) > 0 {
+				_, _ = l.exec(h.Name, append([]string{"docker", "rm", "-f"}, ids...)...)
 			}
 		}
 		for h := range l.nodes {
@@ -173,6 +186,7 @@ func newDockerLab(t *testing.T, hosts int) *dlab {
 	if err != nil {
 		t.Fatalf("lab up: %v\n%s", err, progress.String())
 	}
+	t.Logf("lab %s up in %v", name, time.Since(began).Round(time.Millisecond))
 	return l
 }
 
@@ -202,8 +216,11 @@ func (l *dlab) dumpLog(host string) {
 func (l *dlab) startNode(host string) {
 	l.t.Helper()
 	h := l.host(host)
-	args := []string{"node", "run", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--no-bgp",
+	args := []string{"node", "run", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6,
 		"--etcd-data-dir", filepath.Join(h.LibDir, "etcd")}
+	if !l.bgp {
+		args = append(args, "--no-bgp")
+	}
 	if h.Name == l.st.Hosts[0].Name {
 		args = append(args, "--embedded-etcd", "--etcd-listen", "http://"+h.Addr()+":2379")
 	}
@@ -227,6 +244,8 @@ func (l *dlab) startNode(host string) {
 		n.cmd, n.done = cmd, make(chan error, 1)
 		go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(cmd, n.done)
 	}
+	began := time.Now()
+	defer func() { l.t.Logf("node %s ready in %v", host, time.Since(began).Round(time.Millisecond)) }()
 	start()
 	l.nodes[host] = n
 	if err := l.waitReady(h, n); err != nil {
