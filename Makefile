@@ -35,8 +35,9 @@ lint:
 bench: deps build
 	hack/bench.sh
 
+# The node image calico/node:<version>, FROM scratch with the static binary.
 image: build
-	hack/image.sh $(VERSION)
+	$(BIN) node image
 
 demo: deps build
 	hack/demo.sh

@@ -25,7 +25,7 @@ func newNodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Run, start, stop and inspect the calico node on this host",
 	}
-	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd())
+	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd())
 	return cmd
 }
 
@@ -313,5 +313,37 @@ func newNodeStatusCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&healthAddr, "health-addr", agent.DefaultHealthAddr, "the node's health address")
+	return cmd
+}
+
+func newNodeImageCmd() *cobra.Command {
+	var image string
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Build the node image (FROM scratch, this binary) on the Docker host unless it is current",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dc, err := nodectl.Docker()
+			if err != nil {
+				return err
+			}
+			defer dc.Close()
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			built, err := nodectl.EnsureImage(cmd.Context(), dc, image, self)
+			if err != nil {
+				return err
+			}
+			state := "up to date"
+			if built {
+				state = "built"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", image, state)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&image, "image", NodeImage(), "image name")
 	return cmd
 }
