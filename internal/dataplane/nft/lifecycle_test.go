@@ -221,6 +221,14 @@ func TestResyncRepairsDrift(t *testing.T) {
 	mustNotReach(t, w3.ns, "tcp", ap(w1.v4, 8080))
 	ctx := context.Background()
 
+	// No drift: a resync finds the table exactly as programmed.
+	if err := tp.drv.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := tp.apply(t, d); st.Messages != 0 || st.Drifted != 0 {
+		t.Fatalf("resync of an untouched table should find nothing: %+v", st)
+	}
+
 	tp.host.MustExec(t, "nft", "flush", "table", "inet", tableName)
 	mustReach(t, w3.ns, "tcp", ap(w1.v4, 8080)) // nothing enforces policy now
 	// Without a resync the driver trusts its memory: nothing to do.
@@ -258,6 +266,31 @@ func TestResyncRepairsDrift(t *testing.T) {
 	if got := nftList(t, tp.host); got != want {
 		t.Fatalf("table after repair differs:\n%s\nwant:\n%s", got, want)
 	}
+
+	// A base chain on another priority cannot be edited in place: the
+	// table is replaced in one transaction, and established flows (judged
+	// by conntrack) do not notice.
+	s := openSession(t, w2.ns, ap(w1.v4, 8080))
+	if !s.roundTrip(t, "before") {
+		t.Fatal("session does not work")
+	}
+	tp.host.MustExec(t, "nft", "flush", "chain", "inet", tableName, chainFwd)
+	tp.host.MustExec(t, "nft", "delete", "chain", "inet", tableName, chainFwd)
+	tp.host.MustExec(t, "nft", "add", "chain", "inet", tableName, chainFwd, "{ type filter hook forward priority 10; policy accept; }")
+	if err := tp.drv.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = tp.apply(t, d)
+	if !st.Rebuilt {
+		t.Fatalf("expected the table to be replaced: %+v", st)
+	}
+	if got := nftList(t, tp.host); got != want {
+		t.Fatalf("table after replacement differs:\n%s\nwant:\n%s", got, want)
+	}
+	if !s.roundTrip(t, "after") {
+		t.Fatal("established connection broke when the table was replaced")
+	}
+	mustNotReach(t, w3.ns, "tcp", ap(w1.v4, 8080))
 
 	// The whole table gone.
 	tp.host.MustExec(t, "nft", "delete", "table", "inet", tableName)

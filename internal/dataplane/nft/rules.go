@@ -752,10 +752,12 @@ func forwardRules(h hostSettings) []rule {
 func inputRules(h hostSettings) []rule {
 	fs := []func(b *builder){
 		func(b *builder) { b.ifname(false, h.prefix, true, true); b.verdict(expr.VerdictAccept, "") },
+		// Neighbour discovery first: conntrack does not track it, and
+		// IPv6 must work whatever EndpointToHostAction says.
+		func(b *builder) { b.l4proto(58, false); b.icmp6Types(ndTypes); b.verdict(expr.VerdictAccept, "") },
 	}
 	fs = append(fs, conntrackRules()...)
 	fs = append(fs,
-		func(b *builder) { b.l4proto(58, false); b.icmp6Types(ndTypes); b.verdict(expr.VerdictAccept, "") },
 		func(b *builder) {
 			b.nfproto(4)
 			b.l4proto(17, false)
