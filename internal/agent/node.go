@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/datastore"
 )
 
@@ -65,7 +67,7 @@ func (a *Agent) resolveAddrs() error {
 // (Calico's "first-found" in spirit, but deterministic: the route the host
 // would use).
 func autodetectIPv4(netnsPath string) (netip.Prefix, error) {
-	h, err := handleFor(netnsPath)
+	h, err := nsexec.Handle(netnsPath)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -95,18 +97,6 @@ func autodetectIPv4(netnsPath string) (netip.Prefix, error) {
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("autodetect IPv4: no default route with a global address; set --ip")
-}
-
-func handleFor(netnsPath string) (*netlink.Handle, error) {
-	if netnsPath == "" {
-		return netlink.NewHandle()
-	}
-	ns, err := openNetNS(netnsPath)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	return netlink.NewHandleAt(ns)
 }
 
 // registerNode creates or updates this host's Node resource, retrying until
@@ -181,7 +171,7 @@ func (a *Agent) writeNode(ctx context.Context) error {
 
 func newUID() string {
 	var b [16]byte
-	_, _ = randRead(b[:])
+	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
@@ -189,7 +179,7 @@ func newUID() string {
 
 // hostMTU is the MTU of the interface carrying this host's IPv4 address.
 func hostMTU(netnsPath string, addr netip.Addr) int {
-	h, err := handleFor(netnsPath)
+	h, err := nsexec.Handle(netnsPath)
 	if err != nil {
 		return 0
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/routes"
+	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 )
 
 // staleRouteGrace is how long a restarted agent keeps the BGP-learned routes
@@ -20,7 +21,7 @@ const staleRouteGrace = 90 * time.Second
 // kernelLearnedRoutes reads the routes with our protocol that go via a
 // gateway and not over VXLAN: what a previous instance learned from BGP.
 func kernelLearnedRoutes(netnsPath string) ([]dataplane.Route, error) {
-	h, err := handleFor(netnsPath)
+	h, err := nsexec.Handle(netnsPath)
 	if err != nil {
 		return nil, err
 	}

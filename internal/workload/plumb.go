@@ -87,12 +87,12 @@ func Plumb(cfg PlumbConfig) (mac string, err error) {
 		return "", fmt.Errorf("plumb: open container netns %s: %w", cpath, err)
 	}
 	defer cns.Close()
-	hh, err := handleAt(cfg.HostNS)
+	hh, err := nsexec.Handle(cfg.HostNS)
 	if err != nil {
 		return "", err
 	}
 	defer hh.Close()
-	ch, err := handleAt(cpath)
+	ch, err := nsexec.Handle(cpath)
 	if err != nil {
 		return "", err
 	}

@@ -53,32 +53,6 @@ func validIfaceName(name string) error {
 	return nil
 }
 
-// handleAt opens a netlink handle in the namespace at path ("" = current).
-// NewHandleAt switches its thread briefly, so it runs under nsexec.Guard.
-func handleAt(path string) (*netlink.Handle, error) {
-	var h *netlink.Handle
-	err := nsexec.Guard(func() error {
-		var err error
-		if path == "" {
-			h, err = netlink.NewHandle()
-			return err
-		}
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			return fmt.Errorf("open netns %s: %w", path, err)
-		}
-		defer ns.Close()
-		h, err = netlink.NewHandleAt(ns)
-		return err
-	})
-	if err != nil {
-		if h != nil {
-			h.Close()
-		}
-		return nil, fmt.Errorf("netlink handle for netns %q: %w", path, err)
-	}
-	return h, nil
-}
 
 func isNotFound(err error) bool {
 	var lnf netlink.LinkNotFoundError
@@ -97,7 +71,7 @@ func CreateVeth(hostName, peerName string, mtu int, hostNS string) error {
 	if err := validIfaceName(peerName); err != nil {
 		return err
 	}
-	h, err := handleAt(hostNS)
+	h, err := nsexec.Handle(hostNS)
 	if err != nil {
 		return err
 	}
@@ -203,7 +177,7 @@ func DeleteVeth(hostName, hostNS string) error {
 	if err := validIfaceName(hostName); err != nil {
 		return err
 	}
-	h, err := handleAt(hostNS)
+	h, err := nsexec.Handle(hostNS)
 	if err != nil {
 		return err
 	}

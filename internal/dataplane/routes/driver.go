@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
@@ -130,30 +129,12 @@ func New(opts Options) (*Driver, error) {
 	}, nil
 }
 
-// openHandle opens a netlink handle in the namespace at path ("" = current).
-// NewHandleAt switches the calling thread briefly, so it runs under
-// nsexec.Guard.
+// openHandle opens a netlink handle in the namespace at path ("" = current)
+// with a socket timeout.
 func openHandle(path string) (*netlink.Handle, error) {
-	var h *netlink.Handle
-	err := nsexec.Guard(func() error {
-		var err error
-		if path == "" {
-			h, err = netlink.NewHandle()
-			return err
-		}
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			return fmt.Errorf("open netns %s: %w", path, err)
-		}
-		defer ns.Close()
-		h, err = netlink.NewHandleAt(ns)
-		return err
-	})
+	h, err := nsexec.Handle(path)
 	if err != nil {
-		if h != nil {
-			h.Close()
-		}
-		return nil, fmt.Errorf("routes: netlink handle for netns %q: %w", path, err)
+		return nil, fmt.Errorf("routes: %w", err)
 	}
 	// A dump of a large table takes well under this; a kernel that never
 	// answers must not hang the agent.
