@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
 	"github.com/calico-docker/calico/internal/workload"
 	"github.com/moby/moby/client"
@@ -118,6 +119,11 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		}
 		res.Endpoints = append(res.Endpoints, w.Name)
 	}
+	if res.DockerChecked {
+		if err := s.forgetGoneNetworks(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, prefix := range []string{libnetworkHandlePrefix, containerHandlePrefix} {
 		kvs, _, err := s.store.List(ctx, ipam.HandlesPrefix+prefix+s.node+".")
 		if err != nil {
@@ -163,4 +169,35 @@ func (s *Server) handleStale(ctx context.Context, h string, now time.Time) (bool
 		}
 	}
 	return true, nil
+}
+
+// forgetGoneNetworks drops the records of networks Docker no longer has
+// (removed while this server was not running, so no DeleteNetwork came).
+func (s *Server) forgetGoneNetworks(ctx context.Context) error {
+	list, err := s.cfg.Docker.NetworkList(ctx, client.NetworkListOptions{})
+	if err != nil {
+		return nil // judged next time
+	}
+	have := map[string]bool{}
+	for _, n := range list.Items {
+		have[n.ID] = true
+	}
+	prefix := networkKey(s.node, "")
+	kvs, _, err := s.store.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("list network records: %w", err)
+	}
+	for _, kv := range kvs {
+		id := strings.TrimPrefix(kv.Key, prefix)
+		if have[id] || strings.Contains(id, "/") {
+			continue
+		}
+		if err := s.store.Delete(ctx, kv.Key, kv.Revision); err != nil && !errors.Is(err, datastore.ErrNotFound) && !errors.Is(err, datastore.ErrConflict) {
+			return fmt.Errorf("forget network %.12s: %w", id, err)
+		}
+		s.mu.Lock()
+		delete(s.networks, id)
+		s.mu.Unlock()
+	}
+	return nil
 }

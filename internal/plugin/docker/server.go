@@ -110,7 +110,7 @@ func NewServer(cfg Config) (*Server, error) {
 		store:    cfg.Store,
 		ipam:     cfg.IPAM,
 		node:     cfg.Node,
-		log:      cfg.Logger.With("component", "docker-plugin"),
+		log:      cfg.Logger, // the caller names the component
 		grace:    cfg.GracePeriod,
 		networks: map[string]*netInfo{},
 		eps:      map[string]*epInfo{},
