@@ -32,8 +32,8 @@
 //
 // Docker's RequestAddress carries no endpoint ID. The IPAM driver declares
 // RequiresMACAddress, so Docker generates the endpoint's MAC first and sends
-// it with every RequestAddress of that endpoint (IPv4 and IPv6, and the
-// replay after a daemon restart). The addresses are assigned under the
+// it with every RequestAddress of that endpoint (IPv4 and IPv6). The
+// addresses are assigned under the
 // handle "libnetwork.<node>.<mac>":
 //   - a repeated request for the same endpoint gets the same address back
 //     (AutoAssign returns what the handle holds; AssignIP of an address the
@@ -96,9 +96,14 @@
 //
 // Everything lives in the datastore; the server keeps only caches. A
 // restarted server answers Join for endpoints created before (it reads the
-// endpoint back) and learns network names from Docker. Docker replays
-// RequestAddress with the address it had after its own restart; the same
-// handle makes that idempotent. At start and every reconcile interval, the
+// endpoint back) and network names from the datastore. With --live-restore
+// a dockerd restart makes no driver calls (the driver does not ask for
+// RequiresRequestReplay: the datastore already holds every assignment);
+// without it dockerd stops its containers through the driver and starts
+// those with a restart policy afresh. If Docker drops an endpoint without
+// DeleteEndpoint (its start-up cleanup of sandboxes it could not restore runs
+// before the remote driver is loaded), the ReleaseAddress that does arrive
+// removes the endpoint too. At start and every reconcile interval, the
 // reconcile removes endpoints whose Docker endpoint or container is gone
 // and releases unreferenced handles, each only after the grace period, and
 // only when Docker could be asked.
