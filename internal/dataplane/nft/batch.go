@@ -27,6 +27,10 @@ const (
 	nftaSetElemKeyEnd = 10
 	udataMax          = 200 // comments stay well inside the kernel's 256-byte userdata
 	nfAccept          = 1   // NF_ACCEPT: base chain policy
+	// NFTA_CHAIN_USERDATA (since Linux 5.10; missing from x/sys/unix) and
+	// its comment TLV type, NFTNL_UDATA_CHAIN_COMMENT.
+	nftaChainUserdata = 12
+	udataChainComment = 0
 )
 
 // batch is one nftables transaction being encoded: BATCH_BEGIN, the
@@ -150,7 +154,9 @@ func (b *batch) delTable() {
 	b.end(s)
 }
 
-func (b *batch) addChain(name string, base *baseChain) {
+// addChain creates a chain; comment (informational, not compared on a
+// resync) is what `nft list` shows next to it, e.g. the policy's ID.
+func (b *batch) addChain(name string, base *baseChain, comment string) {
 	s := b.op(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+name)
 	b.str(unix.NFTA_CHAIN_TABLE, tableName)
 	b.str(unix.NFTA_CHAIN_NAME, name)
@@ -161,6 +167,12 @@ func (b *batch) addChain(name string, base *baseChain) {
 		b.endNest(n)
 		b.u32(unix.NFTA_CHAIN_POLICY, nfAccept)
 		b.str(unix.NFTA_CHAIN_TYPE, base.typ)
+	}
+	if comment != "" {
+		if len(comment) > udataMax {
+			comment = comment[:udataMax]
+		}
+		b.attr(nftaChainUserdata, userdata.AppendString(nil, udataChainComment, comment))
 	}
 	b.end(s)
 }

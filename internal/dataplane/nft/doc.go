@@ -28,7 +28,7 @@
 //     a map is dropped (fail closed).
 //   - Policy and profile chains "pi-<h>" (ingress rules) and "pe-<h>"
 //     (egress rules), h = first 16 hex digits of sha256(PolicyChain.ID);
-//     Render shows the ID next to each.
+//     the chain comment (and Render) shows the ID.
 //   - Address sets "s4-<h>" (ipv4_addr) and "s6-<h>" (ipv6_addr), h =
 //     16 hex digits of sha256(IPSet.ID), both "flags interval" so networks
 //     work; the selector is kept in the set's comment. Sets "spoof4" and

@@ -312,7 +312,7 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 	}
 	for _, name := range m.order {
 		if cur.chains[name] == nil {
-			b.addChain(name, m.chains[name].base)
+			b.addChain(name, m.chains[name].base, m.chains[name].comment)
 			st.ChainsAdded++
 		}
 	}
