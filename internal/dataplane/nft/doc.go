@@ -13,11 +13,13 @@
 //
 //   - Base chains: "prerouting" (filter, priority raw: anti-spoofing before
 //     conntrack), "forward" (filter 0: workload policy), "input" (filter 0:
-//     workload to host) and "postrouting" (nat, srcnat: natOutgoing). Each
-//     first lets through everything that does not touch a workload interface
-//     (prefix Host.InterfacePrefix, "cali"), so the host's own traffic is
-//     never judged here. Host to local workload traffic is not policed, as in
-//     Calico, so there is no output chain.
+//     workload to host) and "postrouting" (nat, srcnat: natOutgoing).
+//     prerouting, input and postrouting first let through everything that
+//     does not touch a workload interface (prefix Host.InterfacePrefix,
+//     "cali"), so the host's own traffic is never judged here; forward
+//     applies its two conntrack rules to all forwarded traffic and judges
+//     only workload interfaces after that. Host to local workload traffic
+//     is not policed, as in Calico, so there is no output chain.
 //   - Maps "fw-map" and "tw-map" (ifname : verdict) dispatch each workload
 //     interface to its endpoint chains "fw-<h>" (from the workload: egress
 //     policies then profiles) and "tw-<h>" (to the workload: ingress), h =
@@ -40,9 +42,11 @@
 //
 // # Invariants
 //
-//   - "ct state established,related accept" is the first rule of forward and
-//     input, and is never removed: an agent restart, a resync or a policy
-//     change does not cut established flows.
+//   - "ct state established,related accept" comes before any policy in
+//     forward and input and is never removed: an agent restart, a resync or
+//     a policy change does not cut established flows. A table that must be
+//     replaced (objects of ours of another kind) is replaced in the same
+//     single transaction, so even that does not.
 //   - Every rule carries a comment with a hash of its canonical text, so a
 //     restarted driver (or Resync) can tell from the kernel alone whether a
 //     chain holds exactly what it wants, without keeping any state on disk.
