@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,44 +46,11 @@ const (
 	profileKey = "ag.profile"
 )
 
-// calicoBin is built once per test binary run (or taken from $CALICO_BIN).
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-func calicoBin(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if p := os.Getenv("CALICO_BIN"); p != "" {
-			if _, err := os.Stat(p); err == nil {
-				binPath = p
-				return
-			}
-		}
-		dir, err := os.MkdirTemp("", "agent-test-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "calico")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/calico-docker/calico/cmd/calico").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build ./cmd/calico: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func calicoBin(t testing.TB) string { return testutil.CalicoBin(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" && os.Getenv("CALICO_BIN") != binPath {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
+	testutil.RemoveBuiltCalicoBin()
 	os.Exit(code)
 }
 

@@ -14,24 +14,11 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/testutil"
 )
 
-// buildCalico returns the binary `make test` built (CALICO_BIN), or builds
-// one into a temporary directory.
-func buildCalico(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("CALICO_BIN"); bin != "" {
-		if _, err := os.Stat(bin); err == nil {
-			return bin
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "calico")
-	build := exec.Command("go", "build", "-o", bin, "github.com/calico-docker/calico/cmd/calico")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildCalico returns the binary under test.
+func buildCalico(t *testing.T) string { return testutil.CalicoBin(t) }
 
 // datastoreProc is a running `calico datastore run`.
 type datastoreProc struct {

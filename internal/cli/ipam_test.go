@@ -19,6 +19,7 @@ import (
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/datastore/etcdtest"
 	"github.com/calico-docker/calico/internal/ipam"
+	"github.com/calico-docker/calico/internal/testutil"
 )
 
 // ipamEnv starts an embedded etcd with pools and nodes and returns its
@@ -184,10 +185,7 @@ func TestIPAMBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs 320 processes; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "calico")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/calico-docker/calico/cmd/calico").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.CalicoBin(t)
 	t.Run("EightProcesses", func(t *testing.T) { testIPAMAssignEightProcesses(t, bin) })
 	t.Run("CheckExitCode", func(t *testing.T) { testIPAMCheckExitCode(t, bin) })
 }

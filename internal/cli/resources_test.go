@@ -131,11 +131,7 @@ func TestResourceCommands(t *testing.T) {
 		t.Skip("builds the binary and starts etcd; skipped with -short")
 	}
 	testutil.RequireCmd(t, "/usr/bin/etcdctl")
-	bin := filepath.Join(t.TempDir(), "calico")
-	build := exec.Command("go", "build", "-o", bin, "github.com/calico-docker/calico/cmd/calico")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.CalicoBin(t)
 	fresh := func(t *testing.T) resCLI {
 		return resCLI{t: t, bin: bin, endpoints: strings.Join(etcdtest.Start(t), ",")}
 	}

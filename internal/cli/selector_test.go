@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/calico-docker/calico/internal/selector"
+	"github.com/calico-docker/calico/internal/testutil"
 )
 
 // runRoot runs the command tree in-process with args and returns stdout,
@@ -100,11 +100,7 @@ func TestSelectorMatchBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "calico")
-	build := exec.Command("go", "build", "-o", bin, "github.com/calico-docker/calico/cmd/calico")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.CalicoBin(t)
 	tests := []struct {
 		args             []string
 		code             int
