@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"testing"
@@ -128,9 +129,11 @@ func BenchmarkColdApply(b *testing.B) {
 	testutil.RequireRoot(b)
 	d := newBenchScenario(10000, 1000).desired()
 	var st ApplyStats
+	var heap uint64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		ns := testutil.NewNetNS(b, "nft-b")
+		before := heapInUse()
 		drv, err := New(Options{NetNS: ns.Path()})
 		if err != nil {
 			b.Fatal(err)
@@ -142,10 +145,21 @@ func BenchmarkColdApply(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// What the driver keeps between Applies (its cache and its record
+		// of the kernel), beside the Desired itself.
+		heap = heapInUse() - before
 		drv.Close()
 		b.StartTimer()
 	}
 	reportStats(b, st)
+	b.ReportMetric(float64(heap)/(1<<20), "driver-heap-MB")
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // BenchmarkRestartApply: a new driver (agent restart) over the table of
