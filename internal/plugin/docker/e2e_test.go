@@ -14,9 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,38 +74,8 @@ func servePlugins(node string) int {
 	return 0
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// calicoBin is $CALICO_BIN or a binary built once for these tests.
-func calicoBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CALICO_BIN"); p != "" {
-		return p
-	}
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "calico-docker-e2e-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "calico")
-		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/calico")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..", "..")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// calicoBin is the binary under test.
+func calicoBin(t *testing.T) string { return testutil.CalicoBin(t) }
 
 func requireDockerLab(t *testing.T) {
 	t.Helper()
