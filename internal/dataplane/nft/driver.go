@@ -24,7 +24,8 @@ type Options struct {
 	// /run/netns/X); "" means the namespace the process is in.
 	NetNS string
 	// Logger receives drift reports and problems found in Desired; nil
-	// means slog.Default().
+	// means slog.Default() tagged component=nft (a caller's logger is used
+	// as given).
 	Logger *slog.Logger
 }
 
@@ -72,9 +73,8 @@ type Driver struct {
 func New(opts Options) (*Driver, error) {
 	d := &Driver{log: opts.Logger, nsPath: opts.NetNS, cache: newCache(), logged: map[string]bool{}}
 	if d.log == nil {
-		d.log = slog.Default()
+		d.log = slog.Default().With("component", "nft")
 	}
-	d.log = d.log.With("component", "nft")
 	libOpts := []nftables.ConnOption{nftables.AsLasting()}
 	if opts.NetNS != "" {
 		f, err := os.Open(opts.NetNS)
