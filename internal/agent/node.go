@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -107,6 +109,7 @@ func (a *Agent) registerNode(ctx context.Context) {
 		err := a.writeNode(ctx)
 		if err == nil {
 			a.log.Info("node registered", "ipv4", a.ipv4, "ipv6", a.ipv6)
+			a.writeNodenameFile()
 			return
 		}
 		a.log.Warn("register node failed; retrying", "err", err)
@@ -200,4 +203,21 @@ func hostMTU(netnsPath string, addr netip.Addr) int {
 		}
 	}
 	return 0
+}
+
+// NodenameFile is where the node records its name, as calico/node does, so
+// that commands on this host (`calico container add`) use the same name.
+const NodenameFile = "/var/lib/calico/nodename"
+
+func (a *Agent) writeNodenameFile() {
+	if a.cfg.NetNS != "" {
+		return // a test programming another namespace: not this host's node
+	}
+	if err := os.MkdirAll(filepath.Dir(NodenameFile), 0o755); err != nil {
+		a.log.Warn("record node name", "err", err)
+		return
+	}
+	if err := os.WriteFile(NodenameFile, []byte(a.cfg.NodeName), 0o644); err != nil {
+		a.log.Warn("record node name", "err", err)
+	}
 }

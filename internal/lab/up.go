@@ -388,6 +388,7 @@ func (s *State) Env(h *Host) []string {
 		"ETCD_ENDPOINTS=" + strings.Join(s.EtcdEndpoints, ","),
 		"CALICO_LAB=" + s.Name,
 		"CALICO_LAB_HOST=" + h.Name,
+		"NODENAME=" + h.Name,
 	}
 }
 
