@@ -59,6 +59,14 @@ func Down(ctx context.Context, name string, progress io.Writer) error {
 		}
 		fmt.Fprintln(progress, "ok")
 	}
+	// The hosts' mount namespaces, then the private mount holding them.
+	nsDir := filepath.Join(RunRoot, name, "mntns")
+	if entries, err := os.ReadDir(nsDir); err == nil {
+		for _, e := range entries {
+			_ = exec.Command("umount", filepath.Join(nsDir, e.Name())).Run()
+		}
+	}
+	_ = exec.Command("umount", nsDir).Run()
 	// Namespaces named after the lab, whether or not the state lists them.
 	entries, _ := os.ReadDir("/run/netns")
 	prefix := "calab-" + name + "-"

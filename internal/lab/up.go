@@ -250,35 +250,12 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 	if dockerdAlive(h) {
 		return waitDocker(ctx, h)
 	}
-	for _, d := range []string{h.LibDir, h.RunDir, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	if err := ensureMountNS(ctx, b.r, b.st.Name, h); err != nil {
+		return fmt.Errorf("mount namespace: %w", err)
 	}
-	var script strings.Builder
-	script.WriteString("set -e; mount --make-rprivate /; ")
-	for _, m := range hostMounts(h) {
-		fmt.Fprintf(&script, "mkdir -p %s %s; mount --bind %s %s; ", m[0], m[1], m[0], m[1])
-	}
-	pidfile := filepath.Join(h.RunDir, "docker.pid")
-	_ = os.Remove(pidfile)
-	fmt.Fprintf(&script, "exec dockerd -H %s --data-root %s --exec-root %s --pidfile %s --bridge=none --iptables=false --ip6tables=false --ip-masq=false",
-		h.DockerHost, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec"), pidfile)
-	logf, err := os.OpenFile(filepath.Join(h.LibDir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := startDockerd(h); err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NetNS, "unshare", "-m", "--propagation", "private", "sh", "-c", script.String())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// A session of its own: dockerd outlives `calico lab up`.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start dockerd: %w", err)
-	}
-	// nsenter and unshare exec into sh, which execs dockerd: the PID we started is dockerd's.
-	h.DockerdPID = cmd.Process.Pid
-	go func() { _ = cmd.Wait() }()
 	if err := b.st.save(); err != nil {
 		return err
 	}
@@ -286,6 +263,111 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 		return fmt.Errorf("%w (log: %s)", err, filepath.Join(h.LibDir, "dockerd.log"))
 	}
 	return nil
+}
+
+// startDockerd starts the host's dockerd in the host's network and mount
+// namespaces, with live-restore so that its containers keep running (and
+// keep their addresses) across a dockerd restart.
+func startDockerd(h *Host) error {
+	for _, d := range []string{h.LibDir, h.RunDir, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	pidfile := filepath.Join(h.RunDir, "docker.pid")
+	_ = os.Remove(pidfile)
+	logf, err := os.OpenFile(filepath.Join(h.LibDir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NetNS, "--mount="+mountNSFile(h), "--",
+		"dockerd", "-H", h.DockerHost, "--data-root", filepath.Join(h.LibDir, "docker"),
+		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile,
+		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--live-restore")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A session of its own: dockerd outlives `calico lab up`.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start dockerd: %w", err)
+	}
+	// nsenter execs dockerd: the PID we started is dockerd's.
+	h.DockerdPID = cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+// RestartDockerd stops a host's dockerd and starts it again; with
+// live-restore its containers keep running meanwhile.
+func RestartDockerd(ctx context.Context, st *State, h *Host) error {
+	if err := stopPID(h.DockerdPID, "dockerd", 30*time.Second); err != nil {
+		return err
+	}
+	if err := startDockerd(h); err != nil {
+		return err
+	}
+	if err := st.save(); err != nil {
+		return err
+	}
+	return waitDocker(ctx, h)
+}
+
+// mountNSFile holds the host's mount namespace (a bind mount of its nsfs
+// file), so that it outlives dockerd: a restarted dockerd, `lab exec` and the
+// containers all see the same private mounts.
+func mountNSFile(h *Host) string { return filepath.Join(RunRoot, labOf(h), "mntns", h.Name) }
+
+func labOf(h *Host) string { return filepath.Base(filepath.Dir(h.RunDir)) }
+
+// ensureMountNS creates the host's persistent mount namespace with the
+// host's private directories bind-mounted over the shared paths.
+func ensureMountNS(ctx context.Context, r runner, lab string, h *Host) error {
+	dir := filepath.Join(RunRoot, lab, "mntns")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// A namespace file can only be bind-mounted on a private mount.
+	if !isMountPoint(dir) {
+		if _, err := r.run(ctx, "mount", "--bind", dir, dir); err != nil {
+			return err
+		}
+		if _, err := r.run(ctx, "mount", "--make-private", dir); err != nil {
+			return err
+		}
+	}
+	file := mountNSFile(h)
+	if isMountPoint(file) {
+		return nil
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		return err
+	}
+	var script strings.Builder
+	script.WriteString("set -e; ")
+	for _, m := range hostMounts(h) {
+		fmt.Fprintf(&script, "mkdir -p %s %s; mount --bind %s %s; ", m[0], m[1], m[0], m[1])
+	}
+	_, err := r.run(ctx, "unshare", "--mount="+file, "--propagation", "private", "sh", "-c", script.String())
+	return err
+}
+
+// isMountPoint reports whether path is a mount point in this mount namespace.
+func isMountPoint(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == real {
+			return true
+		}
+	}
+	return false
 }
 
 // DockerCmd returns an exec.Cmd for the docker CLI against a host's dockerd.
@@ -400,8 +482,8 @@ func ExecCmd(ctx context.Context, st *State, h *Host, name string, args ...strin
 		return nil, fmt.Errorf("host %s: network namespace %s is gone", h.Name, h.NetNS)
 	}
 	nsArgs := []string{"--net=/run/netns/" + h.NetNS}
-	if dockerdAlive(h) {
-		nsArgs = append(nsArgs, fmt.Sprintf("--mount=/proc/%d/ns/mnt", h.DockerdPID))
+	if isMountPoint(mountNSFile(h)) {
+		nsArgs = append(nsArgs, "--mount="+mountNSFile(h))
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", append(append(nsArgs, "--"), append([]string{name}, args...)...)...)
 	env := os.Environ()
