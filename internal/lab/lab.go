@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -292,13 +291,4 @@ func stopPID(pid int, comm string, timeout time.Duration) error {
 		return fmt.Errorf("process %d (%s) did not exit", pid, comm)
 	}
 	return nil
-}
-
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
 }

@@ -67,7 +67,7 @@ func Ping(ctx context.Context, c *client.Client) error {
 
 // DockerAt connects to the Docker daemon at host (e.g. unix:///run/x.sock).
 func DockerAt(host string) (*client.Client, error) {
-	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", host, err)
 	}
