@@ -114,6 +114,11 @@ func TestNodeRestartKeepsCrossHostTraffic(t *testing.T) {
 	b := l.Run("host2", "cb", "net")
 	l.EventuallyReach("host1", "ca", b, 30*time.Second)
 
+	h2 := l.host("host2")
+	startArgs := []string{"node", "start", "--name", "host2", "--ip", h2.IP, "--ip6", h2.IP6}
+	if out := l.Calico("host2", startArgs...); !strings.Contains(out, "already running") {
+		t.Fatalf("node start on a running node:\n%s", out)
+	}
 	l.Calico("host2", "node", "stop")
 	// Traffic keeps flowing while the node on host2 is down.
 	for i := 0; i < 3; i++ {
@@ -121,7 +126,7 @@ func TestNodeRestartKeepsCrossHostTraffic(t *testing.T) {
 			t.Fatalf("traffic stopped while host2's node was down")
 		}
 	}
-	l.Calico("host2", "node", "start", "--name", "host2", "--ip", l.host("host2").IP, "--ip6", l.host("host2").IP6)
+	l.Calico("host2", startArgs...)
 	for i := 0; i < 3; i++ {
 		if !l.CanPing("host1", "ca", b) {
 			t.Fatalf("traffic stopped after host2's node came back")
@@ -133,6 +138,14 @@ func TestNodeRestartKeepsCrossHostTraffic(t *testing.T) {
 		}
 		return nil
 	})
+	// A killed node container is brought back by node start.
+	l.Docker("host2", "kill", "calico-node")
+	if out := l.Calico("host2", startArgs...); !strings.Contains(out, "ready") {
+		t.Fatalf("node start after kill:\n%s", out)
+	}
+	if !l.CanPing("host1", "ca", b) {
+		t.Fatalf("traffic stopped after host2's node was killed and started")
+	}
 }
 
 // Route reflector topology: mesh off, host1 reflects for host2 and host3.
