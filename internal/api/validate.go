@@ -265,9 +265,9 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 		}
 	}
 	gnpOnly("spec.namespaceSelector", s.NamespaceSelector != "", "namespaces have no labels here")
-	gnpOnly("spec.doNotTrack", s.DoNotTrack, "untracked policy is not implemented")
-	gnpOnly("spec.preDNAT", s.PreDNAT, "pre-DNAT policy is not implemented")
-	gnpOnly("spec.applyOnForward", s.ApplyOnForward, "host endpoint forward policy is not implemented")
+	gnpOnly("spec.doNotTrack", s.DoNotTrack, "untracked policy is not available in this dataplane")
+	gnpOnly("spec.preDNAT", s.PreDNAT, "pre-DNAT policy is not available in this dataplane")
+	gnpOnly("spec.applyOnForward", s.ApplyOnForward, "host endpoint forward policy is not available in this dataplane")
 	for i, h := range s.PerformanceHints {
 		if h != "AssumeNeededOnEveryNode" {
 			c.add(idx("spec.performanceHints", i), "unknown performance hint %q: want AssumeNeededOnEveryNode", h)
@@ -454,7 +454,7 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 		}
 	}
 	if len(s.IPNATs) > 0 {
-		c.unsupported("spec.ipNATs", "1:1 NAT (floating IPs) is not implemented")
+		c.unsupported("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
 	}
 	if len(s.AllowSpoofedSourcePrefixes) > 0 {
 		c.unsupported("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses")
@@ -481,7 +481,7 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 		}
 		checkEndpointPort(c, pp, p.Protocol, p.Port)
 		if p.HostPort != 0 || p.HostIP != "" {
-			c.unsupported(join(pp, "hostPort"), "host ports are not implemented")
+			c.unsupported(join(pp, "hostPort"), "host ports are not available in this dataplane")
 		}
 	}
 }
@@ -626,16 +626,16 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 		c.add("spec.asNumber", "asNumber must be empty when peerSelector is specified")
 	}
 	if s.Password != nil {
-		c.unsupported("spec.password", "BGP session passwords (TCP MD5) are not implemented")
+		c.unsupported("spec.password", "BGP session passwords (TCP MD5) are not available in this dataplane")
 	}
 	if len(s.Filters) > 0 {
-		c.unsupported("spec.filters", "BGPFilter resources are not implemented")
+		c.unsupported("spec.filters", "BGPFilter resources are not available in this dataplane")
 	}
 	if s.KeepOriginalNextHop {
 		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
 	}
 	if s.TTLSecurity != nil {
-		c.unsupported("spec.ttlSecurity", "GTSM is not implemented by the embedded speaker")
+		c.unsupported("spec.ttlSecurity", "the embedded speaker has no GTSM (TTL security)")
 	}
 	switch s.SourceAddress {
 	case "", "UseNodeIP", "None":

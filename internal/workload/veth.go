@@ -53,7 +53,6 @@ func validIfaceName(name string) error {
 	return nil
 }
 
-
 func isNotFound(err error) bool {
 	var lnf netlink.LinkNotFoundError
 	return errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT)

@@ -307,7 +307,7 @@ func activate(implements ...string) http.HandlerFunc {
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, errResponse{Err: fmt.Sprintf("%s is not implemented by the calico plugin", r.URL.Path)})
+	writeJSON(w, http.StatusNotFound, errResponse{Err: fmt.Sprintf("%s is not a method of the calico plugin", r.URL.Path)})
 }
 
 // NetworkHandler serves calico.sock: Plugin.Activate and NetworkDriver.*.
