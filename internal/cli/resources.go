@@ -118,6 +118,13 @@ has that version in the datastore.`,
 			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), res.summary(mode.past()))
+		for _, d := range docs {
+			if d.Resource.Kind() == api.KindHostEndpoint {
+				// Stored for calicoctl compatibility, but nothing enforces it yet:
+				// say so rather than let the operator believe the host is protected.
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is stored but not enforced: this dataplane programs workload endpoints only\n", api.Ident(d.Resource))
+			}
+		}
 		return nil
 	}
 	return cmd
