@@ -398,4 +398,3 @@ func (e *errBatch) Error() string {
 
 func (e *errBatch) Unwrap() error { return e.errno }
 
-var errNoAck = errors.New("no acknowledgement from the kernel")
