@@ -2,7 +2,6 @@ package nft
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -397,4 +396,3 @@ func (e *errBatch) Error() string {
 }
 
 func (e *errBatch) Unwrap() error { return e.errno }
-
