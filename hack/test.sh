@@ -9,6 +9,8 @@ export CALICO_BIN="$PWD/bin/calico"
 if [ "$(id -u)" -eq 0 ]; then
   hack/dockerd.sh start
 fi
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 go vet ./...
 # -p 1: root tests share the host's kernel (Docker, /run/docker/plugins);
 # each package's tests still run in parallel inside it where they can.
