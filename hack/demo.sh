@@ -74,7 +74,7 @@ say "Connectivity (ping): same network allowed, across networks denied"
 matrix
 
 say "Policy: let role=web reach role=db (then Pass, so db's own profile still applies)"
-cat <<'EOF' | tee /dev/stderr | "${calico[@]}" lab exec --name "$LAB" host1 -- calico apply -f -
+policy=$(cat <<'EOF'
 apiVersion: projectcalico.org/v3
 kind: GlobalNetworkPolicy
 metadata:
@@ -89,6 +89,9 @@ spec:
       selector: role == 'web'
   - action: Pass
 EOF
+)
+echo "$policy"
+echo "$policy" | "${calico[@]}" lab exec --name "$LAB" host1 -- calico apply -f -
 
 for _ in $(seq 1 100); do
   [ "$(reach web1 db2)" = ok ] && break
