@@ -29,29 +29,41 @@ func Down(ctx context.Context, name string, progress io.Writer) error {
 		st = &State{Name: name}
 	}
 	var errs []error
+	// First the workload containers of every host, while every node still
+	// serves its network plugin (Docker waits ~30 s for a missing plugin on
+	// each endpoint it tears down) and the first host's etcd still answers
+	// the other hosts' plugins.
+	nodeIDs := make([][]string, len(st.Hosts))
 	for i := range st.Hosts {
+		h := &st.Hosts[i]
+		if !dockerdAlive(h) {
+			continue
+		}
+		fmt.Fprintf(progress, "lab %s: removing the containers of %s\n", name, h.Name)
+		out, err := DockerCmd(ctx, h, "ps", "-aq", "--filter", "name=calico-node").Output()
+		if err != nil {
+			continue
+		}
+		nodeIDs[i] = strings.Fields(string(out))
+		if out, err := DockerCmd(ctx, h, "ps", "-aq").Output(); err == nil {
+			var ids []string
+			for _, id := range strings.Fields(string(out)) {
+				if !slices.Contains(nodeIDs[i], id) {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) > 0 {
+				_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, ids...)...).Run()
+			}
+		}
+	}
+	// Then the nodes and dockerds, the first host (the datastore) last.
+	for i := len(st.Hosts) - 1; i >= 0; i-- {
 		h := &st.Hosts[i]
 		fmt.Fprintf(progress, "lab %s: stopping %s ... ", name, h.Name)
 		if dockerdAlive(h) {
-			// Remove the workload containers while the node still serves the
-			// network plugin (Docker waits ~30 s for a missing plugin on each
-			// endpoint it tears down), then the node, so dockerd exits promptly.
-			if out, err := DockerCmd(ctx, h, "ps", "-aq", "--filter", "name=calico-node").Output(); err == nil {
-				nodeIDs := strings.Fields(string(out))
-				if out, err := DockerCmd(ctx, h, "ps", "-aq").Output(); err == nil {
-					var ids []string
-					for _, id := range strings.Fields(string(out)) {
-						if !slices.Contains(nodeIDs, id) {
-							ids = append(ids, id)
-						}
-					}
-					if len(ids) > 0 {
-						_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, ids...)...).Run()
-					}
-				}
-				if len(nodeIDs) > 0 {
-					_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, nodeIDs...)...).Run()
-				}
+			if len(nodeIDs[i]) > 0 {
+				_ = DockerCmd(ctx, h, append([]string{"rm", "-f"}, nodeIDs[i]...)...).Run()
 			}
 			if err := stopPID(h.DockerdPID, "dockerd", 30*time.Second); err != nil {
 				errs = append(errs, err)
