@@ -212,7 +212,7 @@ func TestActivateAndCapabilities(t *testing.T) {
 	for _, m := range []string{"DiscoverNew", "DiscoverDelete", "ProgramExternalConnectivity", "RevokeExternalConnectivity", "EndpointOperInfo"} {
 		e.ok("/NetworkDriver."+m, map[string]any{"NetworkID": testNetID, "EndpointID": epA})
 	}
-	e.fails("/NetworkDriver.AllocateNetwork", "{}", http.StatusNotFound, "not implemented")
+	e.fails("/NetworkDriver.AllocateNetwork", "{}", http.StatusNotFound, "is not a method of the calico plugin")
 
 	// Each socket's handler activates only its own driver.
 	for _, c := range []struct {
