@@ -115,7 +115,8 @@ func TestNodeRestartKeepsCrossHostTraffic(t *testing.T) {
 	l.EventuallyReach("host1", "ca", b, 30*time.Second)
 
 	h2 := l.host("host2")
-	startArgs := []string{"node", "start", "--name", "host2", "--ip", h2.IP, "--ip6", h2.IP6}
+	// The same arguments the lab started the node with (its image included).
+	startArgs := []string{"node", "start", "--name", "host2", "--ip", h2.IP, "--ip6", h2.IP6, "--image", l.St.NodeImage}
 	if out := l.Calico("host2", startArgs...); !strings.Contains(out, "already running") {
 		t.Fatalf("node start on a running node:\n%s", out)
 	}
