@@ -388,12 +388,7 @@ func withRoutes(d *dataplane.Desired, extra []dataplane.Route) *dataplane.Desire
 			have[r.Dst] = true
 		}
 	}
-	slices.SortFunc(routes, func(x, y dataplane.Route) int {
-		if c := x.Dst.Addr().Compare(y.Dst.Addr()); c != 0 {
-			return c
-		}
-		return x.Dst.Bits() - y.Dst.Bits()
-	})
+	slices.SortFunc(routes, func(x, y dataplane.Route) int { return comparePrefix(x.Dst, y.Dst) })
 	out.Routes = routes
 	return &out
 }

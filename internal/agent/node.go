@@ -123,49 +123,37 @@ func (a *Agent) registerNode(ctx context.Context) {
 }
 
 func (a *Agent) writeNode(ctx context.Context) error {
-	key := datastore.ResourceKey("nodes", "", a.cfg.NodeName)
+	setAddrs := func(n *api.Node) {
+		if n.Spec.BGP == nil {
+			n.Spec.BGP = &api.NodeBGPSpec{}
+		}
+		n.Spec.BGP.IPv4Address = a.ipv4.String()
+		n.Spec.BGP.IPv6Address = ""
+		if a.ipv6.IsValid() {
+			n.Spec.BGP.IPv6Address = a.ipv6.String()
+		}
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels["kubernetes.io/hostname"] = a.cfg.NodeName
+	}
 	for attempt := 0; attempt < 20; attempt++ {
-		var node api.Node
-		rev := int64(0)
-		kv, err := a.store.Get(ctx, key)
-		switch {
-		case err == nil:
-			if err := json.Unmarshal(kv.Value, &node); err != nil {
-				return fmt.Errorf("decode node %s: %w", a.cfg.NodeName, err)
-			}
-			rev = kv.Revision
-		case errors.Is(err, datastore.ErrNotFound):
-			node = api.Node{
-				TypeMeta:   api.TypeMeta{Kind: api.KindNode, APIVersion: api.APIVersion},
-				ObjectMeta: api.ObjectMeta{Name: a.cfg.NodeName, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339)},
-			}
-		default:
+		err := a.updateNode(ctx, setAddrs)
+		if !errors.Is(err, datastore.ErrNotFound) {
 			return err
 		}
-		node.ResourceVersion = ""
-		if node.Spec.BGP == nil {
-			node.Spec.BGP = &api.NodeBGPSpec{}
+		node := api.Node{
+			TypeMeta:   api.TypeMeta{Kind: api.KindNode, APIVersion: api.APIVersion},
+			ObjectMeta: api.ObjectMeta{Name: a.cfg.NodeName, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339)},
 		}
-		node.Spec.BGP.IPv4Address = a.ipv4.String()
-		node.Spec.BGP.IPv6Address = ""
-		if a.ipv6.IsValid() {
-			node.Spec.BGP.IPv6Address = a.ipv6.String()
-		}
-		if node.Labels == nil {
-			node.Labels = map[string]string{}
-		}
-		node.Labels["kubernetes.io/hostname"] = a.cfg.NodeName
+		setAddrs(&node)
 		b, err := json.Marshal(&node)
 		if err != nil {
 			return err
 		}
-		if rev == 0 {
-			_, err = a.store.Create(ctx, key, b)
-		} else {
-			_, err = a.store.Update(ctx, key, b, rev)
-		}
-		if errors.Is(err, datastore.ErrConflict) || errors.Is(err, datastore.ErrExists) {
-			continue
+		_, err = a.store.Create(ctx, datastore.ResourceKey("nodes", "", a.cfg.NodeName), b)
+		if errors.Is(err, datastore.ErrExists) {
+			continue // created meanwhile: update it
 		}
 		return err
 	}
