@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,32 @@ spec:
 		t.Logf("repair latency after `iptables -F DOCKER-USER`: %v (check interval 5s)", repaired.Round(time.Millisecond))
 		l.MustExec("host1", "iptables", "-w", "-A", "DOCKER-USER", "-j", "RETURN") // as Docker had it
 		l.EventuallyReach("host1", "web1", web1b, 10*time.Second)
+	})
+
+	// ufw on host2, as a user enables it on a Docker host: its FORWARD
+	// policy is DROP too ("deny (routed)"), and its chains come after
+	// Docker's jump to DOCKER-USER. ufw writes through /usr/sbin/iptables,
+	// the machine's back end, so this runs in the lab of that back end.
+	// Its configuration is a copy bind-mounted over /etc/ufw in host2's
+	// private mount namespace, so the machine's own ufw stays untouched.
+	t.Run("ufw active", func(t *testing.T) {
+		if mb, err := lab.MachineIptablesBackend(); err != nil || mb != backend {
+			t.Skipf("ufw uses this machine's iptables back end (%s), not %s", mb, backend)
+		}
+		testutil.RequireCmd(t, "ufw")
+		dir := filepath.Join(l.host("host2").LibDir, "ufw-etc")
+		l.MustExec("host2", "cp", "-a", "/etc/ufw", dir)
+		l.MustExec("host2", "mount", "--bind", dir, "/etc/ufw")
+		l.MustExec("host2", "ufw", "allow", "179/tcp") // BGP from the other hosts
+		l.MustExec("host2", "ufw", "--force", "enable")
+		if st := l.MustExec("host2", "ufw", "status", "verbose"); !strings.Contains(st, "Status: active") || !strings.Contains(st, "deny (routed)") {
+			t.Fatalf("ufw is not active with routed traffic denied:\n%s", st)
+		}
+		fwd := l.MustExec("host2", "iptables", "-w", "-S", "FORWARD")
+		if !strings.Contains(fwd, "-P FORWARD DROP") || !strings.Contains(fwd, "-j ufw-before-forward") {
+			t.Fatalf("ufw's FORWARD rules missing:\n%s", fwd)
+		}
+		check("with ufw active on host2")
 	})
 
 	t.Run("node stop --remove", func(t *testing.T) {
