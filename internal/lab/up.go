@@ -209,6 +209,7 @@ func (b *builder) addAddr(ctx context.Context, ns, dev string, addrs ...string) 
 }
 
 func (b *builder) hostNet(ctx context.Context, h *Host) error {
+	fresh := !nsExists(h.NetNS)
 	if err := b.ensureNS(ctx, h.NetNS); err != nil {
 		return err
 	}
@@ -237,9 +238,11 @@ func (b *builder) hostNet(ctx context.Context, h *Host) error {
 	// Forwarding off, as on a freshly booted host: dockerd then turns it on
 	// and sets the FORWARD policy of iptables' filter table to DROP, as it
 	// does on users' hosts (the node needs forwarding and sets it itself).
+	// A new namespace inherits IPv4 forwarding from the machine, hence the
+	// explicit 0; a lab up over an existing host leaves it alone.
 	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
-		if dockerdAlive(h) {
-			break // a lab up over a running host changes nothing
+		if !fresh {
+			break
 		}
 		if err := b.r.sysctl(ctx, h.NetNS, key, "0"); err != nil {
 			return err
