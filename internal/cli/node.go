@@ -25,7 +25,7 @@ func newNodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Run, start, stop and inspect the calico node on this host",
 	}
-	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd())
+	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd())
 	return cmd
 }
 
@@ -122,11 +122,11 @@ func newNodeStartCmd() *cobra.Command {
 				return nil
 			}
 		}
-		done := step("checking the host")
-		if err := done(agent.CheckHost(), "ok"); err != nil {
+		fmt.Fprint(out, "checking the host ... ")
+		if err := checkHostBeforeStart(ctx, out); err != nil {
 			return err
 		}
-		done = step("checking docker")
+		done := step("checking docker")
 		dc, err := nodectl.Docker()
 		if err == nil {
 			err = nodectl.Ping(ctx, dc)
