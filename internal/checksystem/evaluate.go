@@ -289,7 +289,7 @@ func evalIPTables(f Facts, p Policy, add addFunc) {
 		name := c.check()
 		bin := map[string]string{"ip/nf_tables": "iptables", "ip6/nf_tables": "ip6tables", "ip/legacy": "iptables-legacy", "ip6/legacy": "ip6tables-legacy"}[c.family+"/"+c.backend]
 		if c.felix {
-			add(name, Fail, "chains named cali-* found: Calico's own Felix seems to run on this host, and two dataplanes would fight over cali* interfaces",
+			add("other Calico ("+c.backend+")", Fail, "chains named cali-* found: Calico's own Felix seems to run on this host, and two dataplanes would fight over cali* interfaces",
 				"remove the other Calico installation first")
 		}
 		if !c.policyDrop {
