@@ -26,7 +26,8 @@ func newNodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Run, start, stop and inspect the calico node on this host",
 	}
-	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd())
+	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd(),
+		newNodeRemoveCmd(), newNodeInstallSystemdCmd())
 	return cmd
 }
 
