@@ -50,6 +50,9 @@ type Policy struct {
 	// interfaces through Docker's DOCKER-USER chain (after its own policy
 	// has judged it), so a FORWARD policy of DROP does not stop it.
 	DockerUser bool
+	// Mark is the mark bit the node's forward chain sets on workload
+	// traffic its policy accepted (named in fixes).
+	Mark uint32
 }
 
 // MinKernel is the oldest kernel the feature set is known to need:
@@ -303,17 +306,23 @@ func evalIPTables(f Facts, p Policy, add addFunc) {
 		if c.ufw {
 			who += " (ufw's chains are there)"
 		}
-		manual := fmt.Sprintf("%s -I DOCKER-USER -i cali+ -j ACCEPT; %s -I DOCKER-USER -o cali+ -j ACCEPT (the node's own table still applies policy to these packets)", bin, bin)
+		// The node's forward chain marks the workload traffic its policy
+		// accepted; an accept for that mark lets it past the DROP.
+		markRule := fmt.Sprintf("-m mark --mark 0x%x/0x%x -j ACCEPT", p.Mark, p.Mark)
+		manual := fmt.Sprintf("%s -I DOCKER-USER %s (traffic the node's policy accepted carries that mark)", bin, markRule)
 		if !c.dockerUser {
-			manual = fmt.Sprintf("%s -N DOCKER-USER; %s -I FORWARD -j DOCKER-USER; then %s", bin, bin, manual)
+			manual = fmt.Sprintf("%s -I FORWARD %s (traffic the node's policy accepted carries that mark), or set the FORWARD policy to ACCEPT", bin, markRule)
 		}
 		switch {
 		case p.DockerUser && c.dockerUser:
-			add(name, OK, who+"; the node admits calico traffic in DOCKER-USER after its own policy", "")
-		case p.DockerUser:
-			add(name, Warn, who+" and has no DOCKER-USER chain; the node creates it and jumps to it first from FORWARD", "start dockerd before the node, or check that nothing removes the jump to DOCKER-USER")
+			add(name, OK, who+"; the node keeps a rule in DOCKER-USER that accepts the traffic its own policy accepted", "")
+		case p.DockerUser && c.docker:
+			add(name, Warn, who+" and has no DOCKER-USER chain; the node creates it, and dockerd adds the jump to it from FORWARD when it (re)starts",
+				"restart dockerd so that FORWARD jumps to DOCKER-USER first")
 		case c.family == "ip6":
-			add(name, Warn, who+": IPv6 traffic between calico containers dies there", manual)
+			add(name, Warn, who+", and not by Docker (no Docker chains there): IPv6 traffic between calico containers dies there", manual)
+		case p.DockerUser:
+			add(name, Fail, who+", and not by Docker (no Docker chains, so no DOCKER-USER for the node to use): traffic between calico containers dies there", manual)
 		default:
 			add(name, Fail, who+": traffic between calico containers dies there", manual)
 		}

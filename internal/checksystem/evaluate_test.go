@@ -66,12 +66,16 @@ func TestEvaluate(t *testing.T) {
 		{name: "loose rp_filter", mutate: func(f *Facts) { f.Sysctls[SysctlRPFilterAll] = SysctlFact{Value: "2"} },
 			want: want{SysctlRPFilterAll: Warn}},
 		{name: "docker defaults, node without DOCKER-USER support", mutate: func(f *Facts) { f.NFT = []Table{dockerNFT("drop")} },
-			want: want{"iptables FORWARD (nf_tables)": Fail}, failed: true,
-			fixHas: map[string]string{"iptables FORWARD (nf_tables)": "iptables -I DOCKER-USER -i cali+ -j ACCEPT"}},
+			policy: Policy{Mark: 0x40000}, want: want{"iptables FORWARD (nf_tables)": Fail}, failed: true,
+			fixHas: map[string]string{"iptables FORWARD (nf_tables)": "iptables -I DOCKER-USER -m mark --mark 0x40000/0x40000 -j ACCEPT"}},
 		{name: "docker defaults, node admits through DOCKER-USER", mutate: func(f *Facts) { f.NFT = []Table{dockerNFT("drop")} },
 			policy: Policy{DockerUser: true}, want: want{"iptables FORWARD (nf_tables)": OK}},
-		{name: "FORWARD drop without DOCKER-USER, node admits", policy: Policy{DockerUser: true}, mutate: func(f *Facts) {
+		{name: "FORWARD drop not by Docker: no DOCKER-USER to use", policy: Policy{DockerUser: true, Mark: 0x40000}, mutate: func(f *Facts) {
 			f.NFT = []Table{{Family: "ip", Name: "filter", Chains: []Chain{{Name: "FORWARD", Hook: "forward", Policy: "drop"}}}}
+		}, want: want{"iptables FORWARD (nf_tables)": Fail}, failed: true,
+			fixHas: map[string]string{"iptables FORWARD (nf_tables)": "iptables -I FORWARD -m mark --mark 0x40000/0x40000 -j ACCEPT"}},
+		{name: "Docker's chains without DOCKER-USER: the node creates it", policy: Policy{DockerUser: true}, mutate: func(f *Facts) {
+			f.NFT = []Table{{Family: "ip", Name: "filter", Chains: []Chain{{Name: "FORWARD", Hook: "forward", Policy: "drop"}, {Name: "DOCKER"}}}}
 		}, want: want{"iptables FORWARD (nf_tables)": Warn}},
 		{name: "FORWARD accept", mutate: func(f *Facts) { f.NFT = []Table{dockerNFT("accept")} },
 			want: want{"iptables FORWARD (nf_tables)": OK}},

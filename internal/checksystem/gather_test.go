@@ -170,10 +170,10 @@ func TestGatherReportsBadConditions(t *testing.T) {
 		t.Errorf("docker firewall: %s", got["docker firewall"].Detail)
 	}
 	// Once the node admits its traffic through DOCKER-USER, the nf_tables
-	// FORWARD is fine (DOCKER-USER exists there) but the legacy one still
-	// lacks DOCKER-USER.
+	// FORWARD is fine (Docker's chains and DOCKER-USER exist there) but the
+	// legacy one dropped by someone other than Docker still fails.
 	got = evalChecks(t, f, Policy{DockerUser: true})
-	if got["iptables FORWARD (nf_tables)"].Status != OK || got["iptables FORWARD (legacy)"].Status != Warn {
+	if got["iptables FORWARD (nf_tables)"].Status != OK || got["iptables FORWARD (legacy)"].Status != Fail {
 		t.Errorf("with DOCKER-USER support: nf_tables %s, legacy %s", got["iptables FORWARD (nf_tables)"].Status, got["iptables FORWARD (legacy)"].Status)
 	}
 	// Gathering changed nothing in the namespace.

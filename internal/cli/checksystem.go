@@ -8,11 +8,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/calico-docker/calico/internal/checksystem"
+	"github.com/calico-docker/calico/internal/dataplane/nft"
 )
 
 // hostPolicy is what the node does about the host that changes check
 // verdicts (see checksystem.Policy).
-var hostPolicy = checksystem.Policy{DockerUser: false}
+var hostPolicy = checksystem.Policy{DockerUser: true, Mark: nft.MarkForwardAllowed}
 
 func newNodeCheckSystemCmd() *cobra.Command {
 	var output, netns string

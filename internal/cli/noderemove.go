@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/calico-docker/calico/internal/agent"
+	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
 	"github.com/calico-docker/calico/internal/nodectl"
@@ -38,6 +39,8 @@ func newNodeRemoveCmd() *cobra.Command {
   - the calico-node container
   - the nftables table "inet calico", routes with protocol 80, interfaces
     named cali* and vxlan.calico
+  - our rule in Docker's DOCKER-USER chain (both iptables back ends;
+    Docker's own rules and chains stay)
   - the plugin sockets in /run/docker/plugins
   - the systemd unit written by "calico node install-systemd"
 
@@ -126,6 +129,11 @@ datastore is embedded in this very node: it goes with the node). With
 			map[bool]string{true: "deleted", false: "not present"}[dp.Table], dp.Routes, len(dp.Links), strings.Join(dp.Links, " "))
 		if err != nil {
 			return fmt.Errorf("remove dataplane: %w", err)
+		}
+		n, err := dockerfw.New(dockerfw.Options{}).Remove(ctx)
+		fmt.Fprintf(out, "docker firewall: %d rule(s) of ours removed from DOCKER-USER\n", n)
+		if err != nil {
+			return fmt.Errorf("remove our DOCKER-USER rules: %w", err)
 		}
 		socks, err := uninstall.Sockets(agent.DefaultPluginDir)
 		if err != nil {
