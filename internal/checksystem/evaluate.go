@@ -199,7 +199,12 @@ type filterForward struct {
 	docker          bool
 	ufw             bool
 	felix           bool
+	// active: the table holds more than the built-in chains with accept
+	// policies (an empty table is left by any iptables call).
+	active bool
 }
+
+var builtinChains = map[string]bool{"INPUT": true, "FORWARD": true, "OUTPUT": true}
 
 func (ff filterForward) check() string {
 	fam := "iptables"
@@ -218,10 +223,14 @@ func forwardChains(f Facts) []filterForward {
 		ff := filterForward{backend: "nf_tables", family: t.Family}
 		found := false
 		for _, c := range t.Chains {
+			if !builtinChains[c.Name] {
+				ff.active = true
+			}
 			switch {
 			case c.Name == "FORWARD" && c.Hook == "forward":
 				found = true
 				ff.policyDrop = c.Policy == "drop" || c.EndsInDrop
+				ff.active = ff.active || ff.policyDrop || c.Rules > 0
 			case c.Name == "DOCKER-USER":
 				ff.dockerUser = true
 			case c.Name == "DOCKER" || c.Name == "DOCKER-FORWARD" || strings.HasPrefix(c.Name, "DOCKER-ISOLATION"):
@@ -238,7 +247,11 @@ func forwardChains(f Facts) []filterForward {
 	}
 	for _, l := range f.IPTables.Legacy {
 		ff := filterForward{backend: "legacy", family: l.Family, policyDrop: l.ForwardPolicy == "drop"}
+		ff.active = ff.policyDrop || len(l.Rules) > 0
 		for _, c := range l.Chains {
+			if !builtinChains[c] {
+				ff.active = true
+			}
 			switch {
 			case c == "DOCKER-USER":
 				ff.dockerUser = true
@@ -259,7 +272,9 @@ func evalIPTables(f Facts, p Policy, add addFunc) {
 	chains := forwardChains(f)
 	backends := map[string]bool{}
 	for _, c := range chains {
-		backends[c.backend] = true
+		if c.active {
+			backends[c.backend] = true
+		}
 	}
 	switch {
 	case f.IPTables.Default == "":

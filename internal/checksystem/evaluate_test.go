@@ -91,8 +91,13 @@ func TestEvaluate(t *testing.T) {
 			fixHas: map[string]string{"iptables FORWARD (legacy)": "iptables-legacy -I DOCKER-USER"}},
 		{name: "both back ends hold rules", mutate: func(f *Facts) {
 			f.NFT = []Table{dockerNFT("accept")}
-			f.IPTables.Legacy = []LegacyFilter{{Family: "ip", ForwardPolicy: "accept", Chains: []string{"FORWARD"}}}
+			f.IPTables.Legacy = []LegacyFilter{{Family: "ip", ForwardPolicy: "accept", Chains: []string{"INPUT", "FORWARD", "OUTPUT"},
+				Rules: []string{"-A FORWARD -i eth1 -j DROP"}}}
 		}, want: want{"iptables": Warn}},
+		{name: "an empty legacy table beside Docker's is not a conflict", mutate: func(f *Facts) {
+			f.NFT = []Table{dockerNFT("drop")}
+			f.IPTables.Legacy = []LegacyFilter{{Family: "ip", ForwardPolicy: "accept", Chains: []string{"INPUT", "FORWARD", "OUTPUT"}}}
+		}, policy: Policy{DockerUser: true}, want: want{"iptables": OK, "iptables FORWARD (legacy)": OK, "iptables FORWARD (nf_tables)": OK}},
 		{name: "felix runs here", mutate: func(f *Facts) {
 			f.NFT = []Table{{Family: "ip", Name: "filter", Chains: []Chain{{Name: "FORWARD", Hook: "forward", Policy: "accept"}, {Name: "cali-FORWARD"}}}}
 		}, want: want{"other Calico (nf_tables)": Fail, "iptables FORWARD (nf_tables)": OK}, failed: true},

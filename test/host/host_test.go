@@ -258,6 +258,12 @@ func TestOwnHostReadmeFlow(t *testing.T) {
 	dataDir := "/var/lib/calico/etcd-hosttier-" + h.suffix
 	removeArgs := []string{"node", "remove", "--force", "--purge", "--health-addr", h.health}
 	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := h.cmd("docker", "logs", "--tail", "60", "calico-node")
+			t.Logf("calico-node logs:\n%s", out)
+			out, _ = h.cmd("iptables-save", "-c", "-t", "filter")
+			t.Logf("iptables-save -t filter:\n%s", out)
+		}
 		// Best effort after a failure; the main flow below removes and checks.
 		for _, c := range h.containers {
 			_, _ = h.cmd("docker", "rm", "-f", c)
@@ -267,10 +273,6 @@ func TestOwnHostReadmeFlow(t *testing.T) {
 		}
 		_, _ = h.cmd(h.bin, removeArgs...)
 		_ = os.RemoveAll(dataDir)
-		if t.Failed() {
-			out, _ := h.cmd("docker", "logs", "--tail", "60", "calico-node")
-			t.Logf("calico-node logs:\n%s", out)
-		}
 	})
 
 	check := h.calico("node", "checksystem")
