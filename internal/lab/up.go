@@ -36,9 +36,18 @@ func Up(ctx context.Context, c Config) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.IptablesBackend == "" {
+		if st.IptablesBackend, err = MachineIptablesBackend(); err != nil {
+			return nil, err
+		}
+	}
 	fresh := true
 	if old, err := Load(c.Name); err == nil {
 		fresh = false
+		if old.IptablesBackend != "" && old.IptablesBackend != st.IptablesBackend {
+			return nil, fmt.Errorf("lab %s exists with iptables back end %s; take it down first (calico lab down --name %s)",
+				c.Name, old.IptablesBackend, c.Name)
+		}
 		if len(old.Hosts) != len(st.Hosts) || len(old.Fabric.Bridges) != len(st.Fabric.Bridges) {
 			return nil, fmt.Errorf("lab %s exists with %d hosts and %d subnets; take it down first (calico lab down --name %s)",
 				c.Name, len(old.Hosts), len(old.Fabric.Bridges), c.Name)
@@ -253,6 +262,9 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 	if err := ensureMountNS(ctx, b.r, b.st.Name, h); err != nil {
 		return fmt.Errorf("mount namespace: %w", err)
 	}
+	if err := ensureBinDir(h, b.st.IptablesBackend); err != nil {
+		return err
+	}
 	if err := startDockerd(h); err != nil {
 		return err
 	}
@@ -266,8 +278,11 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 }
 
 // startDockerd starts the host's dockerd in the host's network and mount
-// namespaces, with live-restore so that its containers keep running (and
-// keep their addresses) across a dockerd restart.
+// namespaces with Docker's own defaults (iptables and ip-masq on, the default
+// bridge present), as users run it, with `iptables` resolving to the lab's
+// back end through the host's bin directory; plus live-restore so that its
+// containers keep running (and keep their addresses) across a dockerd
+// restart, and its own socket, data, exec root and pidfile.
 func startDockerd(h *Host) error {
 	for _, d := range []string{h.LibDir, h.RunDir, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -283,9 +298,9 @@ func startDockerd(h *Host) error {
 	defer logf.Close()
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NetNS, "--mount="+mountNSFile(h), "--",
 		"dockerd", "-H", h.DockerHost, "--data-root", filepath.Join(h.LibDir, "docker"),
-		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--live-restore")
+		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile, "--live-restore")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "PATH="+hostPath(h))
 	// A session of its own: dockerd outlives `calico lab up`.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -487,9 +502,11 @@ func ExecCmd(ctx context.Context, st *State, h *Host, name string, args ...strin
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", append(append(nsArgs, "--"), append([]string{name}, args...)...)...)
 	env := os.Environ()
+	path := hostPath(h)
 	if self, err := os.Executable(); err == nil {
-		env = append(env, "PATH="+filepath.Dir(self)+":"+os.Getenv("PATH"))
+		path = filepath.Dir(self) + ":" + path
 	}
+	env = append(env, "PATH="+path)
 	cmd.Env = append(env, st.Env(h)...)
 	return cmd, nil
 }
