@@ -53,8 +53,10 @@ Exits with status 1 when any check FAILs.`,
 
 // checkHostBeforeStart runs the checks for `node start`: it prints each
 // WARN and refuses with every FAIL and its fix.
-func checkHostBeforeStart(ctx context.Context, out io.Writer) error {
-	rep := checksystem.Evaluate(checksystem.Gather(ctx, checksystem.Options{}), hostPolicy)
+func checkHostBeforeStart(ctx context.Context, out io.Writer, dockerFirewall bool) error {
+	pol := hostPolicy
+	pol.DockerUser = dockerFirewall
+	rep := checksystem.Evaluate(checksystem.Gather(ctx, checksystem.Options{}), pol)
 	fails, warns := rep.With(checksystem.Fail), rep.With(checksystem.Warn)
 	if len(fails) == 0 {
 		if len(warns) == 0 {

@@ -129,7 +129,7 @@ func newNodeStartCmd() *cobra.Command {
 			}
 		}
 		fmt.Fprint(out, "checking the host ... ")
-		if err := checkHostBeforeStart(ctx, out); err != nil {
+		if err := checkHostBeforeStart(ctx, out, !f.noDockerFirewall); err != nil {
 			return err
 		}
 		done := step("checking docker")
