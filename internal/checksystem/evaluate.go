@@ -105,6 +105,9 @@ func Evaluate(f Facts, p Policy) Report {
 			fmt.Sprintf("load the kernel support (%s): modprobe the module or use a kernel built with it", ft.Modules))
 	}
 
+	if f.NFTErr != "" {
+		add("nftables ruleset", Warn, "cannot read the ruleset, so firewall conflicts are not checked: "+f.NFTErr, "run as root")
+	}
 	evalSysctls(f.Sysctls, add)
 	evalIPTables(f, p, add)
 	evalFirewalls(f, p, add)

@@ -56,6 +56,8 @@ func TestEvaluate(t *testing.T) {
 			want: want{"vxlan": Warn}, fixHas: map[string]string{"vxlan": "vxlan"}},
 		{name: "probes could not run", mutate: func(f *Facts) { f.Features = nil; f.FeaturesErr = "operation not permitted" },
 			want: want{"kernel features": Warn}},
+		{name: "ruleset unreadable", mutate: func(f *Facts) { f.NFTErr = "operation not permitted" },
+			want: want{"nftables ruleset": Warn}},
 		{name: "ip_forward off but writable", mutate: func(f *Facts) { f.Sysctls[SysctlIPForward] = SysctlFact{Value: "0"} },
 			want: want{SysctlIPForward: Warn}, fixHas: map[string]string{SysctlIPForward: "sysctl.d"}},
 		{name: "ip_forward off and read-only", mutate: func(f *Facts) {
