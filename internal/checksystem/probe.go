@@ -2,13 +2,10 @@ package checksystem
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
-	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -393,9 +390,4 @@ func probeVXLAN(s *scratchNS) error {
 		return fmt.Errorf("add vxlan device: %w", err)
 	}
 	return h.LinkDel(v)
-}
-
-// isPermission reports whether err means we lack the privilege, not the feature.
-func isPermission(err error) bool {
-	return errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM)
 }
