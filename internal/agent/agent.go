@@ -332,10 +332,16 @@ func (a *Agent) loop(ctx context.Context) {
 			clean := a.applied && a.lastApplyErr == nil
 			a.mu.Unlock()
 			if clean {
-				// Nothing else to do: the dataplane is as desired.
+				// Nothing else to do while the dataplane is as desired; a
+				// forwarding sysctl found off is set again by a full apply.
 				a.checkFirewall(ctx)
-				fwDue = false
-				continue
+				a.mu.Lock()
+				fwdOK := a.fwdProblem == ""
+				a.mu.Unlock()
+				if fwdOK {
+					fwDue = false
+					continue
+				}
 			}
 		}
 		if needResync {

@@ -209,6 +209,7 @@ func (b *builder) addAddr(ctx context.Context, ns, dev string, addrs ...string) 
 }
 
 func (b *builder) hostNet(ctx context.Context, h *Host) error {
+	fresh := !nsExists(h.NetNS)
 	if err := b.ensureNS(ctx, h.NetNS); err != nil {
 		return err
 	}
@@ -234,8 +235,16 @@ func (b *builder) hostNet(ctx context.Context, h *Host) error {
 	if err := b.r.ip(ctx, h.NetNS, "-6", "route", "replace", "default", "via", h.Gateway6); err != nil {
 		return err
 	}
+	// Forwarding off, as on a freshly booted host: dockerd then turns it on
+	// and sets the FORWARD policy of iptables' filter table to DROP, as it
+	// does on users' hosts (the node needs forwarding and sets it itself).
+	// A new namespace inherits IPv4 forwarding from the machine, hence the
+	// explicit 0; a lab up over an existing host leaves it alone.
 	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
-		if err := b.r.sysctl(ctx, h.NetNS, key, "1"); err != nil {
+		if !fresh {
+			break
+		}
+		if err := b.r.sysctl(ctx, h.NetNS, key, "0"); err != nil {
 			return err
 		}
 	}
@@ -463,11 +472,17 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 func (b *builder) node(ctx context.Context, h *Host, first bool) error {
-	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", b.c.NodeImage}
+	return StartNode(ctx, b.st, h, b.c.CalicoBin, b.c.NodeImage, first)
+}
+
+// StartNode runs `calico node start` on a host of the lab (the first host
+// runs the embedded etcd), as `lab up` does.
+func StartNode(ctx context.Context, st *State, h *Host, calicoBin, image string, first bool) error {
+	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", image}
 	if first {
 		args = append(args, "--embedded-etcd", "--etcd-listen", "http://"+h.Addr()+":2379")
 	}
-	cmd, err := ExecCmd(ctx, b.st, h, b.c.CalicoBin, args...)
+	cmd, err := ExecCmd(ctx, st, h, calicoBin, args...)
 	if err != nil {
 		return err
 	}
