@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +27,8 @@ func newNodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Run, start, stop and inspect the calico node on this host",
 	}
-	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd())
+	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd(),
+		newNodeRemoveCmd(), newNodeInstallSystemdCmd())
 	return cmd
 }
 
@@ -56,7 +58,7 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().BoolVar(&f.noPlugin, "no-docker-plugin", false, "do not serve the Docker network and IPAM plugins")
 	cmd.Flags().BoolVar(&f.noDockerFirewall, "no-docker-firewall", false, "do not keep the rule that lets workload traffic through Docker's iptables firewall (DOCKER-USER)")
 	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "run etcd inside the node (a single-host or first-host datastore)")
-	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "http://127.0.0.1:2379", "client URLs the embedded etcd listens on (comma separated); 127.0.0.1 is always included")
+	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "http://127.0.0.1:2379", "client URLs the embedded etcd listens on (comma separated); http://127.0.0.1:2379 is added unless a loopback URL is given")
 	cmd.Flags().StringVar(&f.etcdDataDir, "etcd-data-dir", agent.DefaultEtcdDataDir, "embedded etcd data directory")
 	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
@@ -126,11 +128,11 @@ func newNodeStartCmd() *cobra.Command {
 				return nil
 			}
 		}
-		done := step("checking the host")
-		if err := done(agent.CheckHost(), "ok"); err != nil {
+		fmt.Fprint(out, "checking the host ... ")
+		if err := checkHostBeforeStart(ctx, out, !f.noDockerFirewall); err != nil {
 			return err
 		}
-		done = step("checking docker")
+		done := step("checking docker")
 		dc, err := nodectl.Docker()
 		if err == nil {
 			err = nodectl.Ping(ctx, dc)
@@ -146,6 +148,18 @@ func newNodeStartCmd() *cobra.Command {
 		embedded := f.embeddedEtcd
 		endpoints := strings.Join(f.ds.Endpoints, ",")
 		done = step("checking the datastore")
+		// A node that runs the datastore embedded keeps it: starting again
+		// without flags must not find that very etcd on loopback and
+		// replace the node with one that has no datastore.
+		if cur, ok, _ := nodectl.Current(ctx, dc); !embedded && !f.endpointsFlagChosen() && ok && slices.Contains(cur.Args, "--embedded-etcd") {
+			embedded = true
+			if v := nodectl.ArgValue(cur.Args, "--etcd-listen"); v != "" && !cmd.Flags().Changed("etcd-listen") {
+				f.etcdListen = v
+			}
+			if v := nodectl.ArgValue(cur.Args, "--etcd-data-dir"); v != "" && !cmd.Flags().Changed("etcd-data-dir") {
+				f.etcdDataDir = v
+			}
+		}
 		if !embedded {
 			pctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 			s, err := datastore.NewEtcd(pctx, *f.ds)
@@ -197,7 +211,11 @@ func newNodeStartCmd() *cobra.Command {
 		env := []string{"ETCD_ENDPOINTS=" + endpoints}
 		if embedded {
 			args = append(args, "--embedded-etcd", "--etcd-listen", f.etcdListen, "--etcd-data-dir", f.etcdDataDir)
-			env = []string{"ETCD_ENDPOINTS=http://127.0.0.1:2379"}
+			local := agent.LoopbackURL(splitList(f.etcdListen))
+			if local == "" {
+				local = datastore.DefaultEndpoint
+			}
+			env = []string{"ETCD_ENDPOINTS=" + local}
 		}
 		for k, v := range map[string]string{"ETCD_CA_CERT_FILE": f.ds.CACertFile, "ETCD_CERT_FILE": f.ds.CertFile, "ETCD_KEY_FILE": f.ds.KeyFile} {
 			if v != "" {
