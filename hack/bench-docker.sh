@@ -7,8 +7,9 @@
 #   hack/bench-docker.sh            # N=30 runs of each
 #   N=50 CALICO_BIN=bin/calico hack/bench-docker.sh
 #
-# The lab dockerds run with --bridge=none (no default bridge), so the bridge
-# side is a user-defined bridge network: the same bridge driver and veth work.
+# The lab dockerds run with Docker's defaults (iptables on, default bridge);
+# the bridge side is a user-defined bridge network of its own, so that both
+# sides are networks created for the run: the same bridge driver and veth work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:/usr/sbin:/sbin:$PATH"

@@ -26,6 +26,7 @@ type Agent struct {
 	calc  *calcState
 	nft   nftDriver
 	rt    routesDriver
+	fw    fwDriver // nil when DockerFirewall is off
 	bgp   *bgpRunner
 
 	kick  chan struct{}
@@ -45,6 +46,11 @@ type Agent struct {
 	ipv4, ipv6   netip.Prefix
 	healthAddr   string
 	metricsAddr  string
+	wantV6       bool   // the desired state has IPv6 (forwarding is then checked)
+	fwChecked    bool   // checkFirewall has run since the first sync
+	fwSummary    string // what the Docker firewall driver found and keeps
+	fwErr        error
+	fwdProblem   string // forwarding sysctls that are off, "" when fine
 }
 
 // nftDriver and routesDriver are the parts of the dataplane drivers the agent uses.
@@ -282,6 +288,9 @@ func (a *Agent) loop(ctx context.Context) {
 	a.mu.Unlock()
 	resync := time.NewTimer(every)
 	defer resync.Stop()
+	fwTick := time.NewTicker(a.cfg.FirewallCheckInterval)
+	defer fwTick.Stop()
+	fwDue := false
 	var retry <-chan time.Time
 	backoff := 100 * time.Millisecond
 	needResync := false
@@ -289,12 +298,15 @@ func (a *Agent) loop(ctx context.Context) {
 		a.mu.Lock()
 		a.loopBeat = time.Now()
 		a.mu.Unlock()
+		fwOnly := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.kick:
 		case <-retry:
 			retry = nil
+		case <-fwTick.C:
+			fwDue, fwOnly = true, true
 		case <-resync.C:
 			needResync = true
 			a.mu.Lock()
@@ -315,6 +327,23 @@ func (a *Agent) loop(ctx context.Context) {
 			// Never program (and so never remove) anything before the first sync.
 			continue
 		}
+		if fwOnly && a.firewallChecked() {
+			a.mu.Lock()
+			clean := a.applied && a.lastApplyErr == nil
+			a.mu.Unlock()
+			if clean {
+				// Nothing else to do while the dataplane is as desired; a
+				// forwarding sysctl found off is set again by a full apply.
+				a.checkFirewall(ctx)
+				a.mu.Lock()
+				fwdOK := a.fwdProblem == ""
+				a.mu.Unlock()
+				if fwdOK {
+					fwDue = false
+					continue
+				}
+			}
+		}
 		if needResync {
 			a.m.resyncRepairs.Inc()
 			if err := a.nft.Resync(ctx); err != nil {
@@ -325,7 +354,14 @@ func (a *Agent) loop(ctx context.Context) {
 			}
 			needResync = false
 		}
-		if err := a.applyOnce(ctx); err != nil {
+		err := a.applyOnce(ctx)
+		if fwDue || !a.firewallChecked() {
+			// After the apply, which sets the forwarding sysctls; it only
+			// keeps our one rule in Docker's firewall and reads sysctls.
+			a.checkFirewall(ctx)
+			fwDue = false
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -362,6 +398,7 @@ func (a *Agent) applyOnce(ctx context.Context) error {
 	a.m.routes.Set(float64(len(d.Routes)))
 	a.mu.Lock()
 	a.lastApplyErr = err
+	a.wantV6 = desiredHasIPv6(d)
 	if err == nil {
 		a.applied = true
 	}

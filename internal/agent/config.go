@@ -47,6 +47,12 @@ type Config struct {
 	NetNS string
 	// ResyncInterval overrides FelixConfiguration's refresh interval when non-zero.
 	ResyncInterval time.Duration
+	// DockerFirewall keeps our rule in Docker's DOCKER-USER chain wherever
+	// Docker's iptables firewall is found (package dockerfw).
+	DockerFirewall bool
+	// FirewallCheckInterval is how often the Docker firewall rule and the
+	// forwarding sysctls are re-checked and repaired.
+	FirewallCheckInterval time.Duration
 
 	Logger *slog.Logger
 }
@@ -59,6 +65,10 @@ const (
 	DefaultResyncInterval = 90 * time.Second
 	MinResyncInterval     = 5 * time.Second
 	DefaultEtcdDataDir    = "/var/lib/calico/etcd"
+	// DefaultFirewallCheckInterval bounds the repair latency of a flushed
+	// DOCKER-USER; one check costs a netlink read and one `iptables -S` per
+	// back end and family that has a filter table.
+	DefaultFirewallCheckInterval = 5 * time.Second
 )
 
 // DefaultConfig returns the defaults, with Calico's environment variables applied.
@@ -75,6 +85,9 @@ func DefaultConfig() Config {
 		HealthAddr:   DefaultHealthAddr,
 		MetricsAddr:  DefaultMetricsAddr,
 		EtcdDataDir:  DefaultEtcdDataDir,
+
+		DockerFirewall:        true,
+		FirewallCheckInterval: DefaultFirewallCheckInterval,
 	}
 	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
 		c.BGP = false
@@ -109,6 +122,9 @@ func parseHostAddr(s string) (netip.Prefix, error) {
 }
 
 func (c *Config) validate() error {
+	if c.FirewallCheckInterval <= 0 {
+		c.FirewallCheckInterval = DefaultFirewallCheckInterval
+	}
 	if c.NodeName == "" {
 		return fmt.Errorf("node name is empty: set --name or NODENAME")
 	}

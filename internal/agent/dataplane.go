@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/dataplane/nft"
 	"github.com/calico-docker/calico/internal/dataplane/routes"
 )
@@ -42,5 +43,8 @@ func (a *Agent) openDataplane() error {
 		return fmt.Errorf("routes driver: %w", err)
 	}
 	a.nft, a.rt = nftAdapter{nd}, routesAdapter{rd}
+	if a.cfg.DockerFirewall {
+		a.fw = dockerfw.New(dockerfw.Options{NetNS: a.cfg.NetNS, Logger: a.cfg.Logger.With("component", "dockerfw")})
+	}
 	return nil
 }

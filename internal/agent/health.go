@@ -83,7 +83,14 @@ func (a *Agent) live() error {
 func (a *Agent) Status() nodectl.Health {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	h := nodectl.Health{Node: a.cfg.NodeName, Endpoints: a.endpoints, InSync: a.inSync, Version: a.version}
+	h := nodectl.Health{Node: a.cfg.NodeName, Endpoints: a.endpoints, InSync: a.inSync, Version: a.version,
+		DockerFirewall: a.fwSummary, Forwarding: "ok"}
+	if a.fwdProblem != "" {
+		h.Forwarding = a.fwdProblem
+	}
+	if !a.fwChecked {
+		h.Forwarding = ""
+	}
 	switch {
 	case !a.everInSync:
 		h.Reason = "waiting for the datastore to sync"
@@ -91,6 +98,12 @@ func (a *Agent) Status() nodectl.Health {
 		h.Reason = "dataplane not programmed yet"
 	case a.lastApplyErr != nil:
 		h.Reason = "last dataplane apply failed: " + a.lastApplyErr.Error()
+	case !a.fwChecked:
+		h.Reason = "docker firewall and forwarding not checked yet"
+	case a.fwErr != nil:
+		h.Reason = "docker firewall: " + a.fwErr.Error()
+	case a.fwdProblem != "":
+		h.Reason = a.fwdProblem
 	default:
 		h.Ready = true
 	}

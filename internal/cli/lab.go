@@ -43,6 +43,7 @@ func newLabCmd() *cobra.Command {
 
 	var hosts, subnets int
 	var noNodes bool
+	var iptBackend string
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Build the lab (idempotent)",
@@ -56,13 +57,14 @@ func newLabCmd() *cobra.Command {
 			}
 			st, err := lab.Up(ctx, lab.Config{
 				Name: name, Hosts: hosts, Subnets: subnets, CalicoBin: self,
-				NodeImage: NodeImage(), TestImage: TestImage, StartNodes: !noNodes,
+				NodeImage: NodeImage(), TestImage: TestImage, StartNodes: !noNodes, IptablesBackend: iptBackend,
 				Progress: cmd.ErrOrStderr(), Logger: newLogger("lab"),
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is up: %d hosts; etcd at %s\n", st.Name, len(st.Hosts), strings.Join(st.EtcdEndpoints, ","))
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is up: %d hosts; etcd at %s; dockerd with Docker's defaults, iptables back end %s\n",
+				st.Name, len(st.Hosts), strings.Join(st.EtcdEndpoints, ","), st.IptablesBackend)
 			for _, h := range st.Hosts {
 				fmt.Fprintf(cmd.OutOrStdout(), "  %s  %s  calico lab exec --name %s %s -- docker ps\n", h.Name, h.Addr(), st.Name, h.Name)
 			}
@@ -72,6 +74,7 @@ func newLabCmd() *cobra.Command {
 	up.Flags().IntVar(&hosts, "hosts", 2, "number of hosts")
 	up.Flags().IntVar(&subnets, "subnets", 1, "number of fabric subnets (more than 1 adds a router between them)")
 	up.Flags().BoolVar(&noNodes, "no-nodes", false, "do not start calico node on the hosts")
+	up.Flags().StringVar(&iptBackend, "iptables-backend", "", "iptables back end of the hosts' dockerds: nft or legacy (default: what this machine's iptables is)")
 
 	down := &cobra.Command{
 		Use:   "down",
@@ -119,6 +122,9 @@ func newLabCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), ", router netns %s", s.Router)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "\netcd: %s\n", strings.Join(s.EtcdEndpoints, ","))
+			if s.IptablesBackend != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "iptables back end: %s\n", s.IptablesBackend)
+			}
 			return nil
 		},
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/agent"
 	"github.com/calico-docker/calico/internal/bgp"
+	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/nodectl"
 )
@@ -33,6 +34,7 @@ func newNodeCmd() *cobra.Command {
 type nodeFlags struct {
 	name, ip, ip6       string
 	noBGP, noPlugin     bool
+	noDockerFirewall    bool
 	embeddedEtcd        bool
 	etcdListen          string
 	etcdDataDir         string
@@ -52,6 +54,7 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().StringVar(&f.ip6, "ip6", def.IPv6, "this host's IPv6 address with prefix length (IP6)")
 	cmd.Flags().BoolVar(&f.noBGP, "no-bgp", !def.BGP, "do not run the BGP speaker")
 	cmd.Flags().BoolVar(&f.noPlugin, "no-docker-plugin", false, "do not serve the Docker network and IPAM plugins")
+	cmd.Flags().BoolVar(&f.noDockerFirewall, "no-docker-firewall", false, "do not keep the rule that lets workload traffic through Docker's iptables firewall (DOCKER-USER)")
 	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "run etcd inside the node (a single-host or first-host datastore)")
 	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "http://127.0.0.1:2379", "client URLs the embedded etcd listens on (comma separated); 127.0.0.1 is always included")
 	cmd.Flags().StringVar(&f.etcdDataDir, "etcd-data-dir", agent.DefaultEtcdDataDir, "embedded etcd data directory")
@@ -77,6 +80,7 @@ func newNodeRunCmd() *cobra.Command {
 		cfg := agent.DefaultConfig()
 		cfg.NodeName, cfg.IPv4, cfg.IPv6 = f.name, f.ip, f.ip6
 		cfg.BGP, cfg.DockerPlugin = !f.noBGP, !f.noPlugin
+		cfg.DockerFirewall = !f.noDockerFirewall
 		cfg.Datastore = *f.ds
 		cfg.EmbeddedEtcd = f.embeddedEtcd
 		cfg.EtcdListenURLs = splitList(f.etcdListen)
@@ -184,6 +188,9 @@ func newNodeStartCmd() *cobra.Command {
 		if f.noPlugin {
 			args = append(args, "--no-docker-plugin")
 		}
+		if f.noDockerFirewall {
+			args = append(args, "--no-docker-firewall")
+		}
 		if f.resync > 0 {
 			args = append(args, "--resync-interval", f.resync.String())
 		}
@@ -245,10 +252,15 @@ func newNodeStartCmd() *cobra.Command {
 }
 
 func newNodeStopCmd() *cobra.Command {
-	return &cobra.Command{
+	var remove bool
+	cmd := &cobra.Command{
 		Use:   "stop",
 		Short: "Remove the calico-node container; workloads keep their networking",
-		Args:  cobra.NoArgs,
+		Long: "Remove the calico-node container. Workloads keep their networking: the dataplane is left in place.\n" +
+			"With --remove the node is being removed from this host: its rule in Docker's iptables firewall\n" +
+			"(DOCKER-USER, every back end and family) is deleted too, after which Docker's FORWARD policy\n" +
+			"applies to calico workloads again.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dc, err := nodectl.Docker()
 			if err != nil {
@@ -258,14 +270,28 @@ func newNodeStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if removed {
-				fmt.Fprintln(cmd.OutOrStdout(), "node stopped (the dataplane is left in place)")
-			} else {
-				fmt.Fprintln(cmd.OutOrStdout(), "node was not running")
+			out := cmd.OutOrStdout()
+			switch {
+			case removed && !remove:
+				fmt.Fprintln(out, "node stopped (the dataplane is left in place)")
+			case removed:
+				fmt.Fprintln(out, "node stopped")
+			default:
+				fmt.Fprintln(out, "node was not running")
 			}
+			if !remove {
+				return nil
+			}
+			n, err := dockerfw.New(dockerfw.Options{}).Remove(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("remove our rules from Docker's firewall: %w", err)
+			}
+			fmt.Fprintf(out, "removed %d rule(s) of ours from Docker's firewall (DOCKER-USER)\n", n)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&remove, "remove", false, "also remove what the node added to Docker's iptables firewall")
+	return cmd
 }
 
 func newNodeStatusCmd() *cobra.Command {
@@ -298,6 +324,12 @@ func newNodeStatusCmd() *cobra.Command {
 				state = "not ready: " + h.Reason
 			}
 			fmt.Fprintf(out, "calico process is running: node %s, %s, %d local endpoints, version %s\n", h.Node, state, h.Endpoints, h.Version)
+			if h.DockerFirewall != "" {
+				fmt.Fprintf(out, "docker firewall: %s\n", h.DockerFirewall)
+			}
+			if h.Forwarding != "" {
+				fmt.Fprintf(out, "forwarding: %s\n", h.Forwarding)
+			}
 			if len(h.Peers) > 0 {
 				var peers []bgp.PeerStatus
 				err := json.Unmarshal(h.Peers, &peers)

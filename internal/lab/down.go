@@ -135,6 +135,8 @@ type Status struct {
 	Fabric        Fabric       `json:"fabric"`
 	Router        string       `json:"router_netns,omitempty"`
 	EtcdEndpoints []string     `json:"etcd_endpoints"`
+	// IptablesBackend is the back end of the hosts' dockerds.
+	IptablesBackend string `json:"iptables_backend,omitempty"`
 }
 
 // GetStatus loads the lab and checks its processes.
@@ -143,7 +145,7 @@ func GetStatus(name string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Name: st.Name, Fabric: st.Fabric, Router: st.Router, EtcdEndpoints: st.EtcdEndpoints}
+	s := &Status{Name: st.Name, Fabric: st.Fabric, Router: st.Router, EtcdEndpoints: st.EtcdEndpoints, IptablesBackend: st.IptablesBackend}
 	for _, h := range st.Hosts {
 		s.Hosts = append(s.Hosts, HostStatus{Host: h, DockerdRunning: dockerdAlive(&h)})
 	}

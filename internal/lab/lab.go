@@ -36,8 +36,12 @@ type Config struct {
 	TestImage string
 	// StartNodes runs `calico node start` on every host (the default for the CLI).
 	StartNodes bool
-	Progress   io.Writer
-	Logger     *slog.Logger
+	// IptablesBackend is the iptables back end the hosts' dockerds (and
+	// anything run with `lab exec`) get as `iptables`: "nft" or "legacy";
+	// "" means whatever the machine's own `iptables` is.
+	IptablesBackend string
+	Progress        io.Writer
+	Logger          *slog.Logger
 }
 
 // State is what a lab is made of; it is persisted as state.json.
@@ -49,6 +53,8 @@ type State struct {
 	EtcdEndpoints []string `json:"etcd_endpoints"`
 	NodeImage     string   `json:"node_image,omitempty"`
 	TestImage     string   `json:"test_image,omitempty"`
+	// IptablesBackend is "nft" or "legacy" (see Config).
+	IptablesBackend string `json:"iptables_backend,omitempty"`
 }
 
 // Host is one lab host.
@@ -64,6 +70,9 @@ type Host struct {
 	DockerdPID int    `json:"dockerd_pid,omitempty"`
 	LibDir     string `json:"lib_dir"`
 	RunDir     string `json:"run_dir"`
+	// BinDir holds the host's iptables symlinks; it comes first on the PATH
+	// of the host's dockerd and of `lab exec`.
+	BinDir string `json:"bin_dir,omitempty"`
 }
 
 // Fabric is the namespace that joins the hosts.
@@ -99,6 +108,11 @@ func (c *Config) validate() error {
 	if c.Subnets < 1 || c.Subnets > 8 || c.Subnets > c.Hosts {
 		return fmt.Errorf("invalid --subnets %d: want 1 to 8 and at most --hosts", c.Subnets)
 	}
+	switch c.IptablesBackend {
+	case "", "nft", "legacy":
+	default:
+		return fmt.Errorf("invalid --iptables-backend %q: want nft or legacy (default: what this machine's iptables is)", c.IptablesBackend)
+	}
 	return nil
 }
 
@@ -108,7 +122,7 @@ func Plan(c Config) (*State, error) {
 		return nil, err
 	}
 	st := &State{Name: c.Name, Fabric: Fabric{NetNS: nsName(c.Name, "fab")},
-		NodeImage: c.NodeImage, TestImage: c.TestImage}
+		NodeImage: c.NodeImage, TestImage: c.TestImage, IptablesBackend: c.IptablesBackend}
 	if c.Subnets > 1 {
 		st.Router = nsName(c.Name, "rtr")
 	}
@@ -134,6 +148,7 @@ func Plan(c Config) (*State, error) {
 			RunDir:   filepath.Join(RunRoot, c.Name, name),
 		}
 		h.DockerHost = "unix://" + filepath.Join(h.RunDir, "docker.sock")
+		h.BinDir = filepath.Join(h.LibDir, "bin")
 		st.Hosts = append(st.Hosts, h)
 	}
 	st.EtcdEndpoints = []string{"http://" + addrOnly(st.Hosts[0].IP) + ":2379"}

@@ -36,9 +36,18 @@ func Up(ctx context.Context, c Config) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.IptablesBackend == "" {
+		if st.IptablesBackend, err = MachineIptablesBackend(); err != nil {
+			return nil, err
+		}
+	}
 	fresh := true
 	if old, err := Load(c.Name); err == nil {
 		fresh = false
+		if old.IptablesBackend != "" && old.IptablesBackend != st.IptablesBackend {
+			return nil, fmt.Errorf("lab %s exists with iptables back end %s; take it down first (calico lab down --name %s)",
+				c.Name, old.IptablesBackend, c.Name)
+		}
 		if len(old.Hosts) != len(st.Hosts) || len(old.Fabric.Bridges) != len(st.Fabric.Bridges) {
 			return nil, fmt.Errorf("lab %s exists with %d hosts and %d subnets; take it down first (calico lab down --name %s)",
 				c.Name, len(old.Hosts), len(old.Fabric.Bridges), c.Name)
@@ -200,6 +209,7 @@ func (b *builder) addAddr(ctx context.Context, ns, dev string, addrs ...string) 
 }
 
 func (b *builder) hostNet(ctx context.Context, h *Host) error {
+	fresh := !nsExists(h.NetNS)
 	if err := b.ensureNS(ctx, h.NetNS); err != nil {
 		return err
 	}
@@ -225,8 +235,16 @@ func (b *builder) hostNet(ctx context.Context, h *Host) error {
 	if err := b.r.ip(ctx, h.NetNS, "-6", "route", "replace", "default", "via", h.Gateway6); err != nil {
 		return err
 	}
+	// Forwarding off, as on a freshly booted host: dockerd then turns it on
+	// and sets the FORWARD policy of iptables' filter table to DROP, as it
+	// does on users' hosts (the node needs forwarding and sets it itself).
+	// A new namespace inherits IPv4 forwarding from the machine, hence the
+	// explicit 0; a lab up over an existing host leaves it alone.
 	for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
-		if err := b.r.sysctl(ctx, h.NetNS, key, "1"); err != nil {
+		if !fresh {
+			break
+		}
+		if err := b.r.sysctl(ctx, h.NetNS, key, "0"); err != nil {
 			return err
 		}
 	}
@@ -253,6 +271,9 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 	if err := ensureMountNS(ctx, b.r, b.st.Name, h); err != nil {
 		return fmt.Errorf("mount namespace: %w", err)
 	}
+	if err := ensureBinDir(h, b.st.IptablesBackend); err != nil {
+		return err
+	}
 	if err := startDockerd(h); err != nil {
 		return err
 	}
@@ -266,8 +287,11 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 }
 
 // startDockerd starts the host's dockerd in the host's network and mount
-// namespaces, with live-restore so that its containers keep running (and
-// keep their addresses) across a dockerd restart.
+// namespaces with Docker's own defaults (iptables and ip-masq on, the default
+// bridge present), as users run it, with `iptables` resolving to the lab's
+// back end through the host's bin directory; plus live-restore so that its
+// containers keep running (and keep their addresses) across a dockerd
+// restart, and its own socket, data, exec root and pidfile.
 func startDockerd(h *Host) error {
 	for _, d := range []string{h.LibDir, h.RunDir, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -283,9 +307,9 @@ func startDockerd(h *Host) error {
 	defer logf.Close()
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NetNS, "--mount="+mountNSFile(h), "--",
 		"dockerd", "-H", h.DockerHost, "--data-root", filepath.Join(h.LibDir, "docker"),
-		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile,
-		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--live-restore")
+		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile, "--live-restore")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "PATH="+hostPath(h))
 	// A session of its own: dockerd outlives `calico lab up`.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -448,11 +472,17 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 func (b *builder) node(ctx context.Context, h *Host, first bool) error {
-	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", b.c.NodeImage}
+	return StartNode(ctx, b.st, h, b.c.CalicoBin, b.c.NodeImage, first)
+}
+
+// StartNode runs `calico node start` on a host of the lab (the first host
+// runs the embedded etcd), as `lab up` does.
+func StartNode(ctx context.Context, st *State, h *Host, calicoBin, image string, first bool) error {
+	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", image}
 	if first {
 		args = append(args, "--embedded-etcd", "--etcd-listen", "http://"+h.Addr()+":2379")
 	}
-	cmd, err := ExecCmd(ctx, b.st, h, b.c.CalicoBin, args...)
+	cmd, err := ExecCmd(ctx, st, h, calicoBin, args...)
 	if err != nil {
 		return err
 	}
@@ -487,9 +517,11 @@ func ExecCmd(ctx context.Context, st *State, h *Host, name string, args ...strin
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", append(append(nsArgs, "--"), append([]string{name}, args...)...)...)
 	env := os.Environ()
+	path := hostPath(h)
 	if self, err := os.Executable(); err == nil {
-		env = append(env, "PATH="+filepath.Dir(self)+":"+os.Getenv("PATH"))
+		path = filepath.Dir(self) + ":" + path
 	}
+	env = append(env, "PATH="+path)
 	cmd.Env = append(env, st.Env(h)...)
 	return cmd, nil
 }

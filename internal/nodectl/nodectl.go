@@ -24,6 +24,9 @@ import (
 // ContainerName is the node container's name.
 const ContainerName = "calico-node"
 
+// XtablesLock is the lock every iptables command takes with -w.
+const XtablesLock = "/run/xtables.lock"
+
 // Host paths the node container mounts, at the same path inside.
 var hostMounts = []string{"/run/docker/plugins", "/var/lib/calico", "/var/run/calico", "/var/log/calico"}
 
@@ -86,18 +89,36 @@ func EnsureImage(ctx context.Context, c *client.Client, image, calicoBin string)
 	if err != nil {
 		return false, fmt.Errorf("read calico binary for the node image: %w", err)
 	}
-	sum := fmt.Sprintf("%x", sha256.Sum256(bin))
+	ipt, err := iptablesBundle()
+	if err != nil {
+		return false, err
+	}
+	// The label covers the binary and the iptables files the image carries.
+	h := sha256.New()
+	h.Write(bin)
+	for _, p := range sortedKeys(ipt) {
+		fmt.Fprintf(h, "\x00%s\x00%s\x00", p, ipt[p].link)
+		h.Write(ipt[p].data)
+	}
+	sum := fmt.Sprintf("%x", h.Sum(nil))
 	if img, err := c.ImageInspect(ctx, image); err == nil && img.Config != nil && img.Config.Labels[binaryLabel] == sum {
 		return false, nil
 	}
 	if err := checkStatic(bin); err != nil {
 		return false, fmt.Errorf("%s: %w", calicoBin, err)
 	}
-	df := "FROM scratch\nCOPY calico /calico\nLABEL " + binaryLabel + "=" + sum + "\nENTRYPOINT [\"/calico\"]\nCMD [\"node\", \"run\"]\n"
-	ctxTar, err := tarContext(map[string]fileEntry{
-		"Dockerfile": {[]byte(df), 0o644},
-		"calico":     {bin, 0o755},
-	})
+	files := map[string]fileEntry{"calico": {data: bin, mode: 0o755}}
+	copyLine := "COPY calico /calico\n"
+	if len(ipt) > 0 {
+		for p, f := range ipt {
+			files["rootfs"+p] = f
+		}
+		copyLine += "COPY rootfs/ /\n"
+	}
+	df := "FROM scratch\n" + copyLine + "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" +
+		"LABEL " + binaryLabel + "=" + sum + "\nENTRYPOINT [\"/calico\"]\nCMD [\"node\", \"run\"]\n"
+	files["Dockerfile"] = fileEntry{data: []byte(df), mode: 0o644}
+	ctxTar, err := tarContext(files)
 	if err != nil {
 		return false, err
 	}
@@ -130,18 +151,29 @@ func checkStatic(bin []byte) error {
 type fileEntry struct {
 	data []byte
 	mode int64
+	link string // a symlink to this target instead of data
+}
+
+func sortedKeys(m map[string]fileEntry) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func tarContext(files map[string]fileEntry) (io.Reader, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(files) {
 		f := files[n]
+		if f.link != "" {
+			if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeSymlink, Linkname: f.link, Mode: 0o777}); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
 			return nil, err
 		}
@@ -214,10 +246,18 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 			return "", fmt.Errorf("create %s: %w", p, err)
 		}
 	}
-	binds := make([]string, 0, len(hostMounts)+1)
+	binds := make([]string, 0, len(hostMounts)+2)
 	for _, p := range hostMounts {
 		binds = append(binds, p+":"+p)
 	}
+	// iptables' lock, shared with dockerd and every other iptables user on
+	// the host; it must exist as a file, or Docker would create a directory.
+	lock, err := os.OpenFile(XtablesLock, os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", XtablesLock, err)
+	}
+	lock.Close()
+	binds = append(binds, XtablesLock+":"+XtablesLock)
 	env := append([]string{"DOCKER_HOST=unix:///var/run/docker.sock"}, s.Env...)
 	if s.DockerSocket != "" {
 		binds = append(binds, s.DockerSocket+":/var/run/docker.sock")
@@ -318,7 +358,11 @@ type Health struct {
 	Endpoints int             `json:"endpoints"`
 	InSync    bool            `json:"datastoreInSync"`
 	Peers     json.RawMessage `json:"peers,omitempty"`
-	Version   string          `json:"version"`
+	// DockerFirewall says what the node keeps in Docker's iptables firewall.
+	DockerFirewall string `json:"dockerFirewall,omitempty"`
+	// Forwarding is "ok", or which forwarding sysctl is off.
+	Forwarding string `json:"forwarding,omitempty"`
+	Version    string `json:"version"`
 }
 
 // ReadHealth fetches the node's /status from its health address.

@@ -38,17 +38,21 @@ func requireLab(t *testing.T) {
 // newLab brings up a lab with calico nodes and removes it at cleanup.
 func newLab(t *testing.T, hosts, subnets int) *Lab {
 	t.Helper()
+	return newLabWith(t, lab.Config{Hosts: hosts, Subnets: subnets, StartNodes: true})
+}
+
+// newLabWith brings up a lab from c (name, binary and images filled in) and
+// removes it at cleanup.
+func newLabWith(t *testing.T, c lab.Config) *Lab {
+	t.Helper()
 	requireLab(t)
 	bin := calicoBin(t)
 	name := "e" + testutil.RandSuffix(5)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress strings.Builder
-	st, err := lab.Up(ctx, lab.Config{
-		Name: name, Hosts: hosts, Subnets: subnets, CalicoBin: bin,
-		NodeImage: cli.NodeImage(), TestImage: cli.TestImage, StartNodes: true,
-		Progress: &progress,
-	})
+	c.Name, c.CalicoBin, c.NodeImage, c.TestImage, c.Progress = name, bin, cli.NodeImage(), cli.TestImage, &progress
+	st, err := lab.Up(ctx, c)
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLab(t, name)

@@ -12,7 +12,10 @@
 // in the kernel is read or written. Inside the table:
 //
 //   - Base chains: "prerouting" (filter, priority raw: anti-spoofing before
-//     conntrack), "forward" (filter 0: workload policy), "input" (filter 0:
+//     conntrack), "forward" (filter-10, before iptables' filter table:
+//     workload policy; its first rules clear mark bit 0x40000 and set it on
+//     traffic to or from a workload interface, see MarkForwardAllowed and
+//     package dockerfw), "input" (filter 0:
 //     workload to host) and "postrouting" (nat, srcnat: natOutgoing).
 //     prerouting, input and postrouting first let through everything that
 //     does not touch a workload interface (prefix Host.InterfacePrefix,
@@ -38,7 +41,9 @@
 //     "spoof4net"/"spoof6net" (the same, interval) any wider prefixes it
 //     owns; "masq4"/"masq6" and "pools4"/"pools6" drive natOutgoing.
 //   - Mark bits 0x10000 (accept) and 0x20000 (pass) carry a policy chain's
-//     verdict back to the endpoint chain; they are cleared before use.
+//     verdict back to the endpoint chain; they are cleared before use. Bit
+//     0x40000 (MarkForwardAllowed) is left on forwarded workload packets
+//     that forward accepts, for Docker's DOCKER-USER chain.
 //
 // # Invariants
 //

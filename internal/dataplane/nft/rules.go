@@ -22,6 +22,14 @@ const (
 	markPass   uint32 = 0x20000
 )
 
+// MarkForwardAllowed is the mark bit the forward chain sets on every
+// forwarded packet to or from a workload interface; only packets that the
+// chain then accepts keep it past our hook (a drop is final). iptables rules
+// that must let workload traffic through a DROP policy (Docker's FORWARD,
+// package dockerfw) match this bit instead of interfaces, so they accept
+// nothing our policy has not judged, and nothing at all if our table is gone.
+const MarkForwardAllowed uint32 = 0x40000
+
 // rule is one compiled rule: its canonical text (what Render prints and
 // what the rule's comment hashes) and the expressions the kernel gets.
 type rule struct {
@@ -654,8 +662,10 @@ type baseChain struct {
 }
 
 var (
-	basePre   = &baseChain{hook: unix.NF_INET_PRE_ROUTING, prio: -300, typ: "filter", hookName: "prerouting"}
-	baseFwd   = &baseChain{hook: unix.NF_INET_FORWARD, prio: 0, typ: "filter", hookName: "forward"}
+	basePre = &baseChain{hook: unix.NF_INET_PRE_ROUTING, prio: -300, typ: "filter", hookName: "prerouting"}
+	// Priority filter-10: before iptables' filter table (priority 0, both
+	// back ends), so MarkForwardAllowed is set when Docker's FORWARD runs.
+	baseFwd   = &baseChain{hook: unix.NF_INET_FORWARD, prio: -10, typ: "filter", hookName: "forward"}
 	baseInput = &baseChain{hook: unix.NF_INET_LOCAL_IN, prio: 0, typ: "filter", hookName: "input"}
 	basePost  = &baseChain{hook: unix.NF_INET_POST_ROUTING, prio: 100, typ: "nat", hookName: "postrouting"}
 )
@@ -734,7 +744,16 @@ func conntrackRules() []func(b *builder) {
 }
 
 func forwardRules(h hostSettings) []rule {
-	return rules(append(conntrackRules(),
+	fwdMark := []func(b *builder){
+		// The bit is ours: clear it on everything, then set it on packets
+		// to or from a workload interface, which this chain judges.
+		func(b *builder) {
+			b.markSet(^MarkForwardAllowed, 0, fmt.Sprintf("& 0x%08x", ^MarkForwardAllowed))
+		},
+		func(b *builder) { b.ifname(false, h.prefix, true, false); b.markOr(MarkForwardAllowed) },
+		func(b *builder) { b.ifname(true, h.prefix, true, false); b.markOr(MarkForwardAllowed) },
+	}
+	return rules(append(append(fwdMark, conntrackRules()...),
 		func(b *builder) { b.ifname(false, h.prefix, true, false); b.markClear() },
 		func(b *builder) { b.ifnameVmap(false, fwMap) },
 		// Reached with the accept mark only from a known interface whose
