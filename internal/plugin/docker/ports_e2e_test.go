@@ -41,9 +41,10 @@ func TestDockerPublishedPorts(t *testing.T) {
 	// container and returns the address the server saw.
 	whoami := func(host, container, addr string) (string, error) {
 		url := "http://" + addr + "/cgi-bin/ip"
-		args := []string{"busybox", "wget", "-q", "-T", "2", "-O", "-", url}
+		// busybox's own wget -T crashes (static busybox 1.35): bound it with timeout.
+		args := []string{"busybox", "timeout", "3", "busybox", "wget", "-q", "-O", "-", url}
 		if container != "" {
-			args = append([]string{"docker", "exec", container}, args[1:]...)
+			args = []string{"docker", "exec", container, "timeout", "3", "wget", "-q", "-O", "-", url}
 		}
 		out, err := l.exec(host, args...)
 		return strings.TrimSpace(out), err
