@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,12 @@ func TestDockerPublishedPorts(t *testing.T) {
 			args = []string{"docker", "exec", container, "timeout", "3", "wget", "-q", "-O", "-", url}
 		}
 		out, err := l.exec(host, args...)
-		return strings.TrimSpace(out), err
+		// httpd shows the peer as "[::ffff:10.0.0.1]" or "[fd00::1]".
+		peer := strings.Trim(strings.TrimSpace(out), "[]")
+		if a, perr := netip.ParseAddr(peer); perr == nil {
+			peer = a.Unmap().String()
+		}
+		return peer, err
 	}
 	reach := func(host, container, addr, wantPeer string) {
 		t.Helper()
