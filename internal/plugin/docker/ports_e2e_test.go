@@ -204,7 +204,7 @@ spec:
 				}
 			}
 		}
-		l.docker("host1", "run", "-d", "--stop-timeout", "1", "--name", "srv2", "--net", "web", "-p", "8080:80", testImage, "sh", "-c", httpdWhoami)
+		l.docker("host1", "run", "-d", "--stop-timeout", "1", "--name", "srv2", "--net", "web", "--label", "role=srv", "-p", "8080:80", testImage, "sh", "-c", httpdWhoami)
 		reach("host2", "", hp(h1, 8080), h2.Addr())
 	})
 }
