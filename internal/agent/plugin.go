@@ -7,6 +7,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/calico-docker/calico/internal/hostports"
 	"github.com/calico-docker/calico/internal/ipam"
 	dockerplugin "github.com/calico-docker/calico/internal/plugin/docker"
 )
@@ -17,6 +18,12 @@ func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
 	}
+	// Published ports are reserved (and served on loopback) in this
+	// process's network namespace: only when that is the host's.
+	var hp *hostports.Holder
+	if a.cfg.NetNS == "" {
+		hp = hostports.New(a.cfg.Logger.With("component", "hostports"))
+	}
 	srv, err := dockerplugin.NewServer(dockerplugin.Config{
 		Store:     a.store,
 		IPAM:      ipam.New(a.store),
@@ -24,6 +31,7 @@ func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error
 		PluginDir: a.cfg.PluginDir,
 		Docker:    dc,
 		NetNS:     a.cfg.NetNS,
+		HostPorts: hp,
 		Logger:    a.cfg.Logger.With("component", "docker-plugin"),
 	})
 	if err != nil {
@@ -33,6 +41,11 @@ func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error
 	go func() {
 		defer wg.Done()
 		defer dc.Close()
+		if hp != nil {
+			// The sockets go with the node; the DNAT rules stay, so
+			// published ports keep working from other hosts.
+			defer hp.Close()
+		}
 		if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("docker plugin stopped", "err", err)
 		}

@@ -474,15 +474,37 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 	}
 	for i, p := range s.Ports {
 		pp := idx("spec.ports", i)
-		if p.Name == "" {
-			c.add(join(pp, "name"), "name is required")
-		} else if err := checkPortName(p.Name); err != nil {
-			c.add(join(pp, "name"), "%v", err)
+		switch {
+		case p.Name == "" && p.HostPort == 0:
+			c.add(join(pp, "name"), "name is required (unless the port sets hostPort)")
+		case p.Name != "":
+			if err := checkPortName(p.Name); err != nil {
+				c.add(join(pp, "name"), "%v", err)
+			}
 		}
 		checkEndpointPort(c, pp, p.Protocol, p.Port)
-		if p.HostPort != 0 || p.HostIP != "" {
-			c.unsupported(join(pp, "hostPort"), "host ports are not available in this dataplane")
+		checkHostPort(c, pp, p)
+	}
+}
+
+// checkHostPort validates a published port (hostPort, hostIP): the dataplane
+// forwards TCP and UDP host ports to the workload (Calico leaves this to the
+// CNI portmap plugin; here the node does it).
+func checkHostPort(c *errs, pp string, p WorkloadEndpointPort) {
+	if p.HostIP != "" {
+		a, err := netip.ParseAddr(p.HostIP)
+		switch {
+		case err != nil || a.Zone() != "" || a.Is4In6():
+			c.add(join(pp, "hostIP"), "invalid host IP %q: want an IPv4 or IPv6 address", p.HostIP)
+		case p.HostPort == 0:
+			c.add(join(pp, "hostIP"), "hostIP needs hostPort: set the host port to publish on %s", p.HostIP)
 		}
+	}
+	if p.HostPort == 0 {
+		return
+	}
+	if n, err := p.Protocol.NumberValue(); err == nil && n != 6 && n != 17 {
+		c.add(join(pp, "protocol"), "a port with hostPort must use protocol TCP or UDP (got %q)", p.Protocol.String())
 	}
 }
 

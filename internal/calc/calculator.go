@@ -68,21 +68,26 @@ type Calculator struct {
 	routesDirty     bool
 	natDirty        bool
 	hostDirty       bool
+	// hostPortsDirty: a local endpoint with published ports came, went or
+	// changed; withPorts holds the programmable ones that have some.
+	hostPortsDirty bool
+	withPorts      map[*wepEntry]struct{}
 }
 
 // NewCalculator returns an empty Calculator for host node.
 func NewCalculator(node string) *Calculator {
 	c := &Calculator{
-		node:     node,
-		dirty:    true,
-		weps:     map[string]*wepEntry{},
-		local:    map[*wepEntry]struct{}{},
-		profiles: map[string]*profileEntry{},
-		policies: map[string]*policyEntry{},
-		sets:     map[string]*setEntry{},
-		pools:    map[string]*api.IPPool{},
-		blocks:   map[netip.Prefix]Block{},
-		nodes:    map[string]*api.Node{},
+		node:      node,
+		dirty:     true,
+		weps:      map[string]*wepEntry{},
+		local:     map[*wepEntry]struct{}{},
+		profiles:  map[string]*profileEntry{},
+		policies:  map[string]*policyEntry{},
+		sets:      map[string]*setEntry{},
+		pools:     map[string]*api.IPPool{},
+		blocks:    map[netip.Prefix]Block{},
+		nodes:     map[string]*api.Node{},
+		withPorts: map[*wepEntry]struct{}{},
 
 		endpointsDirty: true, orderDirty: true, chainsDirty: true, chainOrderDirty: true,
 		setsDirty: true, setOrderDirty: true, routesDirty: true, natDirty: true, hostDirty: true,
@@ -418,6 +423,7 @@ func relevantWEP(w *api.WorkloadEndpoint) *api.WorkloadEndpoint {
 		Profiles:           slices.Clone(w.Spec.Profiles),
 		InterfaceName:      w.Spec.InterfaceName,
 		MAC:                w.Spec.MAC,
+		Ports:              normalPorts(w.Spec.Ports),
 	}
 	return c
 }
@@ -427,7 +433,8 @@ func wepEqual(a, b *api.WorkloadEndpoint) bool {
 		a.Spec.Orchestrator == b.Spec.Orchestrator && a.Spec.Node == b.Spec.Node &&
 		a.Spec.ServiceAccountName == b.Spec.ServiceAccountName &&
 		slices.Equal(a.Spec.IPNetworks, b.Spec.IPNetworks) && slices.Equal(a.Spec.Profiles, b.Spec.Profiles) &&
-		a.Spec.InterfaceName == b.Spec.InterfaceName && a.Spec.MAC == b.Spec.MAC
+		a.Spec.InterfaceName == b.Spec.InterfaceName && a.Spec.MAC == b.Spec.MAC &&
+		slices.Equal(a.Spec.Ports, b.Spec.Ports)
 }
 
 func (c *Calculator) lookupProfile(name string) (map[string]string, bool) {
@@ -543,6 +550,14 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 	if e.prog {
 		e.outStale, c.endpointsDirty = true, true
 	}
+	if (len(old.Spec.Ports) > 0 || len(nw.Spec.Ports) > 0) && (old.Spec.Node == c.node || nw.Spec.Node == c.node) {
+		c.hostPortsDirty = true
+		if e.prog && len(nw.Spec.Ports) > 0 {
+			c.withPorts[e] = struct{}{}
+		} else {
+			delete(c.withPorts, e)
+		}
+	}
 }
 
 // DeleteWorkloadEndpoint removes a workload endpoint; deleting one that is
@@ -612,6 +627,10 @@ func (c *Calculator) attachLocal(e *wepEntry) {
 	}
 	e.prog = true
 	c.local[e] = struct{}{}
+	if len(e.w.Spec.Ports) > 0 {
+		c.withPorts[e] = struct{}{}
+		c.hostPortsDirty = true
+	}
 	e.outStale = true
 	c.noteOrder(e, true)
 	c.routesDirty = true
@@ -629,6 +648,10 @@ func (c *Calculator) detachLocal(e *wepEntry) {
 	}
 	e.prog = false
 	delete(c.local, e)
+	if _, ok := c.withPorts[e]; ok {
+		delete(c.withPorts, e)
+		c.hostPortsDirty = true
+	}
 	c.noteOrder(e, false)
 	c.routesDirty = true
 	c.polIdx.removeEndpoint(e)
@@ -1019,6 +1042,14 @@ func (c *Calculator) Desired() *dataplane.Desired {
 	}
 	if c.hostDirty {
 		d.Host = computeHost(c.felix)
+	}
+	if c.hostPortsDirty {
+		var hps []dataplane.HostPort
+		for e := range c.withPorts {
+			hps = append(hps, endpointHostPorts(e.id, e.w.Spec.Ports, e.addrs)...)
+		}
+		d.HostPorts = resolveHostPorts(hps)
+		c.hostPortsDirty = false
 	}
 	c.last = d
 	c.dirty = false

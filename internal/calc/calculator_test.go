@@ -48,6 +48,7 @@ func diffDesired(got, want *dataplane.Desired) string {
 	part("NAT", got.NAT, want.NAT)
 	part("Host", got.Host, want.Host)
 	part("VXLAN", got.VXLAN, want.VXLAN)
+	part("HostPorts", got.HostPorts, want.HostPorts)
 	return b.String()
 }
 
@@ -229,6 +230,15 @@ func (g gen) wep() api.WorkloadEndpoint {
 	}
 	if g.chance(0.2) {
 		w.Spec.MAC = g.pick("02:00:00:00:00:01", "02:00:00:00:00:02")
+	}
+	for range g.r.IntN(3) {
+		// Few host ports, so that endpoints keep colliding on them.
+		p := api.WorkloadEndpointPort{Protocol: api.Protocol{Name: g.pick("TCP", "UDP", "6")}, Port: 80,
+			HostPort: uint16(8080 + g.r.IntN(2)), HostIP: g.pick("", "", "0.0.0.0", "::", "10.0.0.1", "fd00::9")}
+		if g.chance(0.2) {
+			p.HostPort, p.Name = 0, "http"
+		}
+		w.Spec.Ports = append(w.Spec.Ports, p)
 	}
 	return w
 }

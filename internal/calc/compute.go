@@ -87,11 +87,13 @@ func Compute(s *Snapshot) *dataplane.Desired {
 
 	// Local endpoints and the chains they use.
 	var endpoints []dataplane.Endpoint
+	var hostPorts []dataplane.HostPort
 	used := map[string]bool{}
 	for _, ep := range eps {
 		if !programmable(ep.w, s.Node) {
 			continue
 		}
+		hostPorts = append(hostPorts, endpointHostPorts(wepID(ep.w), normalPorts(ep.w.Spec.Ports), ep.addrs)...)
 		var matched []*polMeta
 		for _, p := range pols {
 			if p.m != nil && (p.ns == "" || p.ns == ep.w.Namespace) && p.m.matches(&ep.view) {
@@ -190,6 +192,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		NAT:       computeNAT(poolList),
 		Host:      computeHost(s.Felix),
 		VXLAN:     vx,
+		HostPorts: resolveHostPorts(hostPorts),
 	}
 }
 

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"strings"
 )
 
 // Action is what a rule does with a packet it matches.
@@ -31,6 +32,68 @@ type Desired struct {
 	Host HostConfig
 	// VXLAN, when non-nil, asks for the vxlan.calico device and its neighbours.
 	VXLAN *VXLANConfig
+	// HostPorts are the published ports of local workloads, sorted (see
+	// CompareHostPort); no two have the same Key.
+	HostPorts []HostPort
+}
+
+// HostPort is one published port of a local workload (`docker run -p`):
+// new connections to HostPort on this host's addresses (only HostIP when it
+// is set) are forwarded to Target:Port, with the client's source address
+// kept. Target's family is the family of the host addresses it serves.
+type HostPort struct {
+	// Protocol is 6 (TCP) or 17 (UDP).
+	Protocol uint8
+	// HostIP restricts the port to one local address (of Target's family);
+	// the zero Addr means every local address of that family.
+	HostIP   netip.Addr
+	HostPort uint16
+	// Target is the workload's address, Port its port.
+	Target netip.Addr
+	Port   uint16
+	// Endpoint is the ID of the workload endpoint that publishes it.
+	Endpoint string
+}
+
+// HostPortKey identifies what a HostPort claims on the host.
+type HostPortKey struct {
+	Protocol uint8
+	Family   int // 4 or 6
+	HostIP   netip.Addr
+	HostPort uint16
+}
+
+// Key is what the port claims: two HostPorts with one Key cannot both be.
+func (h HostPort) Key() HostPortKey {
+	fam := 4
+	if h.Target.Is6() {
+		fam = 6
+	}
+	return HostPortKey{Protocol: h.Protocol, Family: fam, HostIP: h.HostIP, HostPort: h.HostPort}
+}
+
+// CompareHostPort orders HostPorts by protocol, host port, family, host IP,
+// then target.
+func CompareHostPort(a, b HostPort) int {
+	ka, kb := a.Key(), b.Key()
+	switch {
+	case ka.Protocol != kb.Protocol:
+		return int(ka.Protocol) - int(kb.Protocol)
+	case ka.HostPort != kb.HostPort:
+		return int(ka.HostPort) - int(kb.HostPort)
+	case ka.Family != kb.Family:
+		return ka.Family - kb.Family
+	}
+	if c := ka.HostIP.Compare(kb.HostIP); c != 0 {
+		return c
+	}
+	if c := a.Target.Compare(b.Target); c != 0 {
+		return c
+	}
+	if a.Port != b.Port {
+		return int(a.Port) - int(b.Port)
+	}
+	return strings.Compare(a.Endpoint, b.Endpoint)
 }
 
 // Endpoint is one local workload interface and the policy that applies to it.

@@ -233,7 +233,7 @@ func (b *batch) addSet(name string, id uint32, t setType, comment string, anon b
 	if t.interval {
 		flags |= unix.NFT_SET_INTERVAL
 	}
-	if t.vmap {
+	if t.isMap() {
 		flags |= unix.NFT_SET_MAP
 	}
 	if t.concat() {
@@ -244,6 +244,10 @@ func (b *batch) addSet(name string, id uint32, t setType, comment string, anon b
 	b.u32(unix.NFTA_SET_KEY_LEN, uint32(t.keyLen()))
 	if t.vmap {
 		b.u32(unix.NFTA_SET_DATA_TYPE, unix.NFT_DATA_VERDICT)
+	}
+	if t.isData() {
+		b.u32(unix.NFTA_SET_DATA_TYPE, t.data.GetNFTMagic())
+		b.u32(unix.NFTA_SET_DATA_LEN, uint32(fieldsLen(t.dataFields)))
 	}
 	b.u32(unix.NFTA_SET_ID, id)
 	if t.concat() {
@@ -333,6 +337,8 @@ func (b *batch) elem(t setType, e elem) {
 		}
 		b.endNest(v)
 		b.endNest(d)
+	case t.isData():
+		key(unix.NFTA_SET_ELEM_DATA, []byte(e.verdict))
 	case t.concat() && t.interval:
 		key(nftaSetElemKeyEnd, e.end)
 	}

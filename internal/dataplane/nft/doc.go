@@ -40,6 +40,11 @@
 //     "spoof6" (ifname . address, hash) hold each endpoint's own addresses,
 //     "spoof4net"/"spoof6net" (the same, interval) any wider prefixes it
 //     owns; "masq4"/"masq6" and "pools4"/"pools6" drive natOutgoing.
+//   - Published ports (Desired.HostPorts): base chains "dnat-pre" (nat
+//     prerouting, -100) and "dnat-out" (nat output, -100), maps "hp4",
+//     "hp6" (proto . port : address . port) and "hp4ip", "hp6ip" (keyed by
+//     the host address too), sets "hairpin4"/"hairpin6" whose connections
+//     postrouting masquerades (see hostports.go).
 //   - Mark bits 0x10000 (accept) and 0x20000 (pass) carry a policy chain's
 //     verdict back to the endpoint chain; they are cleared before use. Bit
 //     0x40000 (MarkForwardAllowed) is left on forwarded workload packets

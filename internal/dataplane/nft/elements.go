@@ -21,6 +21,10 @@ type setType struct {
 	fields   []uint32 // field lengths of a concatenated key, nil otherwise
 	interval bool
 	vmap     bool
+	// data and dataFields describe the value of a data map (not a verdict
+	// map): its concatenated type and field lengths; nil for other sets.
+	data       nftables.SetDatatype
+	dataFields []uint32
 	// byteOrder is the key byte order hint the nft CLI needs to print
 	// keys (1 host, 2 network; 0: none). The kernel ignores it.
 	byteOrder uint32
@@ -43,19 +47,32 @@ var (
 	typePorts   = setType{name: "inet_service", key: nftables.TypeInetService, interval: true, byteOrder: 2}
 	typeProtos  = setType{name: "inet_proto", key: nftables.TypeInetProto, byteOrder: 2}
 	typeICMP6   = setType{name: "icmpv6_type", key: nftables.TypeICMP6Type, byteOrder: 2}
-	allSetTypes = []setType{typeIP4, typeIP6, typeDispatch, typeSpoof4, typeSpoof6, typeSpoof4Net, typeSpoof6Net}
+	allSetTypes = []setType{typeIP4, typeIP6, typeDispatch, typeSpoof4, typeSpoof6, typeSpoof4Net, typeSpoof6Net,
+		typeHP4, typeHP6, typeHP4IP, typeHP6IP, typeHairpin4, typeHairpin6}
 )
+
+// fieldsLen is the length of a concatenation: each field takes whole
+// 32-bit registers.
+func fieldsLen(fields []uint32) int {
+	n := 0
+	for _, f := range fields {
+		n += int(f+3) / 4 * 4
+	}
+	return n
+}
 
 func (t setType) keyLen() int {
 	if t.fields != nil {
-		n := 0
-		for _, f := range t.fields {
-			n += int(f)
-		}
-		return n
+		return fieldsLen(t.fields)
 	}
 	return int(t.key.Bytes)
 }
+
+// isData reports whether the set is a data map (values are bytes).
+func (t setType) isData() bool { return t.dataFields != nil }
+
+// isMap reports whether the set is a map of any kind.
+func (t setType) isMap() bool { return t.vmap || t.isData() }
 
 // concat reports whether the key is a concatenation. With intervals the
 // kernel keeps such an element as a key and an inclusive key end (pipapo),
@@ -71,15 +88,17 @@ func (t setType) same(s *nftables.Set) bool {
 		// what is left to go by.
 	case s.KeyType.GetNFTMagic() != t.key.GetNFTMagic() || int(s.KeyType.Bytes) != t.keyLen():
 		return false
+	case t.isData() && (s.DataType.GetNFTMagic() != t.data.GetNFTMagic() || int(s.DataType.Bytes) != fieldsLen(t.dataFields)):
+		return false
 	}
-	return s.Interval == t.interval && s.IsMap == t.vmap && s.Concatenation == t.concat()
+	return s.Interval == t.interval && s.IsMap == t.isMap() && s.Concatenation == t.concat()
 }
 
 // elem is one set element. For interval sets without concatenation, end is
 // the exclusive end of the range (nil: up to the largest key), which the
 // kernel stores as a second element flagged interval-end. For concatenated
-// interval sets, end is the inclusive last key. For maps, verdict is the
-// mapped verdict ("goto fw-cali1").
+// interval sets, end is the inclusive last key. For verdict maps, verdict is
+// the mapped verdict ("goto fw-cali1"); for data maps, the value's bytes.
 type elem struct {
 	key, end []byte
 	verdict  string
@@ -314,6 +333,8 @@ func rangeText(r addrRange) string {
 // elemText renders one element of a named set for Render.
 func (t setType) elemText(e elem) string {
 	switch {
+	case t.isData() || t.name == typeHairpin4.name || t.name == typeHairpin6.name:
+		return hostPortText(t, e)
 	case t.vmap:
 		return fmt.Sprintf("%q : %s", ifnameFromKey(e.key), e.verdict)
 	case t.concat() && e.end == nil:

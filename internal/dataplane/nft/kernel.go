@@ -132,6 +132,10 @@ func elemsFromKernel(t setType, es []nftables.SetElement) elemSet {
 		for _, e := range es {
 			out.add(elem{key: padKey(e.Key, t.keyLen()), verdict: verdictFromData(e.Val)})
 		}
+	case t.isData():
+		for _, e := range es {
+			out.add(elem{key: padKey(e.Key, t.keyLen()), verdict: string(padKey(e.Val, fieldsLen(t.dataFields)))})
+		}
 	case t.concat():
 		for _, e := range es {
 			out.add(elem{key: e.Key, end: e.KeyEnd})

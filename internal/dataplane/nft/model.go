@@ -84,6 +84,7 @@ type cache struct {
 	// elements of eps.
 	fw, tw                   *setContent
 	sp4, sp6, sp4Net, sp6Net *setContent
+	hp                       *hpCache
 }
 
 // derivedEdit collects this round's changes to one endpoint-derived set.
@@ -179,7 +180,9 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		func() []rule { return preroutingRules(h) }))
 	addChain(newChain(chainFwd, "workload policy", baseFwd, func() []rule { return forwardRules(h) }))
 	addChain(newChain(chainInput, "workload to host: "+h.action, baseInput, func() []rule { return inputRules(h) }))
-	addChain(newChain(chainPost, "natOutgoing", basePost, func() []rule { return postroutingRules(h) }))
+	addChain(newChain(chainPost, "natOutgoing, published-port hairpin", basePost, func() []rule { return postroutingRules(h) }))
+	addChain(newChain(chainDNAT, "published ports", baseDNAT, func() []rule { return dnatRules(false) }))
+	addChain(newChain(chainOutN, "published ports, from this host", baseOutDNAT, func() []rule { return dnatRules(true) }))
 
 	// Endpoints: chains, dispatch map and anti-spoofing elements.
 	fwEd, twEd := &derivedEdit{c: &c.fw}, &derivedEdit{c: &c.tw}
@@ -407,6 +410,16 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			delete(c.sets, k)
 		}
 	}
+
+	// Published ports.
+	hp := c.hostPortSets(d.HostPorts)
+	m.problems = append(m.problems, hp.problems...)
+	addSet(&setModel{name: hp4, typ: typeHP4, comment: "published ports, every IPv4 address", content: hp.m4})
+	addSet(&setModel{name: hp6, typ: typeHP6, comment: "published ports, every IPv6 address", content: hp.m6})
+	addSet(&setModel{name: hp4IP, typ: typeHP4IP, comment: "published ports, one IPv4 address", content: hp.m4ip})
+	addSet(&setModel{name: hp6IP, typ: typeHP6IP, comment: "published ports, one IPv6 address", content: hp.m6ip})
+	addSet(&setModel{name: hairpin4, typ: typeHairpin4, comment: "published-port targets (hairpin)", content: hp.h4})
+	addSet(&setModel{name: hairpin6, typ: typeHairpin6, comment: "published-port targets (hairpin)", content: hp.h6})
 
 	// natOutgoing.
 	addSet(&setModel{name: masq4, typ: typeIP4, comment: "natOutgoing pools", content: &setContent{elems: ipElems(d.NAT.MasqueradePools, 4)}})

@@ -27,7 +27,7 @@ func (m *model) render() string {
 	for _, n := range names {
 		s := m.sets[n]
 		kind := "set"
-		if s.typ.vmap {
+		if s.typ.isMap() {
 			kind = "map"
 		}
 		fmt.Fprintf(&sb, "\t%s %s { # %s\n", kind, s.name, s.comment)

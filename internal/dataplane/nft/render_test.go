@@ -39,6 +39,14 @@ func goldenCases() map[string]*dataplane.Desired {
 			}},
 			Sets: []dataplane.IPSet{{ID: "s-net1", Selector: "has(net1)", Members: pfx("10.65.0.1/32", "10.65.0.2/32", "fd00::1/128")}},
 			NAT:  dataplane.NATConfig{MasqueradePools: pfx("10.65.0.0/16"), AllPools: pfx("10.65.0.0/16", "fd00::/64")},
+			HostPorts: []dataplane.HostPort{
+				{Protocol: 6, HostPort: 8080, Target: netip.MustParseAddr("10.65.0.1"), Port: 80, Endpoint: "ns/a"},
+				{Protocol: 6, HostIP: netip.MustParseAddr("192.0.2.1"), HostPort: 8080, Target: netip.MustParseAddr("10.65.0.2"), Port: 80, Endpoint: "ns/b"},
+				{Protocol: 6, HostPort: 8080, Target: netip.MustParseAddr("fd00::1"), Port: 80, Endpoint: "ns/a"},
+				{Protocol: 6, HostIP: netip.MustParseAddr("fd00::9"), HostPort: 8443, Target: netip.MustParseAddr("fd00::1"), Port: 443, Endpoint: "ns/a"},
+				{Protocol: 17, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 53, Target: netip.MustParseAddr("10.65.0.3"), Port: 53, Endpoint: "ns/c"},
+				{Protocol: 17, HostPort: 5353, Target: netip.MustParseAddr("10.65.0.3"), Port: 53, Endpoint: "ns/c"},
+			},
 		},
 		"policies": {
 			Endpoints: []dataplane.Endpoint{{

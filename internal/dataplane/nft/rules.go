@@ -819,9 +819,9 @@ func postroutingRules(h hostSettings) []rule {
 			b.masquerade()
 		}
 	}
-	return rules(
+	return rules(append(hairpinRules(),
 		func(b *builder) { b.ifname(true, h.prefix, true, false); b.verdict(expr.VerdictAccept, "") },
 		nat(4, masq4, pools4),
 		nat(6, masq6, pools6),
-	)
+	)...)
 }

@@ -359,6 +359,9 @@ func (s *Server) deleteEndpoint(ctx context.Context, req *endpointRequest) (empt
 	if err := deleteWEP(ctx, s.store, libnetworkWEPName(s.node, req.EndpointID)); err != nil {
 		return empty{}, err
 	}
+	if s.cfg.HostPorts != nil {
+		s.cfg.HostPorts.Release(libnetworkWEPName(s.node, req.EndpointID))
+	}
 	s.mu.Lock()
 	delete(s.eps, req.EndpointID)
 	s.mu.Unlock()

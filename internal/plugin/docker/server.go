@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/hostports"
 	"github.com/calico-docker/calico/internal/ipam"
 	"github.com/moby/moby/client"
 )
@@ -45,6 +46,10 @@ type Config struct {
 	NetNS string
 	// MTU of the veths; 0 detects it (see mtu.go). `-o mtu=N` on a network wins.
 	MTU int
+	// HostPorts reserves published host ports and serves them on loopback;
+	// nil reserves nothing (ports are then checked against other endpoints
+	// only).
+	HostPorts *hostports.Holder
 	// GracePeriod overrides DefaultGracePeriod when positive.
 	GracePeriod time.Duration
 	// ReconcileInterval is how often the reconcile runs after the first one
@@ -65,6 +70,9 @@ type Server struct {
 	mu       sync.Mutex
 	networks map[string]*netInfo // Docker network ID -> what we know of it
 	eps      map[string]*epInfo  // endpoint ID -> what Join needs
+
+	// portMu serialises the choice and reservation of host ports.
+	portMu sync.Mutex
 
 	mtuMu   sync.Mutex
 	mtuAt   time.Time
@@ -167,6 +175,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}(so)
 	}
 	s.log.Info("serving Docker plugins", "network", netPath, "ipam", ipamPath, "node", s.node)
+	s.restorePorts(ctx)
 
 	var wg sync.WaitGroup
 	bg, stop := context.WithCancel(ctx)
@@ -348,7 +357,9 @@ func (s *Server) networkRoutes(mux *http.ServeMux) {
 	mux.Handle("/NetworkDriver.DeleteEndpoint", method(s, "NetworkDriver.DeleteEndpoint", s.deleteEndpoint))
 	mux.Handle("/NetworkDriver.Join", method(s, "NetworkDriver.Join", s.join))
 	mux.Handle("/NetworkDriver.Leave", method(s, "NetworkDriver.Leave", s.leave))
-	for _, m := range []string{"DiscoverNew", "DiscoverDelete", "ProgramExternalConnectivity", "RevokeExternalConnectivity"} {
+	mux.Handle("/NetworkDriver.ProgramExternalConnectivity", method(s, "NetworkDriver.ProgramExternalConnectivity", s.programExternalConnectivity))
+	mux.Handle("/NetworkDriver.RevokeExternalConnectivity", method(s, "NetworkDriver.RevokeExternalConnectivity", s.revokeExternalConnectivity))
+	for _, m := range []string{"DiscoverNew", "DiscoverDelete"} {
 		mux.Handle("/NetworkDriver."+m, method(s, "NetworkDriver."+m, noop))
 	}
 }
@@ -362,6 +373,5 @@ func (s *Server) ipamRoutes(mux *http.ServeMux) {
 	mux.Handle("/IpamDriver.ReleaseAddress", method(s, "IpamDriver.ReleaseAddress", s.releaseAddress))
 }
 
-// noop answers calls that need nothing from this driver (discovery and
-// external connectivity: Calico routes, it does not publish ports).
+// noop answers calls that need nothing from this driver (discovery).
 func noop(context.Context, *json.RawMessage) (empty, error) { return empty{}, nil }
