@@ -190,6 +190,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		NAT:       computeNAT(poolList),
 		Host:      computeHost(s.Felix),
 		VXLAN:     vx,
+		ControlPlane: computeControlPlane(nodes, s.Felix, s.ControlPlanePorts),
 	}
 }
 

@@ -31,6 +31,29 @@ type Desired struct {
 	Host HostConfig
 	// VXLAN, when non-nil, asks for the vxlan.calico device and its neighbours.
 	VXLAN *VXLANConfig
+	// ControlPlane is what a workload may not reach unless one of its
+	// egress policies allows it explicitly.
+	ControlPlane ControlPlane
+}
+
+// ControlPlane describes the control plane of the cluster's hosts: the
+// ports (etcd, BGP, health, metrics, VXLAN) on every node's addresses and
+// on every local address of this host. Traffic from a workload to one of
+// them is dropped after the workload's egress policies and before its
+// profiles: an explicit policy Allow opens it, a profile (such as a Docker
+// network's "egress allowed") does not.
+type ControlPlane struct {
+	// Addrs are the addresses of every node in the cluster, this one
+	// included, sorted (IPv4 before IPv6).
+	Addrs []netip.Addr
+	// Ports are the control-plane ports, sorted by protocol then port.
+	Ports []ProtoPort
+}
+
+// ProtoPort is a transport protocol (6 TCP, 17 UDP, 132 SCTP) and a port.
+type ProtoPort struct {
+	Protocol uint8
+	Port     uint16
 }
 
 // Endpoint is one local workload interface and the policy that applies to it.

@@ -39,6 +39,10 @@ func goldenCases() map[string]*dataplane.Desired {
 			}},
 			Sets: []dataplane.IPSet{{ID: "s-net1", Selector: "has(net1)", Members: pfx("10.65.0.1/32", "10.65.0.2/32", "fd00::1/128")}},
 			NAT:  dataplane.NATConfig{MasqueradePools: pfx("10.65.0.0/16"), AllPools: pfx("10.65.0.0/16", "fd00::/64")},
+			ControlPlane: dataplane.ControlPlane{
+				Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("2001:db8::1")},
+				Ports: []dataplane.ProtoPort{{Protocol: 6, Port: 179}, {Protocol: 6, Port: 2379}, {Protocol: 17, Port: 4789}},
+			},
 		},
 		"policies": {
 			Endpoints: []dataplane.Endpoint{{
