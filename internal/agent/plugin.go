@@ -18,13 +18,14 @@ func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error
 		return fmt.Errorf("docker client: %w", err)
 	}
 	srv, err := dockerplugin.NewServer(dockerplugin.Config{
-		Store:     a.store,
-		IPAM:      ipam.New(a.store),
-		Node:      a.cfg.NodeName,
-		PluginDir: a.cfg.PluginDir,
-		Docker:    dc,
-		NetNS:     a.cfg.NetNS,
-		Logger:    a.cfg.Logger.With("component", "docker-plugin"),
+		Store:       a.store,
+		IPAM:        ipam.New(a.store),
+		Node:        a.cfg.NodeName,
+		PluginDir:   a.cfg.PluginDir,
+		SocketGroup: a.cfg.PluginSocketGroup,
+		Docker:      dc,
+		NetNS:       a.cfg.NetNS,
+		Logger:      a.cfg.Logger.With("component", "docker-plugin"),
 	})
 	if err != nil {
 		return err

@@ -871,7 +871,6 @@ func relevantNode(n *api.Node) *api.Node {
 	return c
 }
 
-
 // UpsertNode adds or replaces a Node.
 func (c *Calculator) UpsertNode(n *api.Node) {
 	nn := relevantNode(n)

@@ -183,13 +183,13 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	routes, vx := computeRoutes(in)
 
 	return &dataplane.Desired{
-		Endpoints: endpoints,
-		Chains:    chains,
-		Sets:      sets,
-		Routes:    routes,
-		NAT:       computeNAT(poolList),
-		Host:      computeHost(s.Felix),
-		VXLAN:     vx,
+		Endpoints:    endpoints,
+		Chains:       chains,
+		Sets:         sets,
+		Routes:       routes,
+		NAT:          computeNAT(poolList),
+		Host:         computeHost(s.Felix),
+		VXLAN:        vx,
 		ControlPlane: computeControlPlane(nodes, s.Felix, s.ControlPlanePorts),
 	}
 }
