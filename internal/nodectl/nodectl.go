@@ -33,7 +33,7 @@ var hostMounts = []string{"/run/docker/plugins", "/var/lib/calico", "/var/run/ca
 // Capabilities is everything the node container may do beyond an
 // unprivileged process: Docker's defaults are all dropped first (CapDrop
 // ALL), then only these are added back. Each one's reason is in
-// docs/security.md ("The node container"):
+// docs/node-hardening.md ("The node container"):
 //   - NET_ADMIN: links (veths, vxlan.calico), routes, neighbours, nftables,
 //     the /proc/sys/net settings and large netlink socket buffers.
 //   - NET_BIND_SERVICE: the BGP listener on port 179.

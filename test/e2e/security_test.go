@@ -236,7 +236,7 @@ func TestNodeLeastPrivilege(t *testing.T) {
 	// The sysctls the routes driver writes for a workload interface, from
 	// kernel defaults (proxy_arp 0, proxy_delay 80, proxy_ndp 0) to ours.
 	l.Docker("host1", "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "--ipv6", "net6")
-	l.Run("host1", "w", "net6")
+	l.Run("host1", "w6", "net6")
 	iface := ""
 	testutil.Eventually(t, 20*time.Second, func() error {
 		out := l.MustExec("host1", "ip", "-o", "link", "show")
@@ -249,7 +249,7 @@ func TestNodeLeastPrivilege(t *testing.T) {
 			return errors.New("no cali interface yet")
 		}
 		want := map[string]string{
-			"/proc/sys/net/ipv4/ip_forward":                       "1",
+			"/proc/sys/net/ipv4/ip_forward":                      "1",
 			"/proc/sys/net/ipv4/conf/" + iface + "/proxy_arp":    "1",
 			"/proc/sys/net/ipv4/neigh/" + iface + "/proxy_delay": "0",
 			"/proc/sys/net/ipv6/conf/" + iface + "/proxy_ndp":    "1",
