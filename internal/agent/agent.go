@@ -175,6 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.store = store
 	defer store.Close()
 	a.calc = newCalcState(a.cfg.NodeName)
+	a.calc.setControlPlanePorts(a.cfg.controlPlanePorts())
 	a.calc.setHostMTU(hostMTU(a.cfg.NetNS, a.ipv4.Addr()))
 
 	var wg sync.WaitGroup

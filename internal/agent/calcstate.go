@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ type calcState struct {
 	bgpConfig map[string]*api.BGPConfiguration
 	pools     map[string]*api.IPPool
 	blocks    map[netip.Prefix]string
+
+	// cpPorts are the control-plane ports of this node's own configuration.
+	cpPorts []dataplane.ProtoPort
 }
 
 type changes struct {
@@ -111,6 +115,7 @@ func (s *calcState) apply(us []syncer.Update) changes {
 			} else {
 				s.bgpConfig[u.Name] = u.Object.(*api.BGPConfiguration)
 			}
+			s.updateControlPlanePorts()
 		case api.KindFelixConfiguration:
 			if u.Name != "default" && u.Name != "node."+s.node {
 				continue
@@ -139,6 +144,25 @@ func (s *calcState) apply(us []syncer.Update) changes {
 		}
 	}
 	return ch
+}
+
+// setControlPlanePorts records this node's own control-plane ports.
+func (s *calcState) setControlPlanePorts(ports []dataplane.ProtoPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cpPorts = ports
+	s.updateControlPlanePorts()
+}
+
+// updateControlPlanePorts hands the calculator this node's ports and the
+// BGP listen ports of every BGPConfiguration, sorted so that an unchanged
+// list is recognised. s.mu is held.
+func (s *calcState) updateControlPlanePorts() {
+	ports := slices.Concat(s.cpPorts, bgpListenPorts(s.bgpConfig))
+	slices.SortFunc(ports, func(a, b dataplane.ProtoPort) int {
+		return int(a.Protocol)<<16 + int(a.Port) - (int(b.Protocol)<<16 + int(b.Port))
+	})
+	s.c.SetControlPlanePorts(slices.Compact(ports))
 }
 
 // mergedFelix overlays the per-node FelixConfiguration on the global one.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,11 @@ type Config struct {
 	DockerPlugin bool
 	// PluginDir is where the plugin sockets go.
 	PluginDir string
+	// PluginSocketGroup is the gid of the plugin sockets (mode 0660; -1:
+	// none, mode 0600); nil looks up the "docker" group. From
+	// CALICO_PLUGIN_SOCKET_GID, which `calico node start` sets from the
+	// host's group database (the node image has none).
+	PluginSocketGroup *int
 
 	// HealthAddr serves /liveness, /readiness and /status.
 	HealthAddr string
@@ -88,6 +94,9 @@ func DefaultConfig() Config {
 
 		DockerFirewall:        true,
 		FirewallCheckInterval: DefaultFirewallCheckInterval,
+	}
+	if v, err := strconv.Atoi(os.Getenv("CALICO_PLUGIN_SOCKET_GID")); err == nil {
+		c.PluginSocketGroup = &v
 	}
 	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
 		c.BGP = false

@@ -25,14 +25,15 @@ func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error
 		hp = hostports.New(a.cfg.Logger.With("component", "hostports"))
 	}
 	srv, err := dockerplugin.NewServer(dockerplugin.Config{
-		Store:     a.store,
-		IPAM:      ipam.New(a.store),
-		Node:      a.cfg.NodeName,
-		PluginDir: a.cfg.PluginDir,
-		Docker:    dc,
-		NetNS:     a.cfg.NetNS,
-		HostPorts: hp,
-		Logger:    a.cfg.Logger.With("component", "docker-plugin"),
+		Store:       a.store,
+		IPAM:        ipam.New(a.store),
+		Node:        a.cfg.NodeName,
+		PluginDir:   a.cfg.PluginDir,
+		SocketGroup: a.cfg.PluginSocketGroup,
+		Docker:      dc,
+		NetNS:       a.cfg.NetNS,
+		HostPorts:   hp,
+		Logger:      a.cfg.Logger.With("component", "docker-plugin"),
 	})
 	if err != nil {
 		return err

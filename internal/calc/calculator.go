@@ -48,6 +48,7 @@ type Calculator struct {
 	nodes   map[string]*api.Node
 	felix   *api.FelixConfigurationSpec
 	hostMTU int
+	cpPorts []dataplane.ProtoPort // extra control-plane ports (SetControlPlanePorts)
 
 	// Output caches. A Desired handed out is never modified afterwards: a
 	// later Desired shares the parts that did not change and gets new slices
@@ -72,6 +73,7 @@ type Calculator struct {
 	// changed; withPorts holds the programmable ones that have some.
 	hostPortsDirty bool
 	withPorts      map[*wepEntry]struct{}
+	cpDirty        bool
 }
 
 // NewCalculator returns an empty Calculator for host node.
@@ -90,7 +92,7 @@ func NewCalculator(node string) *Calculator {
 		withPorts: map[*wepEntry]struct{}{},
 
 		endpointsDirty: true, orderDirty: true, chainsDirty: true, chainOrderDirty: true,
-		setsDirty: true, setOrderDirty: true, routesDirty: true, natDirty: true, hostDirty: true,
+		setsDirty: true, setOrderDirty: true, routesDirty: true, natDirty: true, hostDirty: true, cpDirty: true,
 	}
 	c.setIdx = newShapeIndex(func(s *setEntry, e *wepEntry, match bool) {
 		if match {
@@ -884,8 +886,10 @@ func relevantNode(n *api.Node) *api.Node {
 	c.Spec.IPv4VXLANTunnelAddr = n.Spec.IPv4VXLANTunnelAddr
 	c.Spec.VXLANTunnelMACAddr = n.Spec.VXLANTunnelMACAddr
 	c.Spec.Addresses = slices.Clone(n.Spec.Addresses)
+	c.Spec.IPv6VXLANTunnelAddr = n.Spec.IPv6VXLANTunnelAddr
 	if n.Spec.BGP != nil {
-		c.Spec.BGP = &api.NodeBGPSpec{IPv4Address: n.Spec.BGP.IPv4Address}
+		c.Spec.BGP = &api.NodeBGPSpec{IPv4Address: n.Spec.BGP.IPv4Address, IPv6Address: n.Spec.BGP.IPv6Address,
+			IPv4IPIPTunnelAddr: n.Spec.BGP.IPv4IPIPTunnelAddr}
 	}
 	return c
 }
@@ -898,7 +902,7 @@ func (c *Calculator) UpsertNode(n *api.Node) {
 	}
 	c.touch()
 	c.nodes[nn.Name] = nn
-	c.routesDirty = true
+	c.routesDirty, c.cpDirty = true, true
 }
 
 // DeleteNode removes a Node.
@@ -908,7 +912,7 @@ func (c *Calculator) DeleteNode(name string) {
 	}
 	c.touch()
 	delete(c.nodes, name)
-	c.routesDirty = true
+	c.routesDirty, c.cpDirty = true, true
 }
 
 func clonePtr[T any](p *T) *T {
@@ -930,6 +934,8 @@ func relevantFelix(f *api.FelixConfigurationSpec) *api.FelixConfigurationSpec {
 		VXLANPort:                   clonePtr(f.VXLANPort),
 		VXLANVNI:                    clonePtr(f.VXLANVNI),
 		VXLANMTU:                    clonePtr(f.VXLANMTU),
+		HealthPort:                  clonePtr(f.HealthPort),
+		PrometheusMetricsPort:       clonePtr(f.PrometheusMetricsPort),
 	}
 }
 
@@ -941,7 +947,19 @@ func (c *Calculator) SetFelix(f *api.FelixConfigurationSpec) {
 	}
 	c.touch()
 	c.felix = nf
-	c.routesDirty, c.hostDirty = true, true
+	c.routesDirty, c.hostDirty, c.cpDirty = true, true, true
+}
+
+// SetControlPlanePorts sets the control-plane ports this host is configured
+// with beyond DefaultControlPlanePorts and FelixConfiguration's (see
+// Snapshot.ControlPlanePorts). The slice is copied.
+func (c *Calculator) SetControlPlanePorts(ports []dataplane.ProtoPort) {
+	if slices.Equal(ports, c.cpPorts) {
+		return
+	}
+	c.touch()
+	c.cpPorts = slices.Clone(ports)
+	c.cpDirty = true
 }
 
 // SetHostMTU sets the MTU of this host's uplink (0: unknown).
@@ -1051,10 +1069,13 @@ func (c *Calculator) Desired() *dataplane.Desired {
 		d.HostPorts = resolveHostPorts(hps)
 		c.hostPortsDirty = false
 	}
+	if c.cpDirty {
+		d.ControlPlane = computeControlPlane(c.nodes, c.felix, c.cpPorts)
+	}
 	c.last = d
 	c.dirty = false
 	c.endpointsDirty, c.orderDirty, c.chainsDirty, c.chainOrderDirty = false, false, false, false
-	c.setsDirty, c.setOrderDirty, c.routesDirty, c.natDirty, c.hostDirty = false, false, false, false, false
+	c.setsDirty, c.setOrderDirty, c.routesDirty, c.natDirty, c.hostDirty, c.cpDirty = false, false, false, false, false, false
 	return d
 }
 

@@ -185,14 +185,15 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	routes, vx := computeRoutes(in)
 
 	return &dataplane.Desired{
-		Endpoints: endpoints,
-		Chains:    chains,
-		Sets:      sets,
-		Routes:    routes,
-		NAT:       computeNAT(poolList),
-		Host:      computeHost(s.Felix),
-		VXLAN:     vx,
-		HostPorts: resolveHostPorts(hostPorts),
+		Endpoints:    endpoints,
+		Chains:       chains,
+		Sets:         sets,
+		Routes:       routes,
+		NAT:          computeNAT(poolList),
+		Host:         computeHost(s.Felix),
+		VXLAN:        vx,
+		HostPorts:    resolveHostPorts(hostPorts),
+		ControlPlane: computeControlPlane(nodes, s.Felix, s.ControlPlanePorts),
 	}
 }
 

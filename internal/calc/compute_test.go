@@ -92,7 +92,8 @@ func setByID(t *testing.T, d *dataplane.Desired, id string) dataplane.IPSet {
 
 func TestComputeEmpty(t *testing.T) {
 	got := compute(t, &Snapshot{Node: "h1"})
-	want := &dataplane.Desired{Host: dataplane.HostConfig{EndpointToHostAction: "Drop", InterfacePrefix: "cali"}}
+	want := &dataplane.Desired{Host: dataplane.HostConfig{EndpointToHostAction: "Drop", InterfacePrefix: "cali"},
+		ControlPlane: dataplane.ControlPlane{Ports: DefaultControlPlanePorts()}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}

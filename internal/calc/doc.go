@@ -51,6 +51,14 @@
 // CrossSubnet when the other host's IPv4 address is outside this host's
 // subnet. BGP-learned routes are merged in by the agent.
 //
+// Control plane: Desired.ControlPlane lists every Node's addresses (BGP
+// IPv4/IPv6, VXLAN tunnel addresses, spec.addresses; unparsable, loopback
+// and unspecified ones skipped) and the control-plane ports:
+// DefaultControlPlanePorts (the one list), FelixConfiguration's healthPort,
+// prometheusMetricsPort and vxlanPort, and the ports the agent adds
+// (SetControlPlanePorts / Snapshot.ControlPlanePorts). Drivers drop
+// workload traffic to them unless an egress policy allows it.
+//
 // Invariants: the package is pure (no I/O, no clock, no goroutines, no
 // globals that change); every output slice is sorted; empty slices are nil;
 // Compute(snapshot) equals Calculator.Desired() for the same state. A Desired

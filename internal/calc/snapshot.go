@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/dataplane"
 )
 
 // Snapshot is the whole datastore state Compute needs, as seen from one host.
@@ -27,6 +28,10 @@ type Snapshot struct {
 	// HostMTU is the MTU of this host's uplink, if known (0 = unknown); the
 	// VXLAN device gets HostMTU-50 unless FelixConfiguration sets vxlanMTU.
 	HostMTU int
+	// ControlPlanePorts are control-plane ports this host is configured
+	// with beyond DefaultControlPlanePorts and FelixConfiguration's (its
+	// etcd, BGP, health and metrics listen ports).
+	ControlPlanePorts []dataplane.ProtoPort
 }
 
 // Block is one IPAM block and the host it is affine to ("" when none).

@@ -282,7 +282,11 @@ func encodeStored(r api.Resource) ([]byte, error) {
 // decodeStored reads a stored value of a known kind and sets its
 // resourceVersion from the key's revision.
 func decodeStored(ki api.KindInfo, kv datastore.KV) (api.Resource, error) {
-	r, err := api.Unmarshal(ki.Kind, kv.Value)
+	_, ns, name, ok := datastore.ParseResourceKey(kv.Key)
+	if !ok {
+		return nil, fmt.Errorf("%s: not a resource key", kv.Key)
+	}
+	r, err := api.UnmarshalStored(ki.Kind, ns, name, kv.Value)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kv.Key, err)
 	}

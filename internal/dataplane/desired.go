@@ -35,6 +35,9 @@ type Desired struct {
 	// HostPorts are the published ports of local workloads, sorted (see
 	// CompareHostPort); no two have the same Key.
 	HostPorts []HostPort
+	// ControlPlane is what a workload may not reach unless one of its
+	// egress policies allows it explicitly.
+	ControlPlane ControlPlane
 }
 
 // HostPort is one published port of a local workload (`docker run -p`):
@@ -94,6 +97,26 @@ func CompareHostPort(a, b HostPort) int {
 		return int(a.Port) - int(b.Port)
 	}
 	return strings.Compare(a.Endpoint, b.Endpoint)
+}
+
+// ControlPlane describes the control plane of the cluster's hosts: the
+// ports (etcd, BGP, health, metrics, VXLAN) on every node's addresses and
+// on every local address of this host. Traffic from a workload to one of
+// them is dropped after the workload's egress policies and before its
+// profiles: an explicit policy Allow opens it, a profile (such as a Docker
+// network's "egress allowed") does not.
+type ControlPlane struct {
+	// Addrs are the addresses of every node in the cluster, this one
+	// included, sorted (IPv4 before IPv6).
+	Addrs []netip.Addr
+	// Ports are the control-plane ports, sorted by protocol then port.
+	Ports []ProtoPort
+}
+
+// ProtoPort is a transport protocol (6 TCP, 17 UDP, 132 SCTP) and a port.
+type ProtoPort struct {
+	Protocol uint8
+	Port     uint16
 }
 
 // Endpoint is one local workload interface and the policy that applies to it.

@@ -13,12 +13,15 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	dockerplugin "github.com/calico-docker/calico/internal/plugin/docker"
 )
 
 // ContainerName is the node container's name.
@@ -30,11 +33,55 @@ const XtablesLock = "/run/xtables.lock"
 // Host paths the node container mounts, at the same path inside.
 var hostMounts = []string{"/run/docker/plugins", "/var/lib/calico", "/var/run/calico", "/var/log/calico"}
 
-// Capabilities the node needs: NET_ADMIN for links, routes and nftables,
-// NET_RAW for raw sockets, SYS_ADMIN for network namespace handles, SYS_PTRACE
-// to open other processes' namespaces under --pid=host. --privileged would give
-// more than this, and runc refuses it on hosts that withhold a capability.
-var capabilities = []string{"NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"}
+// Capabilities is everything the node container may do beyond an
+// unprivileged process: Docker's defaults are all dropped first (CapDrop
+// ALL), then only these are added back. Each one's reason is in
+// docs/node-hardening.md ("The node container"):
+//   - NET_ADMIN: links (veths, vxlan.calico), routes, neighbours, nftables,
+//     the /proc/sys/net settings and large netlink socket buffers.
+//   - NET_BIND_SERVICE: the BGP listener on port 179.
+//   - CHOWN: give the plugin sockets to the docker group (mode 0660).
+//   - NET_RAW: iptables-legacy (the DOCKER-USER rule on hosts whose Docker
+//     uses the legacy back end) reads and replaces its tables through a raw
+//     socket.
+//
+// Not needed, and so not given: SYS_ADMIN and SYS_PTRACE (the node works in
+// the host network namespace it runs in and never enters another one, so
+// it needs neither setns nor /proc/<pid>/ns of other processes), DAC_OVERRIDE (everything it opens is root's).
+// --privileged would give everything, and runc refuses it on hosts that
+// withhold a capability.
+var Capabilities = []string{"NET_ADMIN", "NET_BIND_SERVICE", "CHOWN", "NET_RAW"}
+
+// dockerReadonlyPaths are Docker's default read-only paths (moby's
+// oci.DefaultSpec). The node keeps them all except /proc/sys, which it
+// replaces by every entry below /proc/sys but net: sysctls under
+// /proc/sys/net are the node's job, kernel.*, vm.*, fs.* and the rest stay
+// read-only. Docker's default masked paths are kept untouched.
+var dockerReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+
+// readonlyPaths returns dockerReadonlyPaths with /proc/sys split as above,
+// reading the entries of /proc/sys from procSys (the host's: the node shares
+// its kernel). A /proc/sys that cannot be read keeps /proc/sys read-only
+// as a whole, and the node then fails its check with a clear message.
+func readonlyPaths(procSys string) []string {
+	ents, err := os.ReadDir(procSys)
+	var out []string
+	for _, p := range dockerReadonlyPaths {
+		if p != "/proc/sys" || err != nil {
+			out = append(out, p)
+			continue
+		}
+		for _, e := range ents {
+			if e.Name() != "net" {
+				out = append(out, "/proc/sys/"+e.Name())
+			}
+		}
+	}
+	return out
+}
+
+// SecurityOpts are the node container's security options.
+var SecurityOpts = []string{"no-new-privileges"}
 
 // Docker connects to the Docker daemon named by DOCKER_HOST (default socket).
 func Docker() (*client.Client, error) {
@@ -219,32 +266,40 @@ type Spec struct {
 	DockerSocket string
 }
 
+// hostConfig is how the node container runs: host network, no privileges
+// beyond Capabilities, Docker's masked paths, a read-only root filesystem
+// and no-new-privileges. It has no host PID namespace: nothing in the node
+// looks at other processes.
+func hostConfig(binds []string) *container.HostConfig {
+	return &container.HostConfig{
+		NetworkMode:   "host",
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways},
+		CapDrop:       []string{"ALL"},
+		CapAdd:        Capabilities,
+		SecurityOpt:   SecurityOpts,
+		// MaskedPaths nil: Docker's defaults (/proc/kcore, /proc/keys, ...).
+		ReadonlyPaths:  readonlyPaths("/proc/sys"),
+		ReadonlyRootfs: true,
+		Binds:          binds,
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+	}
+}
+
+// hostConfigHash identifies the container settings, so that a node started
+// by an older calico with other settings is replaced, not left running.
+func hostConfigHash(hc *container.HostConfig) string {
+	b, _ := json.Marshal(hc)
+	return fmt.Sprintf("%x", sha256.Sum256(b))[:16]
+}
+
 const specLabel = "org.calico-docker.node.spec"
 
 // Start runs the node container, replacing one that is stopped or configured
 // differently. It returns "started", "restarted" or "already running".
 func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
-	want, err := json.Marshal(s)
+	spec, err := json.Marshal(s)
 	if err != nil {
 		return "", err
-	}
-	existing, err := c.ContainerInspect(ctx, ContainerName, client.ContainerInspectOptions{})
-	state := "started"
-	if err == nil {
-		ctr := existing.Container
-		running := ctr.State != nil && ctr.State.Running
-		if running && ctr.Config != nil && ctr.Config.Labels[specLabel] == string(want) {
-			return "already running", nil
-		}
-		if _, err := c.ContainerRemove(ctx, ctr.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-			return "", fmt.Errorf("remove old %s container: %w", ContainerName, err)
-		}
-		state = "restarted"
-	}
-	for _, p := range hostMounts {
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return "", fmt.Errorf("create %s: %w", p, err)
-		}
 	}
 	binds := make([]string, 0, len(hostMounts)+2)
 	for _, p := range hostMounts {
@@ -258,31 +313,42 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 	}
 	lock.Close()
 	binds = append(binds, XtablesLock+":"+XtablesLock)
-	env := append([]string{"DOCKER_HOST=unix:///var/run/docker.sock"}, s.Env...)
 	if s.DockerSocket != "" {
 		binds = append(binds, s.DockerSocket+":/var/run/docker.sock")
 	}
+	hc := hostConfig(binds)
+	want := string(spec) + " " + hostConfigHash(hc)
+	existing, err := c.ContainerInspect(ctx, ContainerName, client.ContainerInspectOptions{})
+	state := "started"
+	if err == nil {
+		ctr := existing.Container
+		running := ctr.State != nil && ctr.State.Running
+		if running && ctr.Config != nil && ctr.Config.Labels[specLabel] == want {
+			return "already running", nil
+		}
+		if _, err := c.ContainerRemove(ctx, ctr.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			return "", fmt.Errorf("remove old %s container: %w", ContainerName, err)
+		}
+		state = "restarted"
+	}
+	for _, p := range hostMounts {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return "", fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	// The node image has no group database: tell the plugin the docker
+	// group's gid (-1: no such group, sockets mode 0600).
+	env := append([]string{"DOCKER_HOST=unix:///var/run/docker.sock",
+		"CALICO_PLUGIN_SOCKET_GID=" + strconv.Itoa(dockerplugin.DockerSocketGroup())}, s.Env...)
 	res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: ContainerName,
 		Config: &container.Config{
 			Image:  s.Image,
 			Cmd:    s.Args,
 			Env:    env,
-			Labels: map[string]string{specLabel: string(want)},
+			Labels: map[string]string{specLabel: want},
 		},
-		HostConfig: &container.HostConfig{
-			NetworkMode:   "host",
-			PidMode:       "host",
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways},
-			CapAdd:        capabilities,
-			// `--security-opt systempaths=unconfined` is a CLI spelling; in the
-			// API it is empty masked and read-only path lists, so that the node
-			// can write /proc/sys.
-			MaskedPaths:   []string{},
-			ReadonlyPaths: []string{},
-			Binds:         binds,
-			LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
-		},
+		HostConfig: hc,
 	})
 	if err != nil {
 		return "", fmt.Errorf("create %s container: %w", ContainerName, err)

@@ -186,7 +186,7 @@ func Decode(kv datastore.KV) (Update, error) {
 	if !ok {
 		return Update{}, fmt.Errorf("unknown resource type %q", plural)
 	}
-	obj, err := api.Unmarshal(info.Kind, kv.Value)
+	obj, err := api.UnmarshalStored(info.Kind, ns, name, kv.Value)
 	if err != nil {
 		return Update{}, err
 	}

@@ -45,6 +45,13 @@
 //     "hp6" (proto . port : address . port) and "hp4ip", "hp6ip" (keyed by
 //     the host address too), sets "hairpin4"/"hairpin6" whose connections
 //     postrouting masquerades (see hostports.go).
+//   - Control plane: sets "cp-addr4"/"cp-addr6" (every node's addresses)
+//     and "cp-ports" (inet_proto . inet_service) from Desired.ControlPlane.
+//     Each fw- chain with profiles drops a packet to a node address and
+//     control-plane port, or to any local address of this host (fib daddr
+//     type local: the chain is also reached from input) and control-plane
+//     port, after its egress policies and before its profiles, so an
+//     explicit policy Allow opens a port and a profile cannot.
 //   - Mark bits 0x10000 (accept) and 0x20000 (pass) carry a policy chain's
 //     verdict back to the endpoint chain; they are cleared before use. Bit
 //     0x40000 (MarkForwardAllowed) is left on forwarded workload packets

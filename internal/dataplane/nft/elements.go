@@ -43,12 +43,15 @@ var (
 		fields: []uint32{16, 16}}
 	typeSpoof4Net = setType{name: "ifname . ipv4_addr (interval)", key: typeSpoof4.key, fields: typeSpoof4.fields, interval: true}
 	typeSpoof6Net = setType{name: "ifname . ipv6_addr (interval)", key: typeSpoof6.key, fields: typeSpoof6.fields, interval: true}
+	// Control-plane ports: protocol . port, each field padded to 4 bytes.
+	typeProtoPort = setType{name: "inet_proto . inet_service", key: nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
+		fields: []uint32{1, 2}}
 	// Anonymous set types used inside rules.
 	typePorts   = setType{name: "inet_service", key: nftables.TypeInetService, interval: true, byteOrder: 2}
 	typeProtos  = setType{name: "inet_proto", key: nftables.TypeInetProto, byteOrder: 2}
 	typeICMP6   = setType{name: "icmpv6_type", key: nftables.TypeICMP6Type, byteOrder: 2}
 	allSetTypes = []setType{typeIP4, typeIP6, typeDispatch, typeSpoof4, typeSpoof6, typeSpoof4Net, typeSpoof6Net,
-		typeHP4, typeHP6, typeHP4IP, typeHP6IP, typeHairpin4, typeHairpin6}
+		typeHP4, typeHP6, typeHP4IP, typeHP6IP, typeHairpin4, typeHairpin6, typeProtoPort}
 )
 
 // fieldsLen is the length of a concatenation: each field takes whole
@@ -239,6 +242,29 @@ func ipElems(ps []netip.Prefix, fam int) elemSet {
 	return s
 }
 
+// protoPortElems returns the elements of an inet_proto . inet_service set.
+func protoPortElems(ps []dataplane.ProtoPort) elemSet {
+	s := make(elemSet, len(ps))
+	for _, p := range ps {
+		k := make([]byte, 8)
+		k[0] = p.Protocol
+		binary.BigEndian.PutUint16(k[4:], p.Port)
+		s.add(elem{key: k})
+	}
+	return s
+}
+
+// addrPrefixes turns addresses into single-address prefixes.
+func addrPrefixes(as []netip.Addr) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(as))
+	for _, a := range as {
+		if a.IsValid() {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
 // ifnameKey pads an interface name to the 16 bytes the kernel compares.
 func ifnameKey(name string) []byte {
 	b := make([]byte, 16)
@@ -337,6 +363,8 @@ func (t setType) elemText(e elem) string {
 		return hostPortText(t, e)
 	case t.vmap:
 		return fmt.Sprintf("%q : %s", ifnameFromKey(e.key), e.verdict)
+	case t.name == typeProtoPort.name && len(e.key) == 8:
+		return fmt.Sprintf("%s . %d", protoText(e.key[0]), binary.BigEndian.Uint16(e.key[4:6]))
 	case t.concat() && e.end == nil:
 		return fmt.Sprintf("%q . %s", ifnameFromKey(e.key[:16]), addrText(e.key[16:]))
 	case t.concat():

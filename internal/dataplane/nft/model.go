@@ -426,6 +426,12 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	addSet(&setModel{name: masq6, typ: typeIP6, comment: "natOutgoing pools", content: &setContent{elems: ipElems(d.NAT.MasqueradePools, 6)}})
 	addSet(&setModel{name: pools4, typ: typeIP4, comment: "all pools", content: &setContent{elems: ipElems(d.NAT.AllPools, 4)}})
 	addSet(&setModel{name: pools6, typ: typeIP6, comment: "all pools", content: &setContent{elems: ipElems(d.NAT.AllPools, 6)}})
+
+	// The control plane workloads may not reach (see controlPlaneRules).
+	cpNets := addrPrefixes(d.ControlPlane.Addrs)
+	addSet(&setModel{name: cpAddr4, typ: typeIP4, comment: "control plane: node addresses", content: &setContent{elems: ipElems(cpNets, 4)}})
+	addSet(&setModel{name: cpAddr6, typ: typeIP6, comment: "control plane: node addresses", content: &setContent{elems: ipElems(cpNets, 6)}})
+	addSet(&setModel{name: cpPorts, typ: typeProtoPort, comment: "control plane: ports", content: &setContent{elems: protoPortElems(d.ControlPlane.Ports)}})
 	return m
 }
 

@@ -47,6 +47,10 @@ func goldenCases() map[string]*dataplane.Desired {
 				{Protocol: 17, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 53, Target: netip.MustParseAddr("10.65.0.3"), Port: 53, Endpoint: "ns/c"},
 				{Protocol: 17, HostPort: 5353, Target: netip.MustParseAddr("10.65.0.3"), Port: 53, Endpoint: "ns/c"},
 			},
+			ControlPlane: dataplane.ControlPlane{
+				Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("2001:db8::1")},
+				Ports: []dataplane.ProtoPort{{Protocol: 6, Port: 179}, {Protocol: 6, Port: 2379}, {Protocol: 17, Port: 4789}},
+			},
 		},
 		"policies": {
 			Endpoints: []dataplane.Endpoint{{

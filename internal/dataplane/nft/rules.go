@@ -426,6 +426,9 @@ const (
 	masq6       = "masq6"
 	pools4      = "pools4"
 	pools6      = "pools6"
+	cpAddr4     = "cp-addr4"
+	cpAddr6     = "cp-addr6"
+	cpPorts     = "cp-ports"
 	chainPre    = "prerouting"
 	chainFwd    = "forward"
 	chainInput  = "input"
@@ -638,6 +641,11 @@ func endpointChain(pols, profiles []string, ingress bool) []rule {
 		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
 		add(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
 	}
+	if !ingress && len(profiles) > 0 {
+		// Past the policies, before the profiles: only a policy's
+		// explicit Allow opens the control plane.
+		out = append(out, controlPlaneRules()...)
+	}
 	for i, id := range profiles {
 		add(func(b *builder) {
 			if i > 0 {
@@ -651,6 +659,49 @@ func endpointChain(pols, profiles []string, ingress bool) []rule {
 	}
 	add(func(b *builder) { b.verdict(expr.VerdictDrop, "") })
 	return out
+}
+
+// controlPlaneRules drop traffic from a workload to a control-plane port
+// (set cp-ports) of any node address (cp-addr4/6) or of any local address
+// of this host (fib daddr type local: the chain is also reached from input).
+// They sit between an fw- chain's policies and its profiles.
+func controlPlaneRules() []rule {
+	return rules(
+		func(b *builder) {
+			b.nfproto(4)
+			b.setLookup(4, true, false, cpAddr4)
+			b.protoPortLookup(cpPorts)
+			b.verdict(expr.VerdictDrop, "")
+		},
+		func(b *builder) {
+			b.nfproto(6)
+			b.setLookup(6, true, false, cpAddr6)
+			b.protoPortLookup(cpPorts)
+			b.verdict(expr.VerdictDrop, "")
+		},
+		func(b *builder) {
+			b.fibDaddrLocal()
+			b.protoPortLookup(cpPorts)
+			b.verdict(expr.VerdictDrop, "")
+		},
+	)
+}
+
+// protoPortLookup matches (transport protocol . destination port) against a
+// named set of type inet_proto . inet_service. Each field takes one 32-bit
+// register (NFT_REG32_00 and _01), which the loads zero-pad.
+func (b *builder) protoPortLookup(set string) {
+	b.w("meta l4proto . th dport @" + set)
+	b.e(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: unix.NFT_REG32_00},
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: unix.NFT_REG32_01, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: unix.NFT_REG32_00, SetName: set})
+}
+
+// fibDaddrLocal matches packets addressed to a local address of this host.
+func (b *builder) fibDaddrLocal() {
+	b.w("fib daddr type local")
+	b.e(&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(unix.RTN_LOCAL)})
 }
 
 // baseChain is the hook of a base chain.

@@ -36,6 +36,10 @@ type Config struct {
 	Node string
 	// PluginDir is where the sockets go ("/run/docker/plugins").
 	PluginDir string
+	// SocketGroup is the gid the sockets belong to, with mode 0660; nil
+	// means the host's "docker" group (DockerSocketGroup). NoSocketGroup,
+	// or no docker group: mode 0600. Either way the umask plays no part.
+	SocketGroup *int
 	// Docker reaches this host's dockerd; nil disables what needs it (network
 	// names are then unknown, so CreateEndpoint fails; no labels; no reconcile
 	// of endpoints against containers).
@@ -158,7 +162,7 @@ func (s *Server) Run(ctx context.Context) error {
 		path string
 		h    http.Handler
 	}{{netPath, s.NetworkHandler()}, {ipamPath, s.IPAMHandler()}} {
-		so, err := listenSocket(p.path)
+		so, err := listenSocket(p.path, s.socketGroup())
 		if err != nil {
 			return fmt.Errorf("docker plugin: %w", err)
 		}
@@ -207,7 +211,14 @@ type socket struct {
 	srv  *http.Server
 }
 
-func listenSocket(path string) (*socket, error) {
+func (s *Server) socketGroup() int {
+	if s.cfg.SocketGroup != nil {
+		return *s.cfg.SocketGroup
+	}
+	return DockerSocketGroup()
+}
+
+func listenSocket(path string, gid int) (*socket, error) {
 	if _, err := os.Lstat(path); err == nil {
 		c, derr := net.DialTimeout("unix", path, time.Second)
 		if derr == nil {
@@ -218,11 +229,10 @@ func listenSocket(path string) (*socket, error) {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := listenPrivate(path, gid)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
+		return nil, err
 	}
-	ln.SetUnlinkOnClose(false)
 	so := &socket{path: path, ln: ln}
 	if fi, err := os.Lstat(path); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {

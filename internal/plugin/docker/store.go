@@ -80,17 +80,18 @@ func encode(r api.Resource) ([]byte, error) {
 }
 
 func decodeWEP(kv datastore.KV) (*api.WorkloadEndpoint, error) {
-	var w api.WorkloadEndpoint
-	if err := json.Unmarshal(kv.Value, &w); err != nil {
+	_, ns, name, ok := datastore.ParseResourceKey(kv.Key)
+	if !ok {
+		return nil, fmt.Errorf("%s: not a resource key", kv.Key)
+	}
+	// The identity comes from the key: a body naming another endpoint is refused.
+	r, err := api.UnmarshalStored(api.KindWorkloadEndpoint, ns, name, kv.Value)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kv.Key, err)
 	}
+	w := r.(*api.WorkloadEndpoint)
 	w.ResourceVersion = strconv.FormatInt(kv.Revision, 10)
-	if w.Name == "" {
-		if _, ns, name, ok := datastore.ParseResourceKey(kv.Key); ok {
-			w.Namespace, w.Name = ns, name
-		}
-	}
-	return &w, nil
+	return w, nil
 }
 
 // getWEP reads an endpoint; datastore.ErrNotFound if missing.
