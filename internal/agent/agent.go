@@ -45,6 +45,7 @@ type Agent struct {
 	ipv4, ipv6   netip.Prefix
 	healthAddr   string
 	metricsAddr  string
+	guard        guardState
 }
 
 // nftDriver and routesDriver are the parts of the dataplane drivers the agent uses.
@@ -342,7 +343,7 @@ func (a *Agent) loop(ctx context.Context) {
 func (a *Agent) applyOnce(ctx context.Context) error {
 	start := time.Now()
 	d := a.calc.desired()
-	if learned := a.learnedRoutes(); len(learned) > 0 {
+	if learned := a.guardLearned(a.learnedRoutes()); len(learned) > 0 {
 		d = withRoutes(d, learned)
 	}
 	a.nft.SetDesired(d)

@@ -30,6 +30,14 @@ type bgpRunner struct {
 	sp       *bgp.GoBGP
 	settings bgp.NodeSettings
 	local    []netip.Prefix // local endpoint addresses, from the last apply
+	peers    []netip.Addr   // addresses of the sessions last configured
+}
+
+// peerAddresses returns the addresses of the configured BGP peers.
+func (r *bgpRunner) peerAddresses() []netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.peers)
 }
 
 func (a *Agent) startBGP(ctx context.Context, wg *sync.WaitGroup) (*bgpRunner, error) {
@@ -150,6 +158,13 @@ func (r *bgpRunner) reconcile(ctx context.Context, markerDir string) error {
 		if err := sp.SetPeers(ctx, peers); err != nil {
 			return err
 		}
+		addrs := make([]netip.Addr, 0, len(peers))
+		for _, p := range peers {
+			addrs = append(addrs, p.Address)
+		}
+		r.mu.Lock()
+		r.peers = addrs
+		r.mu.Unlock()
 	}
 	return perr
 }

@@ -26,6 +26,9 @@ type calcState struct {
 	bgpConfig map[string]*api.BGPConfiguration
 	pools     map[string]*api.IPPool
 	blocks    map[netip.Prefix]string
+	// holders: per block, the addresses held by another node than its
+	// affine one (borrowed), for the BGP route guard.
+	holders map[netip.Prefix]map[netip.Addr]string
 }
 
 type changes struct {
@@ -43,6 +46,7 @@ func newCalcState(node string) *calcState {
 		bgpConfig: map[string]*api.BGPConfiguration{},
 		pools:     map[string]*api.IPPool{},
 		blocks:    map[netip.Prefix]string{},
+		holders:   map[netip.Prefix]map[netip.Addr]string{},
 	}
 }
 
@@ -129,11 +133,17 @@ func (s *calcState) apply(us []syncer.Update) changes {
 				cidr, err := netip.ParsePrefix(u.Name)
 				if err == nil {
 					delete(s.blocks, cidr)
+					delete(s.holders, cidr)
 					s.c.DeleteBlock(cidr)
 				}
 			} else {
 				b := u.Object.(*syncer.Block)
 				s.blocks[b.CIDR] = b.Node
+				if len(b.Holders) > 0 {
+					s.holders[b.CIDR] = b.Holders
+				} else {
+					delete(s.holders, b.CIDR)
+				}
 				s.c.UpsertBlock(calc.Block{CIDR: b.CIDR, Node: b.Node})
 			}
 		}

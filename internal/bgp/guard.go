@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/calico-docker/calico/internal/api"
 )
 
 // GuardInput is what RouteGuard decides with: the cluster's IPAM state and
@@ -231,4 +233,24 @@ func (g *RouteGuard) Filter(routes []LearnedRoute) ([]LearnedRoute, []Rejected) 
 		}
 	}
 	return ok, bad
+}
+
+// NodeAddrs returns the BGP addresses (spec.bgp.ipv4Address and
+// ipv6Address) of each node; unparsable ones are left out.
+func NodeAddrs(nodes []api.Node) map[string][]netip.Addr {
+	out := make(map[string][]netip.Addr, len(nodes))
+	for _, n := range nodes {
+		if n.Spec.BGP == nil {
+			continue
+		}
+		for _, s := range []struct {
+			v  string
+			v6 bool
+		}{{n.Spec.BGP.IPv4Address, false}, {n.Spec.BGP.IPv6Address, true}} {
+			if a, err := parseNodeAddr(s.v, s.v6); err == nil && a.IsValid() {
+				out[n.Name] = append(out[n.Name], a)
+			}
+		}
+	}
+	return out
 }
