@@ -35,12 +35,12 @@ func TestRouteGuard(t *testing.T) {
 	}{
 		// Blocks and borrowed addresses with their owner's next hop.
 		{"10.65.0.64/26", "10.0.0.2", true, ""},
-		{"10.65.0.70/32", "10.1.0.3", true, ""},                // borrowed by c from b's block
-		{"10.65.0.9/32", "10.0.0.2", true, ""},                 // borrowed by b from our block
-		{"10.65.0.65/32", "10.0.0.2", true, ""},                // in b's block, held by b
-		{"fd65::/122", "fd00::2", true, ""},                    // IPv6 block
+		{"10.65.0.70/32", "10.1.0.3", true, ""},                 // borrowed by c from b's block
+		{"10.65.0.9/32", "10.0.0.2", true, ""},                  // borrowed by b from our block
+		{"10.65.0.65/32", "10.0.0.2", true, ""},                 // in b's block, held by b
+		{"fd65::/122", "fd00::2", true, ""},                     // IPv6 block
 		{"10.65.0.64/26", "10.0.0.9", false, "not its address"}, // a hijacker's next hop
-		{"10.65.0.70/32", "10.0.0.2", false, "node c"},         // held by c, not b
+		{"10.65.0.70/32", "10.0.0.2", false, "node c"},          // held by c, not b
 		{"10.65.0.64/27", "10.0.0.2", false, "part of IPAM block"},
 		{"10.65.0.0/26", "10.0.0.2", false, "belongs to this node"},
 		{"10.65.0.5/32", "10.0.0.2", false, "belongs to this node"},
