@@ -491,7 +491,7 @@ type BGPPeerSpec struct {
 	NodeSelector        string           `json:"nodeSelector,omitempty"`
 	PeerSelector        string           `json:"peerSelector,omitempty"`
 	KeepOriginalNextHop bool             `json:"keepOriginalNextHop,omitempty"`
-	Password            *json.RawMessage `json:"password,omitempty"`
+	Password            *BGPPassword     `json:"password,omitempty"`
 	SourceAddress       string           `json:"sourceAddress,omitempty"`
 	MaxRestartTime      *Duration        `json:"maxRestartTime,omitempty"`
 	TTLSecurity         *uint8           `json:"ttlSecurity,omitempty"`
