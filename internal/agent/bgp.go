@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/bgp"
@@ -91,11 +92,16 @@ func (r *bgpRunner) run(ctx context.Context) {
 			_ = os.WriteFile(filepath.Join(markerDir, gracefulMarker), nil, 0o644)
 		}
 	}()
+	// Password secrets are files: read them again now and then, so that a
+	// changed password takes effect without a datastore change.
+	secrets := time.NewTicker(secretRereadInterval)
+	defer secrets.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+		case <-secrets.C:
 		}
 		r.a.mu.Lock()
 		synced := r.a.everInSync
@@ -123,6 +129,9 @@ func (r *bgpRunner) input() (bgp.PeerInput, map[netip.Prefix]string, []api.IPPoo
 	for _, c := range s.bgpConfig {
 		in.Configs = append(in.Configs, *c)
 	}
+	for _, f := range s.bgpFilter {
+		in.Filters = append(in.Filters, *f)
+	}
 	blocks := make(map[netip.Prefix]string, len(s.blocks))
 	for k, v := range s.blocks {
 		blocks[k] = v
@@ -145,6 +154,8 @@ func (r *bgpRunner) reconcile(ctx context.Context, markerDir string) error {
 		return err
 	}
 	peers, perr := bgp.DesiredPeers(in)
+	peers, serr := withSecrets(peers, r.a.cfg.BGPSecretDir)
+	perr = errors.Join(perr, serr)
 	r.mu.Lock()
 	sp := r.sp
 	local := r.local

@@ -24,6 +24,7 @@ type calcState struct {
 	nodes     map[string]*api.Node
 	bgpPeers  map[string]*api.BGPPeer
 	bgpConfig map[string]*api.BGPConfiguration
+	bgpFilter map[string]*api.BGPFilter
 	pools     map[string]*api.IPPool
 	blocks    map[netip.Prefix]string
 	// holders: per block, the addresses held by another node than its
@@ -44,6 +45,7 @@ func newCalcState(node string) *calcState {
 		nodes:     map[string]*api.Node{},
 		bgpPeers:  map[string]*api.BGPPeer{},
 		bgpConfig: map[string]*api.BGPConfiguration{},
+		bgpFilter: map[string]*api.BGPFilter{},
 		pools:     map[string]*api.IPPool{},
 		blocks:    map[netip.Prefix]string{},
 		holders:   map[netip.Prefix]map[netip.Addr]string{},
@@ -114,6 +116,13 @@ func (s *calcState) apply(us []syncer.Update) changes {
 				delete(s.bgpConfig, u.Name)
 			} else {
 				s.bgpConfig[u.Name] = u.Object.(*api.BGPConfiguration)
+			}
+		case api.KindBGPFilter:
+			ch.bgp = true
+			if del {
+				delete(s.bgpFilter, u.Name)
+			} else {
+				s.bgpFilter[u.Name] = u.Object.(*api.BGPFilter)
 			}
 		case api.KindFelixConfiguration:
 			if u.Name != "default" && u.Name != "node."+s.node {

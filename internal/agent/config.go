@@ -33,6 +33,10 @@ type Config struct {
 	BGP bool
 	// BGPPort is the BGP listen port (179).
 	BGPPort int
+	// BGPSecretDir holds the BGP passwords BGPPeers name in
+	// spec.password.secretKeyRef, one file per key: <dir>/<name>/<key>
+	// (default DefaultBGPSecretDir).
+	BGPSecretDir string
 	// DockerPlugin serves the Docker network and IPAM plugins.
 	DockerPlugin bool
 	// PluginDir is where the plugin sockets go.
@@ -59,6 +63,7 @@ const (
 	DefaultResyncInterval = 90 * time.Second
 	MinResyncInterval     = 5 * time.Second
 	DefaultEtcdDataDir    = "/var/lib/calico/etcd"
+	DefaultBGPSecretDir   = "/etc/calico/bgp-secrets"
 )
 
 // DefaultConfig returns the defaults, with Calico's environment variables applied.
@@ -75,6 +80,7 @@ func DefaultConfig() Config {
 		HealthAddr:   DefaultHealthAddr,
 		MetricsAddr:  DefaultMetricsAddr,
 		EtcdDataDir:  DefaultEtcdDataDir,
+		BGPSecretDir: envOr("CALICO_BGP_SECRET_DIR", DefaultBGPSecretDir),
 	}
 	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
 		c.BGP = false

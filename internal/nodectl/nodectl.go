@@ -27,6 +27,11 @@ const ContainerName = "calico-node"
 // Host paths the node container mounts, at the same path inside.
 var hostMounts = []string{"/run/docker/plugins", "/var/lib/calico", "/var/run/calico", "/var/log/calico"}
 
+// BGPSecretDir holds BGP passwords, one file per BGPPeer
+// spec.password.secretKeyRef: <dir>/<name>/<key>. The node container mounts
+// it read-only; it is created mode 0700.
+const BGPSecretDir = "/etc/calico/bgp-secrets"
+
 // Capabilities the node needs: NET_ADMIN for links, routes and nftables,
 // NET_RAW for raw sockets, SYS_ADMIN for network namespace handles, SYS_PTRACE
 // to open other processes' namespaces under --pid=host. --privileged would give
@@ -219,6 +224,10 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 		binds = append(binds, p+":"+p)
 	}
 	env := append([]string{"DOCKER_HOST=unix:///var/run/docker.sock"}, s.Env...)
+	if err := os.MkdirAll(BGPSecretDir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", BGPSecretDir, err)
+	}
+	binds = append(binds, BGPSecretDir+":"+BGPSecretDir+":ro")
 	if s.DockerSocket != "" {
 		binds = append(binds, s.DockerSocket+":/var/run/docker.sock")
 	}
