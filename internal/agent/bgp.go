@@ -211,6 +211,7 @@ func (r *bgpRunner) ensureSpeaker(ctx context.Context, s bgp.NodeSettings, marke
 		ListenPort:  port,
 		Logger:      r.a.log.With("component", "bgp"),
 		Restarting:  restarting,
+		MaxPrefixes: r.a.cfg.BGPMaxPrefixes,
 	}
 	sp := bgp.NewGoBGP(cfg)
 	if err := sp.Start(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,9 @@ type Config struct {
 	// spec.password.secretKeyRef, one file per key: <dir>/<name>/<key>
 	// (default DefaultBGPSecretDir).
 	BGPSecretDir string
+	// BGPMaxPrefixes is the most prefixes a BGP peer may send before its
+	// session is torn down (CALICO_BGP_MAX_PREFIXES; 0: bgp.DefaultMaxPrefixes).
+	BGPMaxPrefixes uint32
 	// DockerPlugin serves the Docker network and IPAM plugins.
 	DockerPlugin bool
 	// PluginDir is where the plugin sockets go.
@@ -81,6 +85,9 @@ func DefaultConfig() Config {
 		MetricsAddr:  DefaultMetricsAddr,
 		EtcdDataDir:  DefaultEtcdDataDir,
 		BGPSecretDir: envOr("CALICO_BGP_SECRET_DIR", DefaultBGPSecretDir),
+	}
+	if n, err := strconv.ParseUint(os.Getenv("CALICO_BGP_MAX_PREFIXES"), 10, 32); err == nil {
+		c.BGPMaxPrefixes = uint32(n)
 	}
 	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
 		c.BGP = false
