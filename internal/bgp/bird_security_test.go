@@ -333,3 +333,27 @@ func TestBIRDNoTransit(t *testing.T) {
 		t.Fatalf("a route from external peer x1 was passed on to external peer x2:\n%s", out)
 	}
 }
+
+// A session cut for its prefix limit is tried again after
+// PrefixLimitRestart, and cut again while the peer still sends too many.
+func TestBIRDMaxPrefixesRetry(t *testing.T) {
+	t.Parallel()
+	requireBIRD(t)
+	f := newFabric(t, 2)
+	var statics []string
+	for i := range 4 {
+		statics = append(statics, fmt.Sprintf("10.98.%d.0/24", i))
+	}
+	runBIRD(t, f.hosts[1], birdHead(hostV4(1), statics...)+birdProto("calico", hostV4(1), hostV4(0), 65100, "  direct;", ""))
+	a := startSpeaker(t, f, 0, "a", Config{MaxPrefixes: 2, PrefixLimitRestart: 2 * time.Second})
+	if err := a.SetPeers(context.Background(), []Peer{externalPeer(t, 0, hostV4(1), 65100, api.BGPPeerSpec{})}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*sessionTimeout, func() error {
+		logs, _ := os.ReadFile(a.logPath)
+		if n := strings.Count(string(logs), "more prefixes than its limit"); n < 2 || !strings.Contains(string(logs), "trying the session again") {
+			return fmt.Errorf("cut %d times, want a retry and a second cut", n)
+		}
+		return nil
+	})
+}
