@@ -51,6 +51,7 @@ type Agent struct {
 	fwSummary    string // what the Docker firewall driver found and keeps
 	fwErr        error
 	fwdProblem   string // forwarding sysctls that are off, "" when fine
+	guard        guardState
 }
 
 // nftDriver and routesDriver are the parts of the dataplane drivers the agent uses.
@@ -379,7 +380,7 @@ func (a *Agent) loop(ctx context.Context) {
 func (a *Agent) applyOnce(ctx context.Context) error {
 	start := time.Now()
 	d := a.calc.desired()
-	if learned := a.learnedRoutes(); len(learned) > 0 {
+	if learned := a.guardLearned(a.learnedRoutes()); len(learned) > 0 {
 		d = withRoutes(d, learned)
 	}
 	a.nft.SetDesired(d)

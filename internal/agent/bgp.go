@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/bgp"
@@ -30,6 +31,14 @@ type bgpRunner struct {
 	sp       *bgp.GoBGP
 	settings bgp.NodeSettings
 	local    []netip.Prefix // local endpoint addresses, from the last apply
+	peers    []netip.Addr   // addresses of the sessions last configured
+}
+
+// peerAddresses returns the addresses of the configured BGP peers.
+func (r *bgpRunner) peerAddresses() []netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.peers)
 }
 
 func (a *Agent) startBGP(ctx context.Context, wg *sync.WaitGroup) (*bgpRunner, error) {
@@ -83,11 +92,16 @@ func (r *bgpRunner) run(ctx context.Context) {
 			_ = os.WriteFile(filepath.Join(markerDir, gracefulMarker), nil, 0o644)
 		}
 	}()
+	// Password secrets are files: read them again now and then, so that a
+	// changed password takes effect without a datastore change.
+	secrets := time.NewTicker(secretRereadInterval)
+	defer secrets.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+		case <-secrets.C:
 		}
 		r.a.mu.Lock()
 		synced := r.a.everInSync
@@ -115,6 +129,9 @@ func (r *bgpRunner) input() (bgp.PeerInput, map[netip.Prefix]string, []api.IPPoo
 	for _, c := range s.bgpConfig {
 		in.Configs = append(in.Configs, *c)
 	}
+	for _, f := range s.bgpFilter {
+		in.Filters = append(in.Filters, *f)
+	}
 	blocks := make(map[netip.Prefix]string, len(s.blocks))
 	for k, v := range s.blocks {
 		blocks[k] = v
@@ -137,6 +154,8 @@ func (r *bgpRunner) reconcile(ctx context.Context, markerDir string) error {
 		return err
 	}
 	peers, perr := bgp.DesiredPeers(in)
+	peers, serr := withSecrets(peers, r.a.cfg.BGPSecretDir)
+	perr = errors.Join(perr, serr)
 	r.mu.Lock()
 	sp := r.sp
 	local := r.local
@@ -150,6 +169,13 @@ func (r *bgpRunner) reconcile(ctx context.Context, markerDir string) error {
 		if err := sp.SetPeers(ctx, peers); err != nil {
 			return err
 		}
+		addrs := make([]netip.Addr, 0, len(peers))
+		for _, p := range peers {
+			addrs = append(addrs, p.Address)
+		}
+		r.mu.Lock()
+		r.peers = addrs
+		r.mu.Unlock()
 	}
 	return perr
 }
@@ -185,6 +211,7 @@ func (r *bgpRunner) ensureSpeaker(ctx context.Context, s bgp.NodeSettings, marke
 		ListenPort:  port,
 		Logger:      r.a.log.With("component", "bgp"),
 		Restarting:  restarting,
+		MaxPrefixes: r.a.cfg.BGPMaxPrefixes,
 	}
 	sp := bgp.NewGoBGP(cfg)
 	if err := sp.Start(ctx); err != nil {

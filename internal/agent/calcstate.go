@@ -25,11 +25,15 @@ type calcState struct {
 	nodes     map[string]*api.Node
 	bgpPeers  map[string]*api.BGPPeer
 	bgpConfig map[string]*api.BGPConfiguration
+	bgpFilter map[string]*api.BGPFilter
 	pools     map[string]*api.IPPool
 	blocks    map[netip.Prefix]string
 
 	// cpPorts are the control-plane ports of this node's own configuration.
 	cpPorts []dataplane.ProtoPort
+	// holders: per block, the addresses held by another node than its
+	// affine one (borrowed), for the BGP route guard.
+	holders map[netip.Prefix]map[netip.Addr]string
 }
 
 type changes struct {
@@ -45,8 +49,10 @@ func newCalcState(node string) *calcState {
 		nodes:     map[string]*api.Node{},
 		bgpPeers:  map[string]*api.BGPPeer{},
 		bgpConfig: map[string]*api.BGPConfiguration{},
+		bgpFilter: map[string]*api.BGPFilter{},
 		pools:     map[string]*api.IPPool{},
 		blocks:    map[netip.Prefix]string{},
+		holders:   map[netip.Prefix]map[netip.Addr]string{},
 	}
 }
 
@@ -116,6 +122,13 @@ func (s *calcState) apply(us []syncer.Update) changes {
 				s.bgpConfig[u.Name] = u.Object.(*api.BGPConfiguration)
 			}
 			s.updateControlPlanePorts()
+		case api.KindBGPFilter:
+			ch.bgp = true
+			if del {
+				delete(s.bgpFilter, u.Name)
+			} else {
+				s.bgpFilter[u.Name] = u.Object.(*api.BGPFilter)
+			}
 		case api.KindFelixConfiguration:
 			if u.Name != "default" && u.Name != "node."+s.node {
 				continue
@@ -134,11 +147,17 @@ func (s *calcState) apply(us []syncer.Update) changes {
 				cidr, err := netip.ParsePrefix(u.Name)
 				if err == nil {
 					delete(s.blocks, cidr)
+					delete(s.holders, cidr)
 					s.c.DeleteBlock(cidr)
 				}
 			} else {
 				b := u.Object.(*syncer.Block)
 				s.blocks[b.CIDR] = b.Node
+				if len(b.Holders) > 0 {
+					s.holders[b.CIDR] = b.Holders
+				} else {
+					delete(s.holders, b.CIDR)
+				}
 				s.c.UpsertBlock(calc.Block{CIDR: b.CIDR, Node: b.Node})
 			}
 		}

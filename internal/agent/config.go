@@ -34,6 +34,13 @@ type Config struct {
 	BGP bool
 	// BGPPort is the BGP listen port (179).
 	BGPPort int
+	// BGPSecretDir holds the BGP passwords BGPPeers name in
+	// spec.password.secretKeyRef, one file per key: <dir>/<name>/<key>
+	// (default DefaultBGPSecretDir).
+	BGPSecretDir string
+	// BGPMaxPrefixes is the most prefixes a BGP peer may send before its
+	// session is torn down (CALICO_BGP_MAX_PREFIXES; 0: bgp.DefaultMaxPrefixes).
+	BGPMaxPrefixes uint32
 	// DockerPlugin serves the Docker network and IPAM plugins.
 	DockerPlugin bool
 	// PluginDir is where the plugin sockets go.
@@ -75,6 +82,7 @@ const (
 	// DOCKER-USER; one check costs a netlink read and one `iptables -S` per
 	// back end and family that has a filter table.
 	DefaultFirewallCheckInterval = 5 * time.Second
+	DefaultBGPSecretDir          = "/etc/calico/bgp-secrets"
 )
 
 // DefaultConfig returns the defaults, with Calico's environment variables applied.
@@ -94,9 +102,13 @@ func DefaultConfig() Config {
 
 		DockerFirewall:        true,
 		FirewallCheckInterval: DefaultFirewallCheckInterval,
+		BGPSecretDir:          envOr("CALICO_BGP_SECRET_DIR", DefaultBGPSecretDir),
 	}
 	if v, err := strconv.Atoi(os.Getenv("CALICO_PLUGIN_SOCKET_GID")); err == nil {
 		c.PluginSocketGroup = &v
+	}
+	if n, err := strconv.ParseUint(os.Getenv("CALICO_BGP_MAX_PREFIXES"), 10, 32); err == nil {
+		c.BGPMaxPrefixes = uint32(n)
 	}
 	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
 		c.BGP = false

@@ -20,6 +20,7 @@ func TestLookupKind(t *testing.T) {
 		"bgppeer": KindBGPPeer, "bgppeers": KindBGPPeer, "bgpp": KindBGPPeer, "bp": KindBGPPeer,
 		"bgpconfiguration": KindBGPConfiguration, "bgpconfig": KindBGPConfiguration, "bgpconfigs": KindBGPConfiguration,
 		"felixconfiguration": KindFelixConfiguration, "felixconfig": KindFelixConfiguration, "FelixConfigs": KindFelixConfiguration,
+		"bgpfilter": KindBGPFilter, "bgpfilters": KindBGPFilter, "bf": KindBGPFilter,
 	}
 	for name, want := range cases {
 		ki, err := LookupKind(name)
@@ -41,6 +42,7 @@ func TestKindTable(t *testing.T) {
 		KindGlobalNetworkPolicy: "globalnetworkpolicies", KindWorkloadEndpoint: "workloadendpoints",
 		KindHostEndpoint: "hostendpoints", KindNode: "nodes", KindBGPPeer: "bgppeers",
 		KindBGPConfiguration: "bgpconfigurations", KindFelixConfiguration: "felixconfigurations",
+		KindBGPFilter: "bgpfilters",
 	}
 	if len(Kinds()) != len(wantPlural) {
 		t.Fatalf("%d kinds, want %d", len(Kinds()), len(wantPlural))
@@ -216,7 +218,8 @@ func TestValidate(t *testing.T) {
 		{"peer port 0", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1:0", ASNumber: 1}}, "port must be 1-65535"},
 		{"peer neither", &BGPPeer{ObjectMeta: meta("b")}, "one of peerIP or peerSelector is required"},
 		{"peer selector with as", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", ASNumber: 5}}, "asNumber must be empty when peerSelector"},
-		{"peer filters", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Filters: []string{"f"}}}, "spec.filters: not supported here"},
+		{"peer filters", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Filters: []string{"f"}}}, ""},
+		{"peer password without ref", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Password: &BGPPassword{}}}, "spec.password.secretKeyRef: secretKeyRef is required"},
 		{"peer source address", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", SourceAddress: "Auto"}}, "spec.sourceAddress"},
 		{"peer restart negative", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", MaxRestartTime: &Duration{-1}}}, "spec.maxRestartTime: duration must be positive"},
 		{"bgpconfig bind", &BGPConfiguration{ObjectMeta: meta("default"), Spec: BGPConfigurationSpec{BindMode: "Any"}}, "spec.bindMode"},

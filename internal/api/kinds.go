@@ -46,12 +46,13 @@ var kinds = []KindInfo{
 	{Kind: KindFelixConfiguration, Plural: "felixconfigurations",
 		Aliases: []string{"felixconfiguration", "felixconfigurations", "felixconfig", "felixconfigs"},
 		new:     func() Resource { return &FelixConfiguration{} }},
+	bgpFilterKind,
 }
 
 // unsupportedKinds are Calico kinds this project knows of but does not
 // implement; naming them gives a clearer error than "unknown kind".
 var unsupportedKinds = map[string]bool{
-	"Tier": true, "NetworkSet": true, "GlobalNetworkSet": true, "BGPFilter": true,
+	"Tier": true, "NetworkSet": true, "GlobalNetworkSet": true,
 	"IPReservation": true, "KubeControllersConfiguration": true, "ClusterInformation": true,
 	"IPAMConfiguration": true, "CalicoNodeStatus": true, "StagedNetworkPolicy": true,
 	"StagedGlobalNetworkPolicy": true, "StagedKubernetesNetworkPolicy": true, "BlockAffinity": true,

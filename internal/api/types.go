@@ -485,17 +485,17 @@ type BGPPeer struct {
 
 // BGPPeerSpec mirrors Calico's.
 type BGPPeerSpec struct {
-	Node                string           `json:"node,omitempty"`
-	PeerIP              string           `json:"peerIP,omitempty"`
-	ASNumber            ASNumber         `json:"asNumber,omitempty"`
-	NodeSelector        string           `json:"nodeSelector,omitempty"`
-	PeerSelector        string           `json:"peerSelector,omitempty"`
-	KeepOriginalNextHop bool             `json:"keepOriginalNextHop,omitempty"`
-	Password            *json.RawMessage `json:"password,omitempty"`
-	SourceAddress       string           `json:"sourceAddress,omitempty"`
-	MaxRestartTime      *Duration        `json:"maxRestartTime,omitempty"`
-	TTLSecurity         *uint8           `json:"ttlSecurity,omitempty"`
-	Filters             []string         `json:"filters,omitempty"`
+	Node                string       `json:"node,omitempty"`
+	PeerIP              string       `json:"peerIP,omitempty"`
+	ASNumber            ASNumber     `json:"asNumber,omitempty"`
+	NodeSelector        string       `json:"nodeSelector,omitempty"`
+	PeerSelector        string       `json:"peerSelector,omitempty"`
+	KeepOriginalNextHop bool         `json:"keepOriginalNextHop,omitempty"`
+	Password            *BGPPassword `json:"password,omitempty"`
+	SourceAddress       string       `json:"sourceAddress,omitempty"`
+	MaxRestartTime      *Duration    `json:"maxRestartTime,omitempty"`
+	TTLSecurity         *uint8       `json:"ttlSecurity,omitempty"`
+	Filters             []string     `json:"filters,omitempty"`
 }
 
 // BGPConfiguration holds cluster-wide (name "default") or per-node BGP settings.

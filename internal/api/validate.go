@@ -40,6 +40,8 @@ func Validate(r Resource) error {
 		validateBGPConfiguration(&c, &v.Spec)
 	case *FelixConfiguration:
 		validateFelixConfiguration(&c, &v.Spec)
+	case *BGPFilter:
+		validateBGPFilter(&c, &v.Spec)
 	default:
 		c.add("kind", "unknown resource type %T", r)
 	}
@@ -647,17 +649,9 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	case s.PeerSelector != "" && s.ASNumber != 0:
 		c.add("spec.asNumber", "asNumber must be empty when peerSelector is specified")
 	}
-	if s.Password != nil {
-		c.unsupported("spec.password", "BGP session passwords (TCP MD5) are not available in this dataplane")
-	}
-	if len(s.Filters) > 0 {
-		c.unsupported("spec.filters", "BGPFilter resources are not available in this dataplane")
-	}
+	validateBGPPeerSecurity(c, s)
 	if s.KeepOriginalNextHop {
 		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
-	}
-	if s.TTLSecurity != nil {
-		c.unsupported("spec.ttlSecurity", "the embedded speaker has no GTSM (TTL security)")
 	}
 	switch s.SourceAddress {
 	case "", "UseNodeIP", "None":

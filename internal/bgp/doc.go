@@ -26,6 +26,13 @@
 //     peer are never passed on to another. Paths that may be exported carry the
 //     BGP community ExportCommunity inside the cluster; it is stripped before
 //     a path leaves for an external peer.
+//     Paths from external peers lose that community on import, so no peer can
+//     mark its routes for transit.
+//   - BGPFilter rules and the per-peer prefix limit act inside GoBGP (policy
+//     statements, PrefixLimit); TCP MD5 and GTSM are socket options.
+//   - RouteGuard (pure) decides which learned routes may be installed: pool
+//     routes only with their owner's next hop, nothing over a node's or peer's
+//     address; the agent applies it where learned routes become desired.
 //   - Listen and session source addresses are explicit (the node's addresses),
 //     never the wildcard, and the connect retry is seconds, not GoBGP's
 //     default of two minutes.

@@ -16,6 +16,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+	"google.golang.org/protobuf/proto"
 )
 
 // ExportCommunity marks, inside the cluster, the paths that may be sent to
@@ -47,6 +48,7 @@ const (
 	DefaultRestartDeferral     = 30 * time.Second
 	DefaultConnectRetry        = 3 * time.Second
 	DefaultHoldTime            = 90 * time.Second
+	DefaultPrefixLimitRestart  = 5 * time.Minute
 )
 
 // Config configures a GoBGP speaker.
@@ -92,6 +94,12 @@ type Config struct {
 	// HoldTime is the hold time offered to peers (default 90 s); the
 	// keepalive interval is a third of it.
 	HoldTime time.Duration
+	// MaxPrefixes is the default limit of prefixes a peer may send
+	// (Peer.MaxPrefixes overrides it); 0 means DefaultMaxPrefixes.
+	MaxPrefixes uint32
+	// PrefixLimitRestart is how long a session cut for exceeding its prefix
+	// limit stays down before it is tried again (default 5 minutes).
+	PrefixLimitRestart time.Duration
 }
 
 // GoBGP is a Speaker backed by an embedded GoBGP server.
@@ -110,6 +118,10 @@ type GoBGP struct {
 	peersSet    bool
 	ads         map[netip.Prefix]*apiutil.Path
 	adsExport   map[netip.Prefix]bool
+	policies    *api.SetPoliciesRequest // last applied
+
+	limitMu sync.Mutex
+	limited map[netip.Addr]time.Time // peers cut for exceeding their prefix limit, and when
 }
 
 type speakerState int
@@ -136,6 +148,7 @@ func NewGoBGP(cfg Config) *GoBGP {
 		configured: map[netip.Addr]time.Time{},
 		ads:        map[netip.Prefix]*apiutil.Path{},
 		adsExport:  map[netip.Prefix]bool{},
+		limited:    map[netip.Addr]time.Time{},
 	}
 }
 
@@ -196,6 +209,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HoldTime <= 0 {
 		c.HoldTime = DefaultHoldTime
 	}
+	if c.PrefixLimitRestart <= 0 {
+		c.PrefixLimitRestart = DefaultPrefixLimitRestart
+	}
 	if c.HoldTime < 3*time.Second {
 		return c, fmt.Errorf("hold time %v: must be at least 3s", c.HoldTime)
 	}
@@ -234,7 +250,7 @@ func (g *GoBGP) Start(ctx context.Context) error {
 	if err != nil {
 		return fail(fmt.Errorf("starting BGP on %v port %d: %w", cfg.ListenAddresses, cfg.ListenPort, err))
 	}
-	if err := installExportPolicy(ctx, srv); err != nil {
+	if err := g.installPolicies(ctx, srv); err != nil {
 		return fail(err)
 	}
 	watchCtx, cancel := context.WithCancel(context.Background())
@@ -253,6 +269,10 @@ func (g *GoBGP) Start(ctx context.Context) error {
 		cancel()
 		return fail(fmt.Errorf("watching best paths: %w", err))
 	}
+	if err := g.watchPrefixLimits(watchCtx, srv); err != nil {
+		cancel()
+		return fail(fmt.Errorf("watching BGP sessions: %w", err))
+	}
 	go g.learned.run(watchCtx.Done())
 	g.srv = srv
 	g.cancelWatch = cancel
@@ -263,49 +283,62 @@ func (g *GoBGP) Start(ctx context.Context) error {
 	return nil
 }
 
-// installExportPolicy installs the global export policy: external peers get
-// only paths carrying ExportCommunity, with the community removed; everyone
-// else gets everything.
-func installExportPolicy(ctx context.Context, srv *server.BgpServer) error {
-	sets := []*api.DefinedSet{
-		{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: externalNeighborSet, List: []string{neverANeighbor}},
-		{DefinedType: api.DefinedType_DEFINED_TYPE_COMMUNITY, Name: exportCommunitySet, List: []string{"^" + ExportCommunity + "$"}},
+// installPolicies installs the policies for no peers and assigns them
+// globally; SetPeers replaces their content as the peers change.
+func (g *GoBGP) installPolicies(ctx context.Context, srv *server.BgpServer) error {
+	req := buildPolicies(nil)
+	if err := srv.SetPolicies(ctx, req); err != nil {
+		return fmt.Errorf("installing BGP policies: %w", err)
 	}
-	for _, s := range sets {
-		if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: s}); err != nil {
-			return fmt.Errorf("adding BGP defined set %s: %w", s.Name, err)
+	for _, a := range []struct {
+		dir    api.PolicyDirection
+		policy string
+	}{{api.PolicyDirection_POLICY_DIRECTION_IMPORT, importPolicy}, {api.PolicyDirection_POLICY_DIRECTION_EXPORT, exportPolicy}} {
+		err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name:          "global",
+			Direction:     a.dir,
+			Policies:      []*api.Policy{{Name: a.policy}},
+			DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
+		}})
+		if err != nil {
+			return fmt.Errorf("assigning BGP policy %s: %w", a.policy, err)
 		}
 	}
-	external := &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: externalNeighborSet}
-	policy := &api.Policy{Name: exportPolicy, Statements: []*api.Statement{
-		{
-			Name: exportPolicy + "-exportable",
-			Conditions: &api.Conditions{
-				NeighborSet:  external,
-				CommunitySet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: exportCommunitySet},
-			},
-			Actions: &api.Actions{
-				RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
-				Community:   &api.CommunityAction{Type: api.CommunityAction_TYPE_REMOVE, Communities: []string{ExportCommunity}},
-			},
-		},
-		{
-			Name:       exportPolicy + "-not-exportable",
-			Conditions: &api.Conditions{NeighborSet: external},
-			Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
-		},
-	}}
-	if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
-		return fmt.Errorf("adding BGP export policy: %w", err)
+	g.policies = req
+	return nil
+}
+
+// applyPolicies replaces the policies' content for the given peers if it
+// changed, and soft-resets the sessions whose filters changed so that the
+// new rules apply to routes already exchanged.
+func (g *GoBGP) applyPolicies(ctx context.Context, peers []Peer) error {
+	sorted := slices.Clone(peers)
+	slices.SortFunc(sorted, comparePeers)
+	req := buildPolicies(sorted)
+	if g.policies != nil && proto.Equal(req, g.policies) {
+		return nil
 	}
-	err := srv.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name:          "global",
-		Direction:     api.PolicyDirection_POLICY_DIRECTION_EXPORT,
-		Policies:      []*api.Policy{{Name: exportPolicy}},
-		DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
-	}})
-	if err != nil {
-		return fmt.Errorf("assigning BGP export policy: %w", err)
+	if err := g.srv.SetPolicies(ctx, req); err != nil {
+		return fmt.Errorf("updating BGP policies: %w", err)
+	}
+	g.policies = req
+	for _, p := range sorted {
+		old, ok := g.peers[p.Address]
+		if !ok {
+			continue
+		}
+		var dir []api.ResetPeerRequest_Direction
+		if !slices.Equal(old.Import, p.Import) || old.External != p.External {
+			dir = append(dir, api.ResetPeerRequest_DIRECTION_IN)
+		}
+		if !slices.Equal(old.Export, p.Export) {
+			dir = append(dir, api.ResetPeerRequest_DIRECTION_OUT)
+		}
+		for _, d := range dir {
+			if err := g.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: p.Address.String(), Soft: true, Direction: d}); err != nil {
+				g.log.Warn("BGP soft reset after a filter change", "peer", p.Address, "err", err)
+			}
+		}
 	}
 	return nil
 }
@@ -364,8 +397,6 @@ func (g *GoBGP) SetPeers(ctx context.Context, peers []Peer) error {
 		p, ok := want[addr]
 		if !ok || !sameSession(old, p) {
 			remove = append(remove, old)
-		} else {
-			g.peers[addr] = p // display fields only
 		}
 	}
 	for addr, p := range want {
@@ -386,47 +417,53 @@ func (g *GoBGP) SetPeers(ctx context.Context, peers []Peer) error {
 		}
 		delete(g.peers, p.Address)
 		delete(g.configured, p.Address)
+		g.clearLimited(p.Address)
 		g.log.Info("BGP peer removed", "peer", p.Address, "type", p.Type)
-		if p.External {
-			if err := g.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: externalSet(p.Address)}); err != nil {
-				return fmt.Errorf("removing %s from the external peer set: %w", p.Address, err)
-			}
+	}
+	// Policies for the new set of peers before any new session comes up,
+	// so that no route passes unfiltered.
+	all := make([]Peer, 0, len(want))
+	for _, p := range want {
+		all = append(all, p)
+	}
+	if err := g.applyPolicies(ctx, all); err != nil {
+		return err
+	}
+	for addr, p := range want {
+		if old, ok := g.peers[addr]; ok && sameSession(old, p) {
+			g.peers[addr] = p // filters and display fields
 		}
 	}
 	for _, p := range add {
-		if p.External {
-			if err := g.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: externalSet(p.Address)}); err != nil {
-				return fmt.Errorf("adding %s to the external peer set: %w", p.Address, err)
-			}
-		}
 		if err := g.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: g.apiPeer(p, restarting)}); err != nil {
-			if p.External {
-				_ = g.srv.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: externalSet(p.Address)})
-			}
 			return fmt.Errorf("adding BGP peer %s (%s): %w", p.Address, p.Type, err)
 		}
 		g.peers[p.Address] = p
 		g.configured[p.Address] = time.Now()
+		g.clearLimited(p.Address)
 		g.log.Info("BGP peer added", "peer", p.Address, "port", p.Port, "asn", p.ASN, "type", p.Type,
-			"rrClient", p.RRClient, "external", p.External, "passive", p.Passive)
+			"rrClient", p.RRClient, "external", p.External, "passive", p.Passive,
+			"password", p.Password != "", "ttlSecurity", p.TTLSecurity, "maxPrefixes", g.maxPrefixes(p),
+			"importRules", len(p.Import), "exportRules", len(p.Export))
 	}
 	return nil
 }
 
-func externalSet(addr netip.Addr) *api.DefinedSet {
-	return &api.DefinedSet{
-		DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
-		Name:        externalNeighborSet,
-		List:        []string{netip.PrefixFrom(addr, addr.BitLen()).String()},
-	}
-}
-
 // sameSession reports whether two peers need the same session (their
-// display fields may differ).
+// display fields and filters may differ: a filter change is applied to the
+// running session).
 func sameSession(a, b Peer) bool {
-	a.Type, a.Name = "", ""
-	b.Type, b.Name = "", ""
-	return a == b
+	clear := func(p *Peer) {
+		p.Type, p.Name = "", ""
+		p.Import, p.Export = nil, nil
+		p.PasswordSecret = SecretRef{}
+	}
+	clear(&a)
+	clear(&b)
+	return a.Address == b.Address && a.Port == b.Port && a.ASN == b.ASN &&
+		a.RRClient == b.RRClient && a.RRClusterID == b.RRClusterID && a.External == b.External &&
+		a.Passive == b.Passive && a.SourceAddress == b.SourceAddress && a.RestartTime == b.RestartTime &&
+		a.Password == b.Password && a.TTLSecurity == b.TTLSecurity && a.MaxPrefixes == b.MaxPrefixes
 }
 
 func comparePeers(a, b Peer) int {
@@ -457,6 +494,7 @@ func (g *GoBGP) apiPeer(p Peer, restarting bool) *api.Peer {
 			NeighborAddress: p.Address.String(),
 			PeerAsn:         p.ASN,
 			Description:     strings.TrimSpace(p.Type + " " + p.Name),
+			AuthPassword:    p.Password,
 		},
 		Transport: &api.Transport{
 			RemotePort:  uint32(p.Port),
@@ -471,6 +509,11 @@ func (g *GoBGP) apiPeer(p Peer, restarting bool) *api.Peer {
 		AfiSafis: []*api.AfiSafi{{
 			Config:            &api.AfiSafiConfig{Family: family, Enabled: true},
 			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr}},
+			PrefixLimits: &api.PrefixLimit{
+				Family:               family,
+				MaxPrefixes:          g.maxPrefixes(p),
+				ShutdownThresholdPct: 90,
+			},
 		}},
 	}
 	if p.SourceAddress.IsValid() {
@@ -490,12 +533,23 @@ func (g *GoBGP) apiPeer(p Peer, restarting bool) *api.Peer {
 			RouteReflectorClusterId: p.RRClusterID,
 		}
 	}
-	if p.ASN != g.cfg.ASN {
-		// Calico's BIRD sessions are all multihop: an external router
-		// need not be on the node's subnet.
-		out.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	if p.TTLSecurity > 0 {
+		// GTSM: we send with TTL 255, the kernel drops what arrives with
+		// less than 256-hops. Without it an eBGP session is single-hop
+		// (GoBGP sends with TTL 1), as BGP has it by default.
+		out.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: uint32(256 - int(p.TTLSecurity))}
 	}
 	return out
+}
+
+func (g *GoBGP) maxPrefixes(p Peer) uint32 {
+	if p.MaxPrefixes > 0 {
+		return p.MaxPrefixes
+	}
+	if g.cfg.MaxPrefixes > 0 {
+		return g.cfg.MaxPrefixes
+	}
+	return DefaultMaxPrefixes
 }
 
 // SetAdvertisements announces new prefixes and withdraws the ones no longer
@@ -701,6 +755,9 @@ func (g *GoBGP) Status(ctx context.Context) ([]PeerStatus, error) {
 				st.Since = t.AsTime()
 			}
 			st.Info = disconnectInfo(p.GetState())
+			if li := g.limitInfo(peers[addr], p.GetState()); li != "" {
+				st.Info = li
+			}
 		}
 		out = append(out, st)
 	})

@@ -24,6 +24,8 @@ type PeerInput struct {
 	// cluster-wide settings, "node.<name>" per-node ones (only the listen
 	// port is taken from those, as in Calico).
 	Configs []api.BGPConfiguration
+	// Filters are all BGPFilter resources (BGPPeers name them).
+	Filters []api.BGPFilter
 }
 
 // NodeSettings are this node's own BGP settings.
@@ -69,6 +71,7 @@ type peerModel struct {
 	globalASN   uint32
 	meshEnabled bool
 	meshRestart time.Duration
+	filters     map[string]*api.BGPFilter
 	problems    []error
 }
 
@@ -189,7 +192,10 @@ type candidate struct {
 }
 
 func newPeerModel(in PeerInput) (*peerModel, error) {
-	m := &peerModel{globalASN: DefaultASN, meshEnabled: true, byAddr: map[netip.Addr]*bgpNode{}}
+	m := &peerModel{globalASN: DefaultASN, meshEnabled: true, byAddr: map[netip.Addr]*bgpNode{}, filters: map[string]*api.BGPFilter{}}
+	for i := range in.Filters {
+		m.filters[in.Filters[i].Name] = &in.Filters[i]
+	}
 	var globalPort uint16
 	nodePorts := map[string]uint16{}
 	for _, c := range in.Configs {
@@ -397,6 +403,27 @@ func (p parsedPeer) source(m *peerModel, v6 bool) netip.Addr {
 	return m.me.addr(v6)
 }
 
+// secure fills in the session security and filters a BGPPeer gives its
+// sessions: the password secret, GTSM and the filter rules of the session's
+// family.
+func (p parsedPeer) secure(m *peerModel, c candidate) candidate {
+	s := p.res.Spec
+	if s.Password != nil && s.Password.SecretKeyRef != nil {
+		c.PasswordSecret = SecretRef{Name: s.Password.SecretKeyRef.Name, Key: s.Password.SecretKeyRef.Key}
+	}
+	if s.TTLSecurity != nil {
+		c.TTLSecurity = *s.TTLSecurity
+	}
+	if len(s.Filters) > 0 {
+		imp, exp, err := peerFilters(m.filters, s.Filters, c.Address.Is6())
+		if err != nil {
+			m.problems = append(m.problems, fmt.Errorf("BGPPeer %s: spec.filters: %w", p.res.Name, err))
+		}
+		c.Import, c.Export = imp, exp
+	}
+	return c
+}
+
 func (p parsedPeer) restartTime() time.Duration {
 	if p.res.Spec.MaxRestartTime != nil {
 		return p.res.Spec.MaxRestartTime.Duration
@@ -419,7 +446,7 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 		if !addr.IsValid() {
 			return
 		}
-		emit(candidate{Peer: Peer{
+		emit(p.secure(m, candidate{Peer: Peer{
 			Address:       addr,
 			Port:          n.port,
 			ASN:           n.asn,
@@ -428,7 +455,7 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 			Passive:       global && mine.IsValid() && addr.Compare(mine) > 0,
 			SourceAddress: p.source(m, v6),
 			RestartTime:   p.restartTime(),
-		}, rrCluster: n.rrCluster})
+		}, rrCluster: n.rrCluster}))
 	}
 	if p.peerSelector != nil {
 		for _, n := range m.nodes {
@@ -453,7 +480,7 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 	if port == 0 {
 		port = DefaultPort
 	}
-	emit(candidate{Peer: Peer{
+	emit(p.secure(m, candidate{Peer: Peer{
 		Address:       p.peerIP,
 		Port:          port,
 		ASN:           p.asn(m),
@@ -462,7 +489,7 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 		Passive:       passive,
 		SourceAddress: p.source(m, p.peerIP.Is6()),
 		RestartTime:   p.restartTime(),
-	}, rrCluster: cluster})
+	}, rrCluster: cluster}))
 }
 
 // reversePeers emits the sessions back to the nodes a BGPPeer applies to,
@@ -491,7 +518,7 @@ func (m *peerModel) reversePeers(p parsedPeer, emit func(candidate)) {
 			if !addr.IsValid() {
 				continue
 			}
-			emit(candidate{Peer: Peer{
+			emit(p.secure(m, candidate{Peer: Peer{
 				Address:       addr,
 				Port:          n.port,
 				ASN:           n.asn,
@@ -499,7 +526,7 @@ func (m *peerModel) reversePeers(p parsedPeer, emit func(candidate)) {
 				Name:          p.res.Name,
 				SourceAddress: p.source(m, v6),
 				RestartTime:   p.restartTime(),
-			}, rrCluster: n.rrCluster})
+			}, rrCluster: n.rrCluster}))
 		}
 	}
 }

@@ -50,6 +50,52 @@ type Peer struct {
 	// RestartTime is the graceful-restart time announced to this peer; zero
 	// means the speaker's default.
 	RestartTime time.Duration
+	// PasswordSecret names the secret holding the session's TCP MD5
+	// password (BGPPeer spec.password.secretKeyRef); DesiredPeers sets it,
+	// the caller reads the secret into Password.
+	PasswordSecret SecretRef
+	// Password is the TCP MD5 password (RFC 2385); empty means none.
+	Password string
+	// TTLSecurity, when non-zero, turns on GTSM (RFC 5682) for a peer that
+	// many hops away: packets go out with TTL 255 and only packets with a
+	// TTL of at least 256-TTLSecurity are accepted. Without it an eBGP
+	// session is single-hop (TTL 1).
+	TTLSecurity uint8
+	// MaxPrefixes is the most prefixes the peer may send; one more tears the
+	// session down. Zero means DefaultMaxPrefixes.
+	MaxPrefixes uint32
+	// Import and Export are the peer's BGPFilter rules for its address
+	// family, in order (BGPPeer spec.filters, each filter's rules in turn).
+	// The first rule that matches a route decides; an import route no rule
+	// matches is accepted, an export route no rule matches goes through the
+	// usual export rules.
+	Import []FilterRule
+	Export []FilterRule
+}
+
+// SecretRef names a key of a secret: the file SecretDir/Name/Key on the node.
+type SecretRef struct {
+	Name string
+	Key  string
+}
+
+// DefaultMaxPrefixes is the default per-peer limit of received prefixes.
+const DefaultMaxPrefixes = 10000
+
+// FilterRule is one BGPFilter rule (Calico's semantics).
+type FilterRule struct {
+	// CIDR and Operator ("Equal", "NotEqual", "In", "NotIn") match the
+	// route's prefix; an invalid CIDR matches every route. For In and NotIn
+	// the prefix length must be within MinLen..MaxLen.
+	CIDR     netip.Prefix
+	Operator string
+	MinLen   int
+	MaxLen   int
+	// RemotePeers restricts an export rule to routes learned from peers
+	// (not originated by this node).
+	RemotePeers bool
+	// Accept: accept the route; otherwise reject it.
+	Accept bool
 }
 
 // Advertisement is one prefix this node originates.

@@ -225,6 +225,9 @@ func newNodeStartCmd() *cobra.Command {
 		if lvl := os.Getenv("CALICO_LOG_LEVEL"); lvl != "" {
 			env = append(env, "CALICO_LOG_LEVEL="+lvl)
 		}
+		if n := os.Getenv("CALICO_BGP_MAX_PREFIXES"); n != "" {
+			env = append(env, "CALICO_BGP_MAX_PREFIXES="+n)
+		}
 		done = step("container " + nodectl.ContainerName)
 		state, err := nodectl.Start(ctx, dc, nodectl.Spec{Image: image, Args: args, Env: env, DockerSocket: sock})
 		if err := done(err, state); err != nil {

@@ -33,6 +33,11 @@ const XtablesLock = "/run/xtables.lock"
 // Host paths the node container mounts, at the same path inside.
 var hostMounts = []string{"/run/docker/plugins", "/var/lib/calico", "/var/run/calico", "/var/log/calico"}
 
+// BGPSecretDir holds BGP passwords, one file per BGPPeer
+// spec.password.secretKeyRef: <dir>/<name>/<key>. The node container mounts
+// it read-only; it is created mode 0700.
+const BGPSecretDir = "/etc/calico/bgp-secrets"
+
 // Capabilities is everything the node container may do beyond an
 // unprivileged process: Docker's defaults are all dropped first (CapDrop
 // ALL), then only these are added back. Each one's reason is in
@@ -301,7 +306,7 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	binds := make([]string, 0, len(hostMounts)+2)
+	binds := make([]string, 0, len(hostMounts)+3)
 	for _, p := range hostMounts {
 		binds = append(binds, p+":"+p)
 	}
@@ -313,6 +318,10 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 	}
 	lock.Close()
 	binds = append(binds, XtablesLock+":"+XtablesLock)
+	if err := os.MkdirAll(BGPSecretDir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", BGPSecretDir, err)
+	}
+	binds = append(binds, BGPSecretDir+":"+BGPSecretDir+":ro")
 	if s.DockerSocket != "" {
 		binds = append(binds, s.DockerSocket+":/var/run/docker.sock")
 	}

@@ -24,6 +24,11 @@ type Block struct {
 	CIDR netip.Prefix
 	// Node the block is affine to; "" when it has no host affinity.
 	Node string
+	// Holders names, for each assigned address that IPAM records as held by
+	// another node than Node (an address borrowed from this block), the node
+	// that holds it. BGP accepts a /32 (/128) route for such an address only
+	// with that node as next hop.
+	Holders map[netip.Addr]string
 }
 
 // Update is one upsert (Object non-nil) or delete (Object nil).
@@ -195,8 +200,12 @@ func Decode(kv datastore.KV) (Update, error) {
 
 func decodeBlock(v []byte) (*Block, error) {
 	var raw struct {
-		CIDR     string  `json:"cidr"`
-		Affinity *string `json:"affinity"`
+		CIDR        string  `json:"cidr"`
+		Affinity    *string `json:"affinity"`
+		Allocations []*int  `json:"allocations"`
+		Attributes  []struct {
+			Secondary map[string]string `json:"secondary"`
+		} `json:"attributes"`
 	}
 	if err := json.Unmarshal(v, &raw); err != nil {
 		return nil, fmt.Errorf("decode IPAM block: %w", err)
@@ -208,6 +217,26 @@ func decodeBlock(v []byte) (*Block, error) {
 	b := &Block{CIDR: p.Masked()}
 	if raw.Affinity != nil {
 		b.Node, _ = strings.CutPrefix(*raw.Affinity, "host:")
+	}
+	// The node of each assignment is in its attribute's secondary map
+	// (internal/ipam Attrs: key "node").
+	addr := b.CIDR.Addr()
+	for i, a := range raw.Allocations {
+		if i > 0 {
+			addr = addr.Next()
+		}
+		if !b.CIDR.Contains(addr) {
+			break
+		}
+		if a == nil || *a < 0 || *a >= len(raw.Attributes) {
+			continue
+		}
+		if n := raw.Attributes[*a].Secondary["node"]; n != "" && n != b.Node {
+			if b.Holders == nil {
+				b.Holders = map[netip.Addr]string{}
+			}
+			b.Holders[addr] = n
+		}
 	}
 	return b, nil
 }
