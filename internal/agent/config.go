@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/join"
+	"github.com/calico-docker/calico/internal/pki"
 )
 
 // Config is the node daemon's configuration. Defaults are in DefaultConfig;
@@ -28,6 +30,21 @@ type Config struct {
 	EtcdDataDir     string
 	EtcdPeerURL     string
 	EtcdAdvertiseIP string
+	// InsecurePlaintext runs the embedded etcd as one plaintext member on
+	// EtcdListenURLs (the old behaviour; a warning at every start).
+	InsecurePlaintext bool
+	// PKIDir holds the cluster CA, this host's certificate and the join
+	// tokens (package pki); calicoctl.cfg is written next to it.
+	PKIDir string
+	// JoinURL and JoinToken join an existing cluster (package join).
+	JoinURL, JoinToken string
+	// JoinPort is where the host holding the CA key serves joins.
+	JoinPort int
+	// EtcdMembers is how many hosts run an etcd member (first node only;
+	// stored in the datastore for the hosts that join later).
+	EtcdMembers int
+	// EtcdSocket is the local unixs:// socket of the embedded member.
+	EtcdSocket string
 
 	// BGP runs the embedded BGP speaker.
 	BGP bool
@@ -59,6 +76,8 @@ const (
 	DefaultResyncInterval = 90 * time.Second
 	MinResyncInterval     = 5 * time.Second
 	DefaultEtcdDataDir    = "/var/lib/calico/etcd"
+	DefaultEtcdSocket     = "/var/run/calico/etcd.sock"
+	DefaultEtcdMembers    = 3
 )
 
 // DefaultConfig returns the defaults, with Calico's environment variables applied.
@@ -75,6 +94,10 @@ func DefaultConfig() Config {
 		HealthAddr:   DefaultHealthAddr,
 		MetricsAddr:  DefaultMetricsAddr,
 		EtcdDataDir:  DefaultEtcdDataDir,
+		PKIDir:       pki.Dir,
+		JoinPort:     join.DefaultPort,
+		EtcdMembers:  DefaultEtcdMembers,
+		EtcdSocket:   DefaultEtcdSocket,
 	}
 	if strings.EqualFold(os.Getenv("CALICO_NETWORKING_BACKEND"), "none") {
 		c.BGP = false
@@ -118,5 +141,27 @@ func (c *Config) validate() error {
 	if p, err := parseHostAddr(c.IPv6); err != nil || (p.IsValid() && !p.Addr().Is6()) {
 		return fmt.Errorf("invalid --ip6 %q: want an IPv6 address, optionally with prefix length", c.IPv6)
 	}
+	if c.EtcdMembers < 1 || c.EtcdMembers > 7 {
+		return fmt.Errorf("invalid --etcd-members %d: want 1 to 7 (3 survives losing one host; more is rarely worth it)", c.EtcdMembers)
+	}
+	if (c.JoinURL == "") != (c.JoinToken == "") {
+		return fmt.Errorf("--join-url and --join-token go together")
+	}
+	if c.JoinURL != "" && c.EmbeddedEtcd {
+		return fmt.Errorf("--join-url and --embedded-etcd exclude each other: the first host runs --embedded-etcd, the others join it")
+	}
+	if len(c.Datastore.Endpoints) > 0 && (c.JoinURL != "" || c.EmbeddedEtcd && !c.InsecurePlaintext) {
+		return fmt.Errorf("--etcd-endpoints (an external etcd) excludes --embedded-etcd and --join-url")
+	}
 	return nil
+}
+
+// ClusterMode reports whether the node runs the managed datastore: an
+// embedded etcd cluster secured by the cluster CA (first host, a joining
+// host, or a host that joined before).
+func (c *Config) ClusterMode() bool {
+	if len(c.Datastore.Endpoints) > 0 || (c.EmbeddedEtcd && c.InsecurePlaintext) {
+		return false
+	}
+	return c.EmbeddedEtcd || c.JoinURL != "" || (pki.Paths{Dir: c.PKIDir}).HasNodeCert()
 }

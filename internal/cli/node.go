@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,7 +17,9 @@ import (
 	"github.com/calico-docker/calico/internal/agent"
 	"github.com/calico-docker/calico/internal/bgp"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/join"
 	"github.com/calico-docker/calico/internal/nodectl"
+	"github.com/calico-docker/calico/internal/pki"
 )
 
 func init() { register(newNodeCmd) }
@@ -25,7 +29,7 @@ func newNodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Run, start, stop and inspect the calico node on this host",
 	}
-	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd())
+	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeTokenCmd())
 	return cmd
 }
 
@@ -34,8 +38,14 @@ type nodeFlags struct {
 	name, ip, ip6       string
 	noBGP, noPlugin     bool
 	embeddedEtcd        bool
+	insecurePlaintext   bool
 	etcdListen          string
 	etcdDataDir         string
+	etcdSocket          string
+	etcdMembers         int
+	pkiDir              string
+	joinURL, joinToken  string
+	joinPort            int
 	healthAddr          string
 	metricsAddr         string
 	resync              time.Duration
@@ -52,14 +62,21 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().StringVar(&f.ip6, "ip6", def.IPv6, "this host's IPv6 address with prefix length (IP6)")
 	cmd.Flags().BoolVar(&f.noBGP, "no-bgp", !def.BGP, "do not run the BGP speaker")
 	cmd.Flags().BoolVar(&f.noPlugin, "no-docker-plugin", false, "do not serve the Docker network and IPAM plugins")
-	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "run etcd inside the node (a single-host or first-host datastore)")
-	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "http://127.0.0.1:2379", "client URLs the embedded etcd listens on (comma separated); 127.0.0.1 is always included")
+	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "first host: create the cluster CA and run the embedded etcd (TLS with client certificates); other hosts join with --join-url and --join-token")
+	cmd.Flags().BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "with --embedded-etcd: run one plaintext etcd member without authentication on --etcd-listen (INSECURE: anyone who reaches it can rewrite the policy; a warning is logged at every start)")
+	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "", "client URLs the embedded etcd listens on (comma separated; default https://<host IP>:2379 plus the local socket --etcd-socket)")
 	cmd.Flags().StringVar(&f.etcdDataDir, "etcd-data-dir", agent.DefaultEtcdDataDir, "embedded etcd data directory")
+	cmd.Flags().StringVar(&f.etcdSocket, "etcd-socket", agent.DefaultEtcdSocket, "local unixs:// socket of the embedded etcd member")
+	cmd.Flags().IntVar(&f.etcdMembers, "etcd-members", agent.DefaultEtcdMembers, "first host: how many hosts run an etcd member (1 keeps a single member; hosts past this are datastore clients)")
+	cmd.Flags().StringVar(&f.pkiDir, "pki-dir", def.PKIDir, "the datastore credentials: cluster CA, this host's certificate, join tokens; calicoctl.cfg is written next to it")
+	cmd.Flags().StringVar(&f.joinURL, "join-url", os.Getenv("CALICO_JOIN_URL"), "join the cluster whose first host serves joins here, e.g. https://10.0.0.1:2378 (CALICO_JOIN_URL)")
+	cmd.Flags().StringVar(&f.joinToken, "join-token", os.Getenv("CALICO_JOIN_TOKEN"), "join token printed by `calico node token create` on the first host (CALICO_JOIN_TOKEN)")
+	cmd.Flags().IntVar(&f.joinPort, "join-port", def.JoinPort, "port the first host serves joins on (0: none)")
 	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
 	cmd.Flags().DurationVar(&f.resync, "resync-interval", 0, "dataplane resync interval (default: FelixConfiguration, else 90s)")
 	cmd.Flags().IntVar(&f.bgpPort, "bgp-port", 179, "BGP listen port")
-	f.ds = addDatastoreFlags(cmd)
+	f.ds = addDatastoreFlagsOnly(cmd)
 	f.endpointsFlagChosen = func() bool {
 		return cmd.Flags().Changed("etcd-endpoints") || os.Getenv("ETCD_ENDPOINTS") != ""
 	}
@@ -78,9 +95,20 @@ func newNodeRunCmd() *cobra.Command {
 		cfg.NodeName, cfg.IPv4, cfg.IPv6 = f.name, f.ip, f.ip6
 		cfg.BGP, cfg.DockerPlugin = !f.noBGP, !f.noPlugin
 		cfg.Datastore = *f.ds
+		if !f.endpointsFlagChosen() {
+			cfg.Datastore.Endpoints = nil // no external etcd named: the managed datastore
+		}
 		cfg.EmbeddedEtcd = f.embeddedEtcd
+		cfg.InsecurePlaintext = f.insecurePlaintext
 		cfg.EtcdListenURLs = splitList(f.etcdListen)
+		if f.insecurePlaintext && len(cfg.EtcdListenURLs) == 0 {
+			cfg.EtcdListenURLs = []string{datastore.DefaultEndpoint}
+		}
 		cfg.EtcdDataDir = f.etcdDataDir
+		cfg.EtcdSocket = f.etcdSocket
+		cfg.EtcdMembers = f.etcdMembers
+		cfg.PKIDir = f.pkiDir
+		cfg.JoinURL, cfg.JoinToken, cfg.JoinPort = f.joinURL, f.joinToken, f.joinPort
 		cfg.HealthAddr, cfg.MetricsAddr = f.healthAddr, f.metricsAddr
 		cfg.ResyncInterval = f.resync
 		cfg.BGPPort = f.bgpPort
@@ -141,23 +169,41 @@ func newNodeStartCmd() *cobra.Command {
 
 		embedded := f.embeddedEtcd
 		endpoints := strings.Join(f.ds.Endpoints, ",")
+		p := pki.Paths{Dir: f.pkiDir}
 		done = step("checking the datastore")
-		if !embedded {
+		external := f.endpointsFlagChosen()
+		switch {
+		case external:
 			pctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 			s, err := datastore.NewEtcd(pctx, *f.ds)
 			cancel()
-			switch {
-			case err == nil:
-				s.Close()
-				_ = done(nil, "reachable at "+endpoints)
-			case f.endpointsFlagChosen():
+			if err != nil {
+				if errors.Is(err, datastore.ErrUnavailable) {
+					err = fmt.Errorf("%w; the node does not fall back to an embedded datastore when the configured one is unreachable", err)
+				}
 				return done(err, "")
-			default:
-				embedded = true
-				_ = done(nil, "none reachable; the node will run etcd embedded, listening on "+f.etcdListen)
 			}
-		} else {
-			_ = done(nil, "embedded, listening on "+f.etcdListen)
+			s.Close()
+			_ = done(nil, "external etcd reachable at "+endpoints)
+		case f.joinURL != "" && !p.HasNodeCert():
+			// Join here, before the container starts, so that a bad token
+			// or URL is reported now; the node finds the credentials.
+			ip, err := hostIPForJoin(f.ip)
+			if err != nil {
+				return done(err, "")
+			}
+			r, err := join.Join(ctx, f.joinURL, f.joinToken, f.name, []net.IP{ip}, p)
+			if err != nil {
+				return done(err, "")
+			}
+			_ = done(nil, "joined via "+f.joinURL+"; credentials in "+p.Dir+" (datastore "+strings.Join(r.Endpoints, ",")+")")
+		case p.HasNodeCert():
+			_ = done(nil, "managed datastore, credentials in "+p.Dir)
+		case embedded && f.insecurePlaintext:
+			_ = done(nil, "embedded, INSECURE plaintext on "+f.etcdListen)
+		default:
+			embedded = true
+			_ = done(nil, "none configured; this is the first host: it creates the cluster CA and runs etcd embedded (TLS, client certificates)")
 		}
 
 		done = step("node image " + image)
@@ -187,21 +233,34 @@ func newNodeStartCmd() *cobra.Command {
 		if f.resync > 0 {
 			args = append(args, "--resync-interval", f.resync.String())
 		}
-		env := []string{"ETCD_ENDPOINTS=" + endpoints}
-		if embedded {
-			args = append(args, "--embedded-etcd", "--etcd-listen", f.etcdListen, "--etcd-data-dir", f.etcdDataDir)
-			env = []string{"ETCD_ENDPOINTS=http://127.0.0.1:2379"}
-		}
-		for k, v := range map[string]string{"ETCD_CA_CERT_FILE": f.ds.CACertFile, "ETCD_CERT_FILE": f.ds.CertFile, "ETCD_KEY_FILE": f.ds.KeyFile} {
-			if v != "" {
-				env = append(env, k+"="+v)
+		var env []string
+		var roFiles []string
+		if external {
+			env = append(env, "ETCD_ENDPOINTS="+endpoints)
+			for k, v := range map[string]string{"ETCD_CA_CERT_FILE": f.ds.CACertFile, "ETCD_CERT_FILE": f.ds.CertFile, "ETCD_KEY_FILE": f.ds.KeyFile} {
+				if v != "" {
+					env = append(env, k+"="+v)
+					roFiles = append(roFiles, v)
+				}
+			}
+		} else {
+			args = append(args, "--etcd-data-dir", f.etcdDataDir, "--pki-dir", f.pkiDir, "--etcd-socket", f.etcdSocket,
+				"--join-port", fmt.Sprint(f.joinPort), "--etcd-members", fmt.Sprint(f.etcdMembers))
+			if f.etcdListen != "" {
+				args = append(args, "--etcd-listen", f.etcdListen)
+			}
+			if embedded {
+				args = append(args, "--embedded-etcd")
+				if f.insecurePlaintext {
+					args = append(args, "--insecure-plaintext")
+				}
 			}
 		}
 		if lvl := os.Getenv("CALICO_LOG_LEVEL"); lvl != "" {
 			env = append(env, "CALICO_LOG_LEVEL="+lvl)
 		}
 		done = step("container " + nodectl.ContainerName)
-		state, err := nodectl.Start(ctx, dc, nodectl.Spec{Image: image, Args: args, Env: env, DockerSocket: sock})
+		state, err := nodectl.Start(ctx, dc, nodectl.Spec{Image: image, Args: args, Env: env, DockerSocket: sock, ReadOnlyFiles: roFiles})
 		if err := done(err, state); err != nil {
 			return err
 		}
@@ -213,8 +272,9 @@ func newNodeStartCmd() *cobra.Command {
 			h, err := nodectl.ReadHealth(ctx, f.healthAddr)
 			if err == nil && h.Ready {
 				fmt.Fprintf(out, " ready (%d endpoints)\n", h.Endpoints)
-				if embedded {
-					fmt.Fprintf(out, "datastore: etcd embedded in the node at %s\n", f.etcdListen)
+				if embedded && !f.insecurePlaintext {
+					fmt.Fprintf(out, "datastore: etcd embedded in the node (TLS, client certificates); credentials in %s\n", f.pkiDir)
+					fmt.Fprintf(out, "other hosts join with: calico node start --join-url https://<this host's IP>:%d --join-token \"$(calico node token create)\"\n", f.joinPort)
 				}
 				return nil
 			}

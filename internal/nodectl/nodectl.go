@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -185,6 +186,9 @@ type Spec struct {
 	Env []string
 	// DockerSocket is the host path of the Docker socket, mounted at /var/run/docker.sock.
 	DockerSocket string
+	// ReadOnlyFiles are host files (an external etcd's CA, certificate and
+	// key) mounted read-only at the same path.
+	ReadOnlyFiles []string
 }
 
 const specLabel = "org.calico-docker.node.spec"
@@ -221,6 +225,16 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 	env := append([]string{"DOCKER_HOST=unix:///var/run/docker.sock"}, s.Env...)
 	if s.DockerSocket != "" {
 		binds = append(binds, s.DockerSocket+":/var/run/docker.sock")
+	}
+	for _, f := range s.ReadOnlyFiles {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return "", fmt.Errorf("mount %s: %w", f, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("mount %s into the node: %w", f, err)
+		}
+		binds = append(binds, abs+":"+abs+":ro")
 	}
 	res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: ContainerName,
