@@ -249,7 +249,7 @@ func newNodeStartCmd() *cobra.Command {
 			if f.etcdListen != "" {
 				args = append(args, "--etcd-listen", f.etcdListen)
 			}
-			if embedded {
+			if embedded || p.HasCAKey() {
 				args = append(args, "--embedded-etcd")
 				if f.insecurePlaintext {
 					args = append(args, "--insecure-plaintext")

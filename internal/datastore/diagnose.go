@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,11 +18,11 @@ import (
 // (e.g. another HTTP service on that port).
 type NotEtcdError struct {
 	Endpoint string
-	Answer   string
+	Reason   string
 }
 
 func (e *NotEtcdError) Error() string {
-	return fmt.Sprintf("%s is not an etcd server (GET /version answered %s); check --etcd-endpoints / ETCD_ENDPOINTS", e.Endpoint, e.Answer)
+	return fmt.Sprintf("%s is not an etcd server (%s); check --etcd-endpoints / ETCD_ENDPOINTS", e.Endpoint, e.Reason)
 }
 
 // TLSError reports a TLS failure with an etcd endpoint: a server
@@ -104,19 +105,19 @@ func diagnoseOne(ctx context.Context, ep string, tlsCfg *tls.Config) error {
 			return tlsOr(ep, tlsCfg, err)
 		}
 		var rh tls.RecordHeaderError
-		if errors.As(err, &rh) {
-			return &NotEtcdError{Endpoint: ep, Answer: "with TLS: the endpoint needs https://"}
+		if errors.As(err, &rh) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return &NotEtcdError{Endpoint: ep, Reason: "it closed the connection on a plaintext request: if it is an etcd with TLS, use https://"}
 		}
-		return &NotEtcdError{Endpoint: ep, Answer: fmt.Sprintf("no HTTP answer: %v", err)}
+		return &NotEtcdError{Endpoint: ep, Reason: fmt.Sprintf("no HTTP answer to GET /version: %v", err)}
 	}
 	defer resp.Body.Close()
 	buf := make([]byte, 512)
 	n, _ := resp.Body.Read(buf)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(buf[:n]), `"etcdserver"`) {
 		if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(buf[:n]), "HTTPS") {
-			return &NotEtcdError{Endpoint: ep, Answer: "that it wants HTTPS: use an https:// endpoint"}
+			return &NotEtcdError{Endpoint: ep, Reason: "it wants HTTPS: use an https:// endpoint"}
 		}
-		return &NotEtcdError{Endpoint: ep, Answer: resp.Status}
+		return &NotEtcdError{Endpoint: ep, Reason: "GET /version answered " + resp.Status}
 	}
 	return nil
 }
