@@ -36,7 +36,6 @@ in_host() { "$BIN" lab exec --name "$LAB" host1 -- "$@"; }
 echo "lab $LAB: up" >&2
 "$BIN" lab up --name "$LAB" --hosts 1 --no-nodes >/dev/null
 ip=$("$BIN" lab status --name "$LAB" -o json | sed -n 's/.*"ip": *"\([0-9.]*\/[0-9]*\)".*/\1/p' | head -1)
-addr=${ip%/*}
 # The node daemon in the host, its PID recorded by the shell it execs from.
 in_host sh -c "echo \$\$ > $WORK/node.pid; exec $BIN node run --name host1 --ip $ip --no-bgp \
   --embedded-etcd --etcd-data-dir /var/lib/calico/etcd" >"$WORK/node.log" 2>&1 &

@@ -131,6 +131,9 @@ func (m *Members) Remove(ctx context.Context, name string) (Member, error) {
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 	if _, err := m.cli.MemberRemove(ctx, ms[i].ID); err != nil {
+		if strings.Contains(err.Error(), "unhealthy cluster") {
+			return Member{}, fmt.Errorf("remove etcd member %s: %w (etcd refuses while the remaining members have not all been connected for a few seconds; retry shortly)", name, err)
+		}
 		return Member{}, fmt.Errorf("remove etcd member %s: %w", name, err)
 	}
 	return ms[i], nil
