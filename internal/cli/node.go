@@ -70,13 +70,17 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().IntVar(&f.etcdMembers, "etcd-members", agent.DefaultEtcdMembers, "first host: how many hosts run an etcd member (1 keeps a single member; hosts past this are datastore clients)")
 	cmd.Flags().StringVar(&f.pkiDir, "pki-dir", def.PKIDir, "the datastore credentials: cluster CA, this host's certificate, join tokens; calicoctl.cfg is written next to it")
 	cmd.Flags().StringVar(&f.joinURL, "join-url", os.Getenv("CALICO_JOIN_URL"), "join the cluster whose first host serves joins here, e.g. https://10.0.0.1:2378 (CALICO_JOIN_URL)")
-	cmd.Flags().StringVar(&f.joinToken, "join-token", os.Getenv("CALICO_JOIN_TOKEN"), "join token printed by `calico node token create` on the first host (CALICO_JOIN_TOKEN)")
+	cmd.Flags().StringVar(&f.joinToken, "join-token", os.Getenv("CALICO_JOIN_TOKEN"), "join token printed by \"calico node token create\" on the first host (CALICO_JOIN_TOKEN)")
 	cmd.Flags().IntVar(&f.joinPort, "join-port", def.JoinPort, "port the first host serves joins on (0: none)")
 	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
 	cmd.Flags().DurationVar(&f.resync, "resync-interval", 0, "dataplane resync interval (default: FelixConfiguration, else 90s)")
 	cmd.Flags().IntVar(&f.bgpPort, "bgp-port", 179, "BGP listen port")
 	f.ds = addDatastoreFlagsOnly(cmd)
+	if fl := cmd.PersistentFlags().Lookup("etcd-endpoints"); fl != nil {
+		fl.Usage = "an external etcd cluster's client URLs, comma separated (env ETCD_ENDPOINTS; default: the managed datastore, see --embedded-etcd and --join-url)"
+		fl.DefValue = "[]"
+	}
 	f.endpointsFlagChosen = func() bool {
 		return cmd.Flags().Changed("etcd-endpoints") || os.Getenv("ETCD_ENDPOINTS") != ""
 	}
@@ -128,7 +132,20 @@ func newNodeStartCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Start the node as the calico-node container (idempotent) and wait until it is ready",
-		Args:  cobra.NoArgs,
+		Long: `Start the node as the calico-node container (idempotent) and wait until it is ready.
+
+The datastore is one of:
+  - the first host (nothing configured, or --embedded-etcd): creates the
+    cluster CA and runs etcd embedded, TLS with client certificates only;
+    print a join token for other hosts with "calico node token create";
+  - another host: --join-url https://<first host>:2378 --join-token K10...
+    (the first three hosts run etcd members, the others are clients);
+  - an external etcd: --etcd-endpoints (and --etcd-ca-cert-file,
+    --etcd-cert-file, --etcd-key-file, mounted read-only into the node).
+A host that joined before needs none of these again. Credentials are in
+--pki-dir; "calico" on the host finds them through /var/lib/calico/calicoctl.cfg.
+See docs/datastore.md.`,
+		Args: cobra.NoArgs,
 	}
 	f := addNodeFlags(cmd)
 	var image string
