@@ -291,17 +291,21 @@ func (c *cluster) maybeAddLearner(ctx context.Context, endpoints []string, state
 	if err != nil {
 		return err
 	}
-	if len(ms) >= want {
-		return fmt.Errorf("the cluster has %d of %d wanted members", len(ms), want)
-	}
-	m, err := datastore.NewMembers(c.tlsConfig(endpoints))
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	_, all, err := m.AddLearner(ctx, c.peerURL)
-	if err != nil {
-		return err
+	// Added before but never started (the node stopped in between): start
+	// as that member.
+	all := ms
+	if !slices.ContainsFunc(ms, func(m datastore.Member) bool { return m.Name == "" && slices.Contains(m.PeerURLs, c.peerURL) }) {
+		if len(ms) >= want {
+			return fmt.Errorf("the cluster has %d of %d wanted members", len(ms), want)
+		}
+		m, err := datastore.NewMembers(c.tlsConfig(endpoints))
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if _, all, err = m.AddLearner(ctx, c.peerURL); err != nil {
+			return err
+		}
 	}
 	var parts []string
 	for _, x := range all {
