@@ -141,6 +141,12 @@ func (c *Config) validate() error {
 	if p, err := parseHostAddr(c.IPv6); err != nil || (p.IsValid() && !p.Addr().Is6()) {
 		return fmt.Errorf("invalid --ip6 %q: want an IPv6 address, optionally with prefix length", c.IPv6)
 	}
+	if c.EtcdMembers == 0 {
+		c.EtcdMembers = DefaultEtcdMembers
+	}
+	if c.EtcdSocket == "" {
+		c.EtcdSocket = DefaultEtcdSocket
+	}
 	if c.EtcdMembers < 1 || c.EtcdMembers > 7 {
 		return fmt.Errorf("invalid --etcd-members %d: want 1 to 7 (3 survives losing one host; more is rarely worth it)", c.EtcdMembers)
 	}
@@ -163,5 +169,8 @@ func (c *Config) ClusterMode() bool {
 	if len(c.Datastore.Endpoints) > 0 || (c.EmbeddedEtcd && c.InsecurePlaintext) {
 		return false
 	}
-	return c.EmbeddedEtcd || c.JoinURL != "" || (pki.Paths{Dir: c.PKIDir}).HasNodeCert()
+	if c.EmbeddedEtcd || c.JoinURL != "" {
+		return true
+	}
+	return c.PKIDir != "" && (pki.Paths{Dir: c.PKIDir}).HasNodeCert()
 }

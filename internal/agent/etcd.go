@@ -110,6 +110,9 @@ func WriteAPIConfig(path string, cfg datastore.Config) error {
 // learner, promoted once caught up) while there are fewer than the wanted
 // number, else a client. Everything is TLS with client certificates.
 func (a *Agent) startCluster(ctx context.Context) (func(), error) {
+	if a.cfg.PKIDir == "" {
+		a.cfg.PKIDir = pki.Dir
+	}
 	p := pki.Paths{Dir: a.cfg.PKIDir}
 	ip := net.IP(a.ipv4.Addr().AsSlice())
 	c := &cluster{a: a, p: p,
