@@ -116,7 +116,18 @@ func (b *builder) build(ctx context.Context) error {
 			return err
 		}
 	}
-	return b.revokeToken(ctx)
+	if err := b.revokeToken(ctx); err != nil {
+		return err
+	}
+	// Learners are promoted once caught up, when the cluster reaches three
+	// voters: wait for that, so the lab is as resilient as it says.
+	want := 1
+	if len(b.st.Hosts) >= 3 {
+		want = 3
+	}
+	return b.step(fmt.Sprintf("datastore: %d voting etcd member(s)", want), func() error {
+		return waitFor(ctx, 60*time.Second, "etcd members", func() error { return b.st.checkVoters(ctx, want) })
+	})
 }
 
 func (b *builder) ensureNS(ctx context.Context, name string) error {
@@ -541,6 +552,40 @@ func (s *State) Env(h *Host) []string {
 		"CALICO_LAB_HOST=" + h.Name,
 		"NODENAME=" + h.Name,
 	}
+}
+
+// checkVoters is nil once the datastore has want voting members and no learner
+// that still waits for promotion (with want 1, a learner may stay).
+func (s *State) checkVoters(ctx context.Context, want int) error {
+	h := &s.Hosts[0]
+	cfg := datastore.Config{
+		Endpoints:   []string{"unixs://" + EtcdSocket(h)},
+		CACertFile:  filepath.Join(PKIDir(h), "ca.crt"),
+		CertFile:    filepath.Join(PKIDir(h), "node.crt"),
+		KeyFile:     filepath.Join(PKIDir(h), "node.key"),
+		DialTimeout: 3 * time.Second,
+	}
+	m, err := datastore.NewMembers(cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ms, err := m.List(lctx)
+	if err != nil {
+		return err
+	}
+	voters := 0
+	for _, x := range ms {
+		if !x.Learner {
+			voters++
+		}
+	}
+	if voters < want {
+		return fmt.Errorf("%d of %d voting members", voters, want)
+	}
+	return nil
 }
 
 // MachineEnv is the environment that lets the machine's own shell use a
