@@ -28,14 +28,14 @@ func (l *Lab) fabricCalico(timeout time.Duration, args ...string) (string, error
 
 func countVoters(out string) int { return strings.Count(out, " voter ") }
 
-// The managed datastore: three TLS etcd members that only holders of a
-// cluster certificate can use, joins by token, and a cluster that keeps
-// working when one member's host goes down.
+// The managed datastore: three TLS etcd members (a fourth host is a client
+// only) that only holders of a cluster certificate can use, joins by token,
+// and a cluster that keeps working when one member's host goes down.
 func TestDatastoreSecurityAndFailover(t *testing.T) {
-	l := newLab(t, 3, 1)
+	l := newLab(t, 4, 1)
 	h1 := l.host("host1")
-	if out := l.Calico("host1", "datastore", "member", "list"); countVoters(out) != 3 {
-		t.Fatalf("want 3 voting members:\n%s", out)
+	if out := l.Calico("host4", "datastore", "member", "list"); countVoters(out) != 3 || strings.Contains(out, "host4") {
+		t.Fatalf("want 3 voting members, host4 a client only:\n%s", out)
 	}
 	ca := filepath.Join(lab.PKIDir(h1), "ca.crt")
 
@@ -104,8 +104,10 @@ func TestDatastoreSecurityAndFailover(t *testing.T) {
 		return err
 	})
 	t.Logf("writable from host2 %v after host1's node stopped", time.Since(began).Round(time.Millisecond))
-	if out := l.Calico("host3", "get", "profiles"); !strings.Contains(out, "written-while-host1-down") {
-		t.Fatalf("host3 does not read host2's write:\n%s", out)
+	for _, h := range []string{"host3", "host4"} {
+		if out := l.Calico(h, "get", "profiles"); !strings.Contains(out, "written-while-host1-down") {
+			t.Fatalf("%s does not read host2's write:\n%s", h, out)
+		}
 	}
 	// host1 comes back with the same command the lab used (the CA host
 	// keeps --embedded-etcd by itself) and its member catches up.
