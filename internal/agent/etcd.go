@@ -74,7 +74,9 @@ func (c *cluster) save() {
 		c.a.log.Warn("remember datastore endpoints", "err", err)
 	}
 	eps := c.endpoints
-	if c.member && c.socket != "" {
+	// The local socket first when this host is a voter (a learner does
+	// not serve clients).
+	if c.socket != "" && slices.Contains(c.endpoints, c.clientURL) {
 		eps = append([]string{c.socket}, eps...)
 	}
 	if err := WriteAPIConfig(filepath.Join(filepath.Dir(c.p.Dir), "calicoctl.cfg"), c.tlsConfig(eps)); err != nil {
@@ -371,6 +373,19 @@ func (c *cluster) runMember(ctx context.Context, state, initial string) (func(),
 // keeps the client endpoints and calicoctl.cfg current.
 func (a *Agent) maintainCluster(ctx context.Context) {
 	c := a.cluster
+	endpoints := func() []string {
+		eps := a.clusterEndpoints()
+		if c.member {
+			eps = append([]string{c.clientURL}, eps...)
+		}
+		return slices.Compact(eps)
+	}
+	mm, err := datastore.NewMembers(c.tlsConfig(endpoints()))
+	if err != nil {
+		a.log.Error("etcd membership client; learners will not be promoted by this node", "err", err)
+		return
+	}
+	defer mm.Close()
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()
 	for {
@@ -379,11 +394,9 @@ func (a *Agent) maintainCluster(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		eps := a.clusterEndpoints()
-		if c.member {
-			eps = append([]string{c.clientURL}, eps...)
-		}
-		ms, err := c.list(ctx, slices.Compact(eps))
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ms, err := mm.List(lctx)
+		cancel()
 		if err != nil {
 			a.log.Debug("list etcd members", "err", err)
 			continue
@@ -405,18 +418,15 @@ func (a *Agent) maintainCluster(ctx context.Context) {
 		// Promote only into a cluster of at least min(want, 3) voters: two
 		// voters would stop on losing either host, worse than one.
 		if learners > 0 && voters+learners >= min(want, 3) {
-			if mm, err := datastore.NewMembers(c.tlsConfig(eps)); err == nil {
-				for _, m := range ms {
-					if !m.Learner || m.Name == "" {
-						continue
-					}
-					if err := mm.Promote(ctx, m.ID); err != nil {
-						a.log.Debug("promote learner", "member", m.Name, "err", err)
-					} else {
-						a.log.Info("promoted etcd learner to voting member", "member", m.Name)
-					}
+			for _, m := range ms {
+				if !m.Learner || m.Name == "" {
+					continue
 				}
-				mm.Close()
+				if err := mm.Promote(ctx, m.ID); err != nil {
+					a.log.Debug("promote learner", "member", m.Name, "err", err)
+				} else {
+					a.log.Info("promoted etcd learner to voting member", "member", m.Name)
+				}
 			}
 		}
 		v := datastore.Voters(ms, a.cfg.NodeName)
@@ -425,6 +435,7 @@ func (a *Agent) maintainCluster(ctx context.Context) {
 			c.endpoints = v
 			a.mu.Unlock()
 			datastore.SetEndpoints(a.store, v)
+			mm.SetEndpoints(endpoints())
 			c.save()
 			a.log.Info("datastore endpoints changed", "endpoints", v)
 		}

@@ -33,6 +33,13 @@ func NewMembers(cfg Config) (*Members, error) {
 	return &Members{cli: cli}, nil
 }
 
+// SetEndpoints changes the endpoints the membership client uses.
+func (m *Members) SetEndpoints(endpoints []string) {
+	if len(endpoints) > 0 {
+		m.cli.SetEndpoints(endpoints...)
+	}
+}
+
 // Close closes the connection.
 func (m *Members) Close() error { return m.cli.Close() }
 
