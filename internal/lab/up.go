@@ -352,7 +352,7 @@ func ensureMountNS(ctx context.Context, r runner, lab string, h *Host) error {
 		}
 	}
 	file := mountNSFile(h)
-	if isMountPoint(file) {
+	if isNSFile(file) {
 		return nil
 	}
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
@@ -365,6 +365,19 @@ func ensureMountNS(ctx context.Context, r runner, lab string, h *Host) error {
 	}
 	_, err := r.run(ctx, "unshare", "--mount="+file, "--propagation", "private", "sh", "-c", script.String())
 	return err
+}
+
+// nsfsMagic is the filesystem type of namespace files (linux/magic.h).
+const nsfsMagic = 0x6e736673
+
+// isNSFile reports whether path is a bind-mounted namespace file. One
+// statfs is atomic, unlike reading /proc/self/mountinfo, which can miss
+// entries while other processes mount and unmount (several labs at once):
+// a missed entry once made `lab exec` run in the machine's own mount
+// namespace and write the machine's /var/lib/calico.
+func isNSFile(path string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(path, &st) == nil && st.Type == nsfsMagic
 }
 
 // isMountPoint reports whether path is a mount point in this mount namespace.
@@ -661,7 +674,7 @@ func ExecCmd(ctx context.Context, st *State, h *Host, name string, args ...strin
 		return nil, fmt.Errorf("host %s: network namespace %s is gone", h.Name, h.NetNS)
 	}
 	nsArgs := []string{"--net=/run/netns/" + h.NetNS}
-	if isMountPoint(mountNSFile(h)) {
+	if isNSFile(mountNSFile(h)) {
 		nsArgs = append(nsArgs, "--mount="+mountNSFile(h))
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", append(append(nsArgs, "--"), append([]string{name}, args...)...)...)
