@@ -37,10 +37,9 @@ in_host() { "$BIN" lab exec --name "$LAB" host1 -- "$@"; }
 echo "lab $LAB: up" >&2
 "$BIN" lab up --name "$LAB" --hosts 1 --no-nodes >/dev/null
 ip=$("$BIN" lab status --name "$LAB" -o json | sed -n 's/.*"ip": *"\([0-9.]*\/[0-9]*\)".*/\1/p' | head -1)
-addr=${ip%/*}
 # The node daemon in the host, its PID recorded by the shell it execs from.
 in_host sh -c "echo \$\$ > $WORK/node.pid; exec $BIN node run --name host1 --ip $ip --no-bgp \
-  --embedded-etcd --etcd-listen http://$addr:2379 --etcd-data-dir /var/lib/calico/etcd" >"$WORK/node.log" 2>&1 &
+  --embedded-etcd --etcd-data-dir /var/lib/calico/etcd" >"$WORK/node.log" 2>&1 &
 for i in $(seq 600); do
   if in_host busybox wget -q -O /dev/null http://127.0.0.1:9099/readiness 2>/dev/null &&
      in_host test -S /run/docker/plugins/calico.sock; then break; fi

@@ -28,6 +28,8 @@ type Agent struct {
 	rt    routesDriver
 	fw    fwDriver // nil when DockerFirewall is off
 	bgp   *bgpRunner
+	// cluster is the managed datastore's state (nil with an external etcd).
+	cluster *cluster
 
 	kick  chan struct{}
 	maint chan struct{}
@@ -123,15 +125,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	if a.cfg.EmbeddedEtcd {
+	if err := a.resolveAddrs(); err != nil {
+		return err
+	}
+	switch {
+	case a.cfg.ClusterMode():
+		stop, err := a.startCluster(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	case a.cfg.EmbeddedEtcd:
 		stop, err := a.startEmbeddedEtcd(ctx)
 		if err != nil {
 			return err
 		}
 		defer stop()
-	}
-	if err := a.resolveAddrs(); err != nil {
-		return err
 	}
 
 	if a.cfg.HealthAddr != "" {
@@ -198,6 +207,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.registerNode(ctx)
 	}()
+
+	if a.cluster != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.maintainCluster(ctx)
+		}()
+	}
 
 	wg.Add(1)
 	go func() {

@@ -432,7 +432,7 @@ func BenchmarkNodeRSS(b *testing.B) {
 
 		start := time.Now()
 		node := startProc(b, "ip", "netns", "exec", host.Name, bin, "node", "run", "--name", testNode,
-			"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin")
+			"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin", "--etcd-endpoints", datastore.DefaultEndpoint)
 		var st struct {
 			Ready     bool `json:"ready"`
 			Endpoints int  `json:"endpoints"`

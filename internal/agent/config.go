@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/join"
+	"github.com/calico-docker/calico/internal/pki"
 )
 
 // Config is the node daemon's configuration. Defaults are in DefaultConfig;
@@ -29,6 +31,21 @@ type Config struct {
 	EtcdDataDir     string
 	EtcdPeerURL     string
 	EtcdAdvertiseIP string
+	// InsecurePlaintext runs the embedded etcd as one plaintext member on
+	// EtcdListenURLs (the old behaviour; a warning at every start).
+	InsecurePlaintext bool
+	// PKIDir holds the cluster CA, this host's certificate and the join
+	// tokens (package pki); calicoctl.cfg is written next to it.
+	PKIDir string
+	// JoinURL and JoinToken join an existing cluster (package join).
+	JoinURL, JoinToken string
+	// JoinPort is where the host holding the CA key serves joins.
+	JoinPort int
+	// EtcdMembers is how many hosts run an etcd member (first node only;
+	// stored in the datastore for the hosts that join later).
+	EtcdMembers int
+	// EtcdSocket is the local unixs:// socket of the embedded member.
+	EtcdSocket string
 
 	// BGP runs the embedded BGP speaker.
 	BGP bool
@@ -83,6 +100,8 @@ const (
 	// back end and family that has a filter table.
 	DefaultFirewallCheckInterval = 5 * time.Second
 	DefaultBGPSecretDir          = "/etc/calico/bgp-secrets"
+	DefaultEtcdSocket     = "/var/run/calico/etcd.sock"
+	DefaultEtcdMembers    = 3
 )
 
 // DefaultConfig returns the defaults, with Calico's environment variables applied.
@@ -103,6 +122,10 @@ func DefaultConfig() Config {
 		DockerFirewall:        true,
 		FirewallCheckInterval: DefaultFirewallCheckInterval,
 		BGPSecretDir:          envOr("CALICO_BGP_SECRET_DIR", DefaultBGPSecretDir),
+		PKIDir:                pki.Dir,
+		JoinPort:              join.DefaultPort,
+		EtcdMembers:           DefaultEtcdMembers,
+		EtcdSocket:            DefaultEtcdSocket,
 	}
 	if v, err := strconv.Atoi(os.Getenv("CALICO_PLUGIN_SOCKET_GID")); err == nil {
 		c.PluginSocketGroup = &v
@@ -155,5 +178,36 @@ func (c *Config) validate() error {
 	if p, err := parseHostAddr(c.IPv6); err != nil || (p.IsValid() && !p.Addr().Is6()) {
 		return fmt.Errorf("invalid --ip6 %q: want an IPv6 address, optionally with prefix length", c.IPv6)
 	}
+	if c.EtcdMembers == 0 {
+		c.EtcdMembers = DefaultEtcdMembers
+	}
+	if c.EtcdSocket == "" {
+		c.EtcdSocket = DefaultEtcdSocket
+	}
+	if c.EtcdMembers < 1 || c.EtcdMembers > 7 {
+		return fmt.Errorf("invalid --etcd-members %d: want 1 to 7 (3 survives losing one host; more is rarely worth it)", c.EtcdMembers)
+	}
+	if (c.JoinURL == "") != (c.JoinToken == "") {
+		return fmt.Errorf("--join-url and --join-token go together")
+	}
+	if c.JoinURL != "" && c.EmbeddedEtcd {
+		return fmt.Errorf("--join-url and --embedded-etcd exclude each other: the first host runs --embedded-etcd, the others join it")
+	}
+	if len(c.Datastore.Endpoints) > 0 && (c.JoinURL != "" || c.EmbeddedEtcd && !c.InsecurePlaintext) {
+		return fmt.Errorf("--etcd-endpoints (an external etcd) excludes --embedded-etcd and --join-url")
+	}
 	return nil
+}
+
+// ClusterMode reports whether the node runs the managed datastore: an
+// embedded etcd cluster secured by the cluster CA (first host, a joining
+// host, or a host that joined before).
+func (c *Config) ClusterMode() bool {
+	if len(c.Datastore.Endpoints) > 0 || (c.EmbeddedEtcd && c.InsecurePlaintext) {
+		return false
+	}
+	if c.EmbeddedEtcd || c.JoinURL != "" {
+		return true
+	}
+	return c.PKIDir != "" && (pki.Paths{Dir: c.PKIDir}).HasNodeCert()
 }

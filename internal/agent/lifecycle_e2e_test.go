@@ -391,9 +391,14 @@ func TestNodeRunBinary(t *testing.T) {
 	e.host.MustExec(t, "ip", "link", "set", "agup1", "up")
 	e.host.MustExec(t, "ip", "route", "add", "default", "dev", "agup0")
 
+	// The first host of a managed datastore: it creates the cluster CA and
+	// writes calicoctl.cfg next to the credentials, which `calico apply`
+	// below uses.
+	dsDir := t.TempDir()
 	node := exec.Command("ip", "netns", "exec", e.host.Name, bin, "node", "run", "--name", testNode,
 		"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin", "--embedded-etcd",
-		"--etcd-data-dir", t.TempDir())
+		"--etcd-data-dir", filepath.Join(dsDir, "etcd"), "--pki-dir", filepath.Join(dsDir, "pki"),
+		"--etcd-socket", filepath.Join(dsDir, "etcd.sock"), "--join-port", "0")
 	node.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true"}
 	var logs logBuffer
 	node.Stdout, node.Stderr = &logs, &logs
@@ -438,7 +443,7 @@ func TestNodeRunBinary(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(poolYAML("ag-pool", poolV4, false)+profileYAML("red")+a.wepYAML()+b.wepYAML()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.host.MustExec(t, bin, "apply", "-f", manifest)
+	e.host.MustExec(t, bin, "apply", "--config", filepath.Join(dsDir, "calicoctl.cfg"), "-f", manifest)
 	reach(t, "a -> b", pingP(a, b.v4))
 	table, routes := e.nftTable(t), e.ourRoutes(t)
 

@@ -209,3 +209,18 @@ func (a *Agent) writeNodenameFile() {
 		a.log.Warn("record node name", "err", err)
 	}
 }
+
+// HostIPv4 is the address a host uses on the fabric: flag ("10.0.0.1/24"
+// or "10.0.0.1") when given, else autodetected from the default route.
+func HostIPv4(flag string) (net.IP, error) {
+	p, err := parseHostAddr(flag)
+	if err != nil {
+		return nil, fmt.Errorf("--ip %q: %w", flag, err)
+	}
+	if !p.IsValid() {
+		if p, err = autodetectIPv4(""); err != nil {
+			return nil, err
+		}
+	}
+	return net.IP(p.Addr().AsSlice()), nil
+}

@@ -18,10 +18,10 @@ func init() { register(newDatastoreCmd) }
 func newDatastoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "datastore",
-		Short: "Run the etcd datastore",
+		Short: "Run the etcd datastore, list and remove its members",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newDatastoreRunCmd())
+	cmd.AddCommand(newDatastoreRunCmd(), newDatastoreMemberCmd())
 	return cmd
 }
 
@@ -60,6 +60,11 @@ SIGTERM or SIGINT.`,
 	f.StringVar(&cfg.KeyFile, "key-file", "", "TLS key for clients")
 	f.StringVar(&cfg.TrustedCAFile, "trusted-ca-file", "", "CA that signs client certificates")
 	f.BoolVar(&cfg.ClientCertAuth, "client-cert-auth", false, "require client certificates signed by --trusted-ca-file")
+	f.StringVar(&cfg.PeerCertFile, "peer-cert-file", "", "TLS certificate for peers")
+	f.StringVar(&cfg.PeerKeyFile, "peer-key-file", "", "TLS key for peers")
+	f.StringVar(&cfg.PeerTrustedCAFile, "peer-trusted-ca-file", "", "CA that signs peer certificates")
+	f.BoolVar(&cfg.PeerClientCertAuth, "peer-client-cert-auth", false, "require peer certificates signed by --peer-trusted-ca-file")
+	f.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, "allow http:// client or peer URLs on non-loopback addresses (INSECURE: no encryption, no authentication; warned at every start)")
 	f.StringVar(&cfg.AutoCompactionRetention, "auto-compaction-retention", "1h", `history to keep (periodic compaction), e.g. "1h"; "0" keeps all`)
 	f.UintVar(&cfg.MaxTxnOps, "max-txn-ops", 10000, "most operations in one transaction")
 	f.UintVar(&cfg.MaxRequestBytes, "max-request-bytes", 8<<20, "largest client request in bytes")

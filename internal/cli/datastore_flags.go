@@ -16,7 +16,30 @@ import (
 // the Config they fill in when the command line is parsed. Defaults come
 // from Calico's environment variables ETCD_ENDPOINTS, ETCD_CA_CERT_FILE,
 // ETCD_CERT_FILE and ETCD_KEY_FILE; a flag given on the command line wins.
+//
+// With none of them given, the settings come from a CalicoAPIConfig file:
+// --config, else the first of /etc/calico/calicoctl.cfg and
+// /var/lib/calico/calicoctl.cfg (written by the calico node) that exists.
 func addDatastoreFlags(cmd *cobra.Command) *datastore.Config {
+	cfg := addDatastoreFlagsOnly(cmd)
+	var path string
+	cmd.PersistentFlags().StringVar(&path, "config", "",
+		"calicoctl CalicoAPIConfig file with the datastore settings (default: "+configPathsHelp()+", when no --etcd-* flag or ETCD_* variable is given)")
+	prev := cmd.PersistentPreRunE
+	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if prev != nil {
+			if err := prev(c, args); err != nil {
+				return err
+			}
+		}
+		return resolveDatastoreConfig(c, cfg, path)
+	}
+	return cfg
+}
+
+// addDatastoreFlagsOnly is addDatastoreFlags without the configuration
+// files (the node: its datastore is what its flags and environment say).
+func addDatastoreFlagsOnly(cmd *cobra.Command) *datastore.Config {
 	cfg := &datastore.Config{}
 	endpoints := []string{datastore.DefaultEndpoint}
 	if env := splitList(os.Getenv("ETCD_ENDPOINTS")); len(env) > 0 {
@@ -55,7 +78,7 @@ func openStore(ctx context.Context, cfg *datastore.Config) (datastore.Store, err
 	}
 	st, err := datastore.NewEtcd(ctx, *cfg)
 	if errors.Is(err, datastore.ErrUnavailable) {
-		return nil, fmt.Errorf("%w (set --etcd-endpoints or ETCD_ENDPOINTS)", err)
+		return nil, fmt.Errorf("%w (set --etcd-endpoints or ETCD_ENDPOINTS, or the etcdEndpoints of %s)", err, configPathsHelp())
 	}
 	return st, err
 }

@@ -132,7 +132,7 @@ func newLabCmd() *cobra.Command {
 
 	env := &cobra.Command{
 		Use:   "env HOST",
-		Short: "Print export lines for DOCKER_HOST and ETCD_ENDPOINTS of a lab host",
+		Short: "Print export lines that let this machine's shell use a lab host: its dockerd and the datastore (local sockets, the host's certificate)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := lab.Load(name)
@@ -143,7 +143,11 @@ func newLabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, kv := range st.Env(h) {
+			vars, err := st.MachineEnv(cmd.Context(), h)
+			if err != nil {
+				return err
+			}
+			for _, kv := range vars {
 				k, v, _ := strings.Cut(kv, "=")
 				fmt.Fprintf(cmd.OutOrStdout(), "export %s=%q\n", k, v)
 			}

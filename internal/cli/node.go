@@ -3,10 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -17,7 +18,9 @@ import (
 	"github.com/calico-docker/calico/internal/bgp"
 	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/join"
 	"github.com/calico-docker/calico/internal/nodectl"
+	"github.com/calico-docker/calico/internal/pki"
 )
 
 func init() { register(newNodeCmd) }
@@ -28,7 +31,7 @@ func newNodeCmd() *cobra.Command {
 		Short: "Run, start, stop and inspect the calico node on this host",
 	}
 	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd(),
-		newNodeRemoveCmd(), newNodeInstallSystemdCmd())
+		newNodeRemoveCmd(), newNodeInstallSystemdCmd(), newNodeTokenCmd())
 	return cmd
 }
 
@@ -38,8 +41,14 @@ type nodeFlags struct {
 	noBGP, noPlugin     bool
 	noDockerFirewall    bool
 	embeddedEtcd        bool
+	insecurePlaintext   bool
 	etcdListen          string
 	etcdDataDir         string
+	etcdSocket          string
+	etcdMembers         int
+	pkiDir              string
+	joinURL, joinToken  string
+	joinPort            int
 	healthAddr          string
 	metricsAddr         string
 	resync              time.Duration
@@ -57,14 +66,25 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().BoolVar(&f.noBGP, "no-bgp", !def.BGP, "do not run the BGP speaker")
 	cmd.Flags().BoolVar(&f.noPlugin, "no-docker-plugin", false, "do not serve the Docker network and IPAM plugins")
 	cmd.Flags().BoolVar(&f.noDockerFirewall, "no-docker-firewall", false, "do not keep the rule that lets workload traffic through Docker's iptables firewall (DOCKER-USER)")
-	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "run etcd inside the node (a single-host or first-host datastore)")
-	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "http://127.0.0.1:2379", "client URLs the embedded etcd listens on (comma separated); http://127.0.0.1:2379 is added unless a loopback URL is given")
+	cmd.Flags().BoolVar(&f.embeddedEtcd, "embedded-etcd", false, "first host: create the cluster CA and run the embedded etcd (TLS with client certificates); other hosts join with --join-url and --join-token")
+	cmd.Flags().BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "with --embedded-etcd: run one plaintext etcd member without authentication on --etcd-listen (INSECURE: anyone who reaches it can rewrite the policy; a warning is logged at every start)")
+	cmd.Flags().StringVar(&f.etcdListen, "etcd-listen", "", "client URLs the embedded etcd listens on (comma separated; default https://<host IP>:2379 plus the local socket --etcd-socket)")
 	cmd.Flags().StringVar(&f.etcdDataDir, "etcd-data-dir", agent.DefaultEtcdDataDir, "embedded etcd data directory")
+	cmd.Flags().StringVar(&f.etcdSocket, "etcd-socket", agent.DefaultEtcdSocket, "local unixs:// socket of the embedded etcd member")
+	cmd.Flags().IntVar(&f.etcdMembers, "etcd-members", agent.DefaultEtcdMembers, "first host: how many hosts run an etcd member (1 keeps a single member; hosts past this are datastore clients)")
+	cmd.Flags().StringVar(&f.pkiDir, "pki-dir", def.PKIDir, "the datastore credentials: cluster CA, this host's certificate, join tokens; calicoctl.cfg is written next to it")
+	cmd.Flags().StringVar(&f.joinURL, "join-url", os.Getenv("CALICO_JOIN_URL"), "join the cluster whose first host serves joins here, e.g. https://10.0.0.1:2378 (CALICO_JOIN_URL)")
+	cmd.Flags().StringVar(&f.joinToken, "join-token", os.Getenv("CALICO_JOIN_TOKEN"), "join token printed by \"calico node token create\" on the first host (CALICO_JOIN_TOKEN)")
+	cmd.Flags().IntVar(&f.joinPort, "join-port", def.JoinPort, "port the first host serves joins on (0: none)")
 	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
 	cmd.Flags().DurationVar(&f.resync, "resync-interval", 0, "dataplane resync interval (default: FelixConfiguration, else 90s)")
 	cmd.Flags().IntVar(&f.bgpPort, "bgp-port", 179, "BGP listen port")
-	f.ds = addDatastoreFlags(cmd)
+	f.ds = addDatastoreFlagsOnly(cmd)
+	if fl := cmd.PersistentFlags().Lookup("etcd-endpoints"); fl != nil {
+		fl.Usage = "an external etcd cluster's client URLs, comma separated (env ETCD_ENDPOINTS; default: the managed datastore, see --embedded-etcd and --join-url)"
+		fl.DefValue = "[]"
+	}
 	f.endpointsFlagChosen = func() bool {
 		return cmd.Flags().Changed("etcd-endpoints") || os.Getenv("ETCD_ENDPOINTS") != ""
 	}
@@ -84,9 +104,20 @@ func newNodeRunCmd() *cobra.Command {
 		cfg.BGP, cfg.DockerPlugin = !f.noBGP, !f.noPlugin
 		cfg.DockerFirewall = !f.noDockerFirewall
 		cfg.Datastore = *f.ds
+		if !f.endpointsFlagChosen() {
+			cfg.Datastore.Endpoints = nil // no external etcd named: the managed datastore
+		}
 		cfg.EmbeddedEtcd = f.embeddedEtcd
+		cfg.InsecurePlaintext = f.insecurePlaintext
 		cfg.EtcdListenURLs = splitList(f.etcdListen)
+		if f.insecurePlaintext && len(cfg.EtcdListenURLs) == 0 {
+			cfg.EtcdListenURLs = []string{datastore.DefaultEndpoint}
+		}
 		cfg.EtcdDataDir = f.etcdDataDir
+		cfg.EtcdSocket = f.etcdSocket
+		cfg.EtcdMembers = f.etcdMembers
+		cfg.PKIDir = f.pkiDir
+		cfg.JoinURL, cfg.JoinToken, cfg.JoinPort = f.joinURL, f.joinToken, f.joinPort
 		cfg.HealthAddr, cfg.MetricsAddr = f.healthAddr, f.metricsAddr
 		cfg.ResyncInterval = f.resync
 		cfg.BGPPort = f.bgpPort
@@ -106,7 +137,20 @@ func newNodeStartCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Start the node as the calico-node container (idempotent) and wait until it is ready",
-		Args:  cobra.NoArgs,
+		Long: `Start the node as the calico-node container (idempotent) and wait until it is ready.
+
+The datastore is one of:
+  - the first host (nothing configured, or --embedded-etcd): creates the
+    cluster CA and runs etcd embedded, TLS with client certificates only;
+    print a join token for other hosts with "calico node token create";
+  - another host: --join-url https://<first host>:2378 --join-token K10...
+    (the first three hosts run etcd members, the others are clients);
+  - an external etcd: --etcd-endpoints (and --etcd-ca-cert-file,
+    --etcd-cert-file, --etcd-key-file, mounted read-only into the node).
+A host that joined before needs none of these again. Credentials are in
+--pki-dir; "calico" on the host finds them through /var/lib/calico/calicoctl.cfg.
+See docs/datastore.md.`,
+		Args: cobra.NoArgs,
 	}
 	f := addNodeFlags(cmd)
 	var image string
@@ -147,35 +191,41 @@ func newNodeStartCmd() *cobra.Command {
 
 		embedded := f.embeddedEtcd
 		endpoints := strings.Join(f.ds.Endpoints, ",")
+		p := pki.Paths{Dir: f.pkiDir}
 		done = step("checking the datastore")
-		// A node that runs the datastore embedded keeps it: starting again
-		// without flags must not find that very etcd on loopback and
-		// replace the node with one that has no datastore.
-		if cur, ok, _ := nodectl.Current(ctx, dc); !embedded && !f.endpointsFlagChosen() && ok && slices.Contains(cur.Args, "--embedded-etcd") {
-			embedded = true
-			if v := nodectl.ArgValue(cur.Args, "--etcd-listen"); v != "" && !cmd.Flags().Changed("etcd-listen") {
-				f.etcdListen = v
-			}
-			if v := nodectl.ArgValue(cur.Args, "--etcd-data-dir"); v != "" && !cmd.Flags().Changed("etcd-data-dir") {
-				f.etcdDataDir = v
-			}
-		}
-		if !embedded {
+		external := f.endpointsFlagChosen()
+		switch {
+		case external:
 			pctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 			s, err := datastore.NewEtcd(pctx, *f.ds)
 			cancel()
-			switch {
-			case err == nil:
-				s.Close()
-				_ = done(nil, "reachable at "+endpoints)
-			case f.endpointsFlagChosen():
+			if err != nil {
+				if errors.Is(err, datastore.ErrUnavailable) {
+					err = fmt.Errorf("%w; the node does not fall back to an embedded datastore when the configured one is unreachable", err)
+				}
 				return done(err, "")
-			default:
-				embedded = true
-				_ = done(nil, "none reachable; the node will run etcd embedded, listening on "+f.etcdListen)
 			}
-		} else {
-			_ = done(nil, "embedded, listening on "+f.etcdListen)
+			s.Close()
+			_ = done(nil, "external etcd reachable at "+endpoints)
+		case f.joinURL != "" && !p.HasNodeCert():
+			// Join here, before the container starts, so that a bad token
+			// or URL is reported now; the node finds the credentials.
+			ip, err := hostIPForJoin(f.ip)
+			if err != nil {
+				return done(err, "")
+			}
+			r, err := join.Join(ctx, f.joinURL, f.joinToken, f.name, []net.IP{ip}, p)
+			if err != nil {
+				return done(err, "")
+			}
+			_ = done(nil, "joined via "+f.joinURL+"; credentials in "+p.Dir+" (datastore "+strings.Join(r.Endpoints, ",")+")")
+		case p.HasNodeCert():
+			_ = done(nil, "managed datastore, credentials in "+p.Dir)
+		case embedded && f.insecurePlaintext:
+			_ = done(nil, "embedded, INSECURE plaintext on "+f.etcdListen)
+		default:
+			embedded = true
+			_ = done(nil, "none configured; this is the first host: it creates the cluster CA and runs etcd embedded (TLS, client certificates)")
 		}
 
 		done = step("node image " + image)
@@ -208,18 +258,27 @@ func newNodeStartCmd() *cobra.Command {
 		if f.resync > 0 {
 			args = append(args, "--resync-interval", f.resync.String())
 		}
-		env := []string{"ETCD_ENDPOINTS=" + endpoints}
-		if embedded {
-			args = append(args, "--embedded-etcd", "--etcd-listen", f.etcdListen, "--etcd-data-dir", f.etcdDataDir)
-			local := agent.LoopbackURL(splitList(f.etcdListen))
-			if local == "" {
-				local = datastore.DefaultEndpoint
+		var env []string
+		var roFiles []string
+		if external {
+			env = append(env, "ETCD_ENDPOINTS="+endpoints)
+			for k, v := range map[string]string{"ETCD_CA_CERT_FILE": f.ds.CACertFile, "ETCD_CERT_FILE": f.ds.CertFile, "ETCD_KEY_FILE": f.ds.KeyFile} {
+				if v != "" {
+					env = append(env, k+"="+v)
+					roFiles = append(roFiles, v)
+				}
 			}
-			env = []string{"ETCD_ENDPOINTS=" + local}
-		}
-		for k, v := range map[string]string{"ETCD_CA_CERT_FILE": f.ds.CACertFile, "ETCD_CERT_FILE": f.ds.CertFile, "ETCD_KEY_FILE": f.ds.KeyFile} {
-			if v != "" {
-				env = append(env, k+"="+v)
+		} else {
+			args = append(args, "--etcd-data-dir", f.etcdDataDir, "--pki-dir", f.pkiDir, "--etcd-socket", f.etcdSocket,
+				"--join-port", fmt.Sprint(f.joinPort), "--etcd-members", fmt.Sprint(f.etcdMembers))
+			if f.etcdListen != "" {
+				args = append(args, "--etcd-listen", f.etcdListen)
+			}
+			if embedded || p.HasCAKey() {
+				args = append(args, "--embedded-etcd")
+				if f.insecurePlaintext {
+					args = append(args, "--insecure-plaintext")
+				}
 			}
 		}
 		if lvl := os.Getenv("CALICO_LOG_LEVEL"); lvl != "" {
@@ -229,7 +288,7 @@ func newNodeStartCmd() *cobra.Command {
 			env = append(env, "CALICO_BGP_MAX_PREFIXES="+n)
 		}
 		done = step("container " + nodectl.ContainerName)
-		state, err := nodectl.Start(ctx, dc, nodectl.Spec{Image: image, Args: args, Env: env, DockerSocket: sock})
+		state, err := nodectl.Start(ctx, dc, nodectl.Spec{Image: image, Args: args, Env: env, DockerSocket: sock, ReadOnlyFiles: roFiles})
 		if err := done(err, state); err != nil {
 			return err
 		}
@@ -241,8 +300,9 @@ func newNodeStartCmd() *cobra.Command {
 			h, err := nodectl.ReadHealth(ctx, f.healthAddr)
 			if err == nil && h.Ready {
 				fmt.Fprintf(out, " ready (%d endpoints)\n", h.Endpoints)
-				if embedded {
-					fmt.Fprintf(out, "datastore: etcd embedded in the node at %s\n", f.etcdListen)
+				if embedded && !f.insecurePlaintext {
+					fmt.Fprintf(out, "datastore: etcd embedded in the node (TLS, client certificates); credentials in %s\n", f.pkiDir)
+					fmt.Fprintf(out, "other hosts join with: calico node start --join-url https://<this host's IP>:%d --join-token \"$(calico node token create)\"\n", f.joinPort)
 				}
 				return nil
 			}

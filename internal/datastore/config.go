@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -20,10 +21,12 @@ const DefaultDialTimeout = 3 * time.Second
 // Config says how to reach an etcd cluster. Field names follow Calico's
 // settings: ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE.
 type Config struct {
-	// Endpoints are client URLs (http:// or https://). Empty: DefaultEndpoint.
+	// Endpoints are client URLs: http:// or https://, or a local socket
+	// unix:///path or unixs:///path (TLS). Empty: DefaultEndpoint.
 	Endpoints []string
 	// CACertFile verifies the servers; CertFile and KeyFile authenticate us.
-	// Any of them (or an https:// endpoint) turns TLS on.
+	// They need TLS endpoints (https://, unixs://): with a plaintext
+	// endpoint they are an error, never silently ignored.
 	CACertFile, CertFile, KeyFile string
 	// DialTimeout bounds the reachability check of NewEtcd. 0: DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -42,8 +45,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	for _, e := range eps {
 		u, err := url.Parse(e)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil {
 			return c, fmt.Errorf("invalid etcd endpoint %q: want a URL like %s", e, DefaultEndpoint)
+		}
+		switch u.Scheme {
+		case "http", "https":
+			if u.Host == "" {
+				return c, fmt.Errorf("invalid etcd endpoint %q: want a URL like %s", e, DefaultEndpoint)
+			}
+		case "unix", "unixs":
+			if !strings.HasPrefix(e, u.Scheme+":///") {
+				return c, fmt.Errorf("invalid etcd endpoint %q: want an absolute socket path, e.g. %s:///var/run/calico/etcd.sock", e, u.Scheme)
+			}
+		default:
+			return c, fmt.Errorf("invalid etcd endpoint %q: want http://, https://, unix:// or unixs://, e.g. %s", e, DefaultEndpoint)
 		}
 	}
 	c.Endpoints = eps
@@ -53,20 +68,39 @@ func (c Config) withDefaults() (Config, error) {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return c, errors.New("etcd client certificate: cert file and key file must be given together (ETCD_CERT_FILE, ETCD_KEY_FILE)")
 	}
+	files := c.CACertFile != "" || c.CertFile != "" || c.KeyFile != ""
+	secure := 0
+	for _, e := range eps {
+		if isTLSEndpoint(e) {
+			secure++
+		}
+	}
+	switch {
+	case secure > 0 && secure < len(eps):
+		return c, fmt.Errorf("etcd endpoints %s mix TLS and plaintext URLs: use https:// (or unixs://) for all of them", strings.Join(eps, ","))
+	case files && secure == 0:
+		return c, fmt.Errorf("etcd TLS files are set (ETCD_CA_CERT_FILE/ETCD_CERT_FILE/ETCD_KEY_FILE) but endpoint %s is plaintext: use https:// endpoints (refusing to send the datastore's traffic unencrypted)", eps[0])
+	}
+	for _, f := range []struct{ name, path string }{
+		{"ETCD_CA_CERT_FILE", c.CACertFile}, {"ETCD_CERT_FILE", c.CertFile}, {"ETCD_KEY_FILE", c.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f.path); err != nil {
+			return c, fmt.Errorf("%s %s: %w", f.name, f.path, err)
+		}
+	}
 	return c, nil
+}
+
+func isTLSEndpoint(e string) bool {
+	return strings.HasPrefix(e, "https://") || strings.HasPrefix(e, "unixs://")
 }
 
 // tlsWanted reports whether the connection must use TLS.
 func (c Config) tlsWanted() bool {
-	if c.CACertFile != "" || c.CertFile != "" || c.KeyFile != "" {
-		return true
-	}
-	for _, e := range c.Endpoints {
-		if strings.HasPrefix(e, "https://") {
-			return true
-		}
-	}
-	return false
+	return len(c.Endpoints) > 0 && isTLSEndpoint(c.Endpoints[0])
 }
 
 // UnavailableError reports that the datastore could not be reached. It

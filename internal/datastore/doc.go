@@ -14,7 +14,16 @@
 //     history, compaction, Watch) for pure unit tests only.
 //
 // RunEmbedded runs an etcd server inside this process (`calico datastore
-// run`, and the first node when no external cluster is configured).
+// run`, and the members of the managed datastore in the nodes). It refuses
+// a plaintext listener on a non-loopback address unless InsecurePlaintext
+// is set. Members (members.go) lists, adds as learner, promotes and removes
+// cluster members.
+//
+// NewEtcd refuses TLS files with a plaintext endpoint and unreadable files,
+// and when the first request fails it diagnoses the endpoints
+// (diagnose.go): an endpoint that answers but is not etcd gives a
+// *NotEtcdError, a TLS failure a *TLSError; only an outage is
+// ErrUnavailable.
 //
 // Ownership: everything we write lives under two key prefixes,
 // ResourcesRoot ("/calico/resources/v3/projectcalico.org/<plural>/

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -64,6 +65,18 @@ type EmbeddedConfig struct {
 	// [--client-cert-auth] requires client certificates signed by it.
 	CertFile, KeyFile, TrustedCAFile string
 	ClientCertAuth                   bool
+	// PeerCertFile, PeerKeyFile, PeerTrustedCAFile [--peer-cert-file,
+	// --peer-key-file, --peer-trusted-ca-file] with PeerClientCertAuth
+	// [--peer-client-cert-auth]: TLS between members.
+	PeerCertFile, PeerKeyFile, PeerTrustedCAFile string
+	PeerClientCertAuth                           bool
+	// InsecurePlaintext allows http:// client or peer URLs on addresses
+	// other than loopback. Without it such a listener is refused; with it a
+	// warning is logged at every start.
+	InsecurePlaintext bool
+	// MaxLearners [--max-learners]: how many learners may wait at once
+	// (default 1, etcd's).
+	MaxLearners int
 	// AutoCompactionRetention [--auto-compaction-retention], periodic mode:
 	// history kept, e.g. "1h" (default) ; "0" keeps everything.
 	AutoCompactionRetention string
@@ -105,7 +118,8 @@ func parseURLs(flag string, in []string, def []string) ([]url.URL, error) {
 				continue
 			}
 			u, err := url.Parse(part)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if err != nil || ((u.Scheme != "http" && u.Scheme != "https" || u.Host == "") &&
+				(u.Scheme != "unix" && u.Scheme != "unixs" || u.Path == "")) {
 				return nil, fmt.Errorf("--%s: invalid URL %q: want e.g. http://127.0.0.1:2379", flag, part)
 			}
 			out = append(out, *u)
@@ -189,6 +203,22 @@ func (c EmbeddedConfig) embedConfig(lg *zap.Logger) (*embed.Config, error) {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return nil, errors.New("--cert-file and --key-file must be given together")
 	}
+	e.PeerTLSInfo.CertFile = c.PeerCertFile
+	e.PeerTLSInfo.KeyFile = c.PeerKeyFile
+	e.PeerTLSInfo.TrustedCAFile = c.PeerTrustedCAFile
+	e.PeerTLSInfo.ClientCertAuth = c.PeerClientCertAuth
+	if c.PeerClientCertAuth && c.PeerTrustedCAFile == "" {
+		return nil, errors.New("--peer-client-cert-auth needs --peer-trusted-ca-file")
+	}
+	if (c.PeerCertFile == "") != (c.PeerKeyFile == "") {
+		return nil, errors.New("--peer-cert-file and --peer-key-file must be given together")
+	}
+	if err := checkPlaintext(c.InsecurePlaintext, e.ListenClientUrls, e.ListenPeerUrls); err != nil {
+		return nil, err
+	}
+	if c.MaxLearners > 0 {
+		e.MaxLearners = c.MaxLearners
+	}
 	e.AutoCompactionMode = embed.CompactorModePeriodic
 	e.AutoCompactionRetention = c.AutoCompactionRetention
 	if e.AutoCompactionRetention == "" {
@@ -211,6 +241,39 @@ func (c EmbeddedConfig) embedConfig(lg *zap.Logger) (*embed.Config, error) {
 	return e, nil
 }
 
+// checkPlaintext refuses an http:// listener on an address other than
+// loopback unless insecure is set.
+func checkPlaintext(insecure bool, lists ...[]url.URL) error {
+	for i, us := range lists {
+		flag := [...]string{"--listen-client-urls", "--listen-peer-urls"}[i]
+		for _, u := range us {
+			if u.Scheme != "http" || insecure {
+				continue
+			}
+			if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() || u.Hostname() == "localhost" {
+				continue
+			}
+			return fmt.Errorf("%s %s: plaintext etcd on a non-loopback address lets anyone who can reach it read and rewrite the cluster's policy; "+
+				"use https:// with --cert-file/--key-file/--trusted-ca-file/--client-cert-auth (and --peer-* for peers), or pass --insecure-plaintext to accept the risk", flag, u.String())
+		}
+	}
+	return nil
+}
+
+// plaintextURLs lists the non-loopback http:// listeners (for the warning).
+func plaintextURLs(lists ...[]url.URL) []string {
+	var out []string
+	for _, us := range lists {
+		for _, u := range us {
+			ip := net.ParseIP(u.Hostname())
+			if u.Scheme == "http" && (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+				out = append(out, u.String())
+			}
+		}
+	}
+	return out
+}
+
 // RunEmbedded starts an etcd server in this process and returns once its
 // listeners are bound; Ready() closes when it serves clients. The server
 // stops when ctx is done or Close is called.
@@ -227,6 +290,9 @@ func RunEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ecfg, err := cfg.embedConfig(lg)
 	if err != nil {
 		return nil, err
+	}
+	if pt := plaintextURLs(ecfg.ListenClientUrls, ecfg.ListenPeerUrls); len(pt) > 0 {
+		log.Warn("INSECURE: etcd serves plaintext without authentication on a non-loopback address (--insecure-plaintext); anyone who reaches it can read and rewrite the cluster's policy", "urls", pt)
 	}
 	if err := os.MkdirAll(ecfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded etcd data dir: %w", err)

@@ -49,15 +49,44 @@ type etcdStore struct {
 // *UnavailableError (errors.Is(err, ErrUnavailable)) naming the endpoints.
 // Operations whose context has no deadline get a 10 s one.
 func NewEtcd(ctx context.Context, cfg Config) (Store, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, cli, tlsCfg, err := newClient(cfg)
 	if err != nil {
 		return nil, err
+	}
+	s := &etcdStore{
+		cli:       cli,
+		endpoints: cfg.Endpoints,
+		log:       slog.Default().With("component", "datastore"),
+		closed:    make(chan struct{}),
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if err := s.probe(pctx, true); err != nil {
+		_ = cli.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to datastore at %v: %w", cfg.Endpoints, ctx.Err())
+		}
+		// Say why when something answers: not etcd, or TLS that fails.
+		if derr := diagnose(ctx, cfg, tlsCfg); derr != nil {
+			return nil, derr
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// newClient validates cfg and makes an etcd client (it does not wait for
+// a connection).
+func newClient(cfg Config) (Config, *clientv3.Client, *tls.Config, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return cfg, nil, nil, err
 	}
 	var tlsCfg *tls.Config
 	if cfg.tlsWanted() {
 		info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CACertFile}
 		if tlsCfg, err = info.ClientConfig(); err != nil {
-			return nil, fmt.Errorf("etcd TLS settings (ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE): %w", err)
+			return cfg, nil, nil, fmt.Errorf("etcd TLS settings (ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE): %w", err)
 		}
 	}
 	cli, err := clientv3.New(clientv3.Config{
@@ -78,24 +107,18 @@ func NewEtcd(ctx context.Context, cfg Config) (Store, error) {
 		})},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("etcd client for %v: %w", cfg.Endpoints, err)
+		return cfg, nil, nil, fmt.Errorf("etcd client for %v: %w", cfg.Endpoints, err)
 	}
-	s := &etcdStore{
-		cli:       cli,
-		endpoints: cfg.Endpoints,
-		log:       slog.Default().With("component", "datastore"),
-		closed:    make(chan struct{}),
+	return cfg, cli, tlsCfg, nil
+}
+
+// SetEndpoints changes the endpoints of a store made by NewEtcd (the
+// cluster's members changed); other stores ignore it.
+func SetEndpoints(s Store, endpoints []string) {
+	if es, ok := s.(*etcdStore); ok && len(endpoints) > 0 {
+		es.cli.SetEndpoints(endpoints...)
+		es.endpoints = endpoints
 	}
-	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-	defer cancel()
-	if err := s.probe(pctx, true); err != nil {
-		_ = cli.Close()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("connect to datastore at %v: %w", cfg.Endpoints, ctx.Err())
-		}
-		return nil, err
-	}
-	return s, nil
 }
 
 // probe checks that a member answers; with quorum, that the cluster can

@@ -13,3 +13,12 @@ func SetWatchHook(s Store, afterSync func(rev int64)) {
 		panic("SetWatchHook: unknown store type")
 	}
 }
+
+// PlaintextRefused reports whether RunEmbedded refuses u as a listener.
+func PlaintextRefused(insecure bool, u string) bool {
+	us, err := parseURLs("x", []string{u}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return checkPlaintext(insecure, us) != nil
+}

@@ -104,11 +104,12 @@ func TestEtcdTLS(t *testing.T) {
 		"no client certificate": {Endpoints: eps, CACertFile: caPath, DialTimeout: time.Second},
 		"unknown server CA":     {Endpoints: eps, CACertFile: filepath.Join(dir, "other-ca.pem"), CertFile: cliCert, KeyFile: cliKey, DialTimeout: time.Second},
 	} {
+		var te *datastore.TLSError
 		if st, err := datastore.NewEtcd(ctx, cfg); err == nil {
 			st.Close()
 			t.Errorf("%s: connected", name)
-		} else if !errors.Is(err, datastore.ErrUnavailable) {
-			t.Errorf("%s: want ErrUnavailable, got %v", name, err)
+		} else if !errors.As(err, &te) {
+			t.Errorf("%s: want a TLSError, got %v", name, err)
 		}
 	}
 	if _, err := datastore.NewEtcd(ctx, datastore.Config{Endpoints: eps, CertFile: cliCert}); err == nil {

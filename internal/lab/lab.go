@@ -151,7 +151,8 @@ func Plan(c Config) (*State, error) {
 		h.BinDir = filepath.Join(h.LibDir, "bin")
 		st.Hosts = append(st.Hosts, h)
 	}
-	st.EtcdEndpoints = []string{"http://" + addrOnly(st.Hosts[0].IP) + ":2379"}
+	// Inside the lab; from the machine, `calico lab env` gives local sockets.
+	st.EtcdEndpoints = []string{"https://" + addrOnly(st.Hosts[0].IP) + ":2379"}
 	return st, nil
 }
 

@@ -29,7 +29,7 @@ func TestPlan(t *testing.T) {
 			t.Errorf("host %d = %s %s via %s, want %s %s via %s", i, h.Name, h.IP, h.Gateway, w.name, w.ip, w.gw)
 		}
 	}
-	if st.EtcdEndpoints[0] != "http://10.99.1.11:2379" {
+	if st.EtcdEndpoints[0] != "https://10.99.1.11:2379" {
 		t.Errorf("etcd endpoints %v", st.EtcdEndpoints)
 	}
 	for _, bad := range []Config{

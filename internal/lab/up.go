@@ -3,15 +3,18 @@ package lab
 import (
 	"context"
 	"fmt"
-	"github.com/calico-docker/calico/internal/nodectl"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/nodectl"
 )
 
 // Up builds the lab described by c, step by step, showing progress. It is
@@ -70,9 +73,10 @@ func Up(ctx context.Context, c Config) (*State, error) {
 }
 
 type builder struct {
-	c  Config
-	st *State
-	r  runner
+	c     Config
+	st    *State
+	r     runner
+	token string // join token of this build, revoked at the end
 }
 
 func (b *builder) step(what string, f func() error) error {
@@ -117,10 +121,22 @@ func (b *builder) build(ctx context.Context) error {
 	for i := range b.st.Hosts {
 		h := &b.st.Hosts[i]
 		if err := b.step(h.Name+" calico node", func() error { return b.node(ctx, h, i == 0) }); err != nil {
+			_ = b.revokeToken(context.Background())
 			return err
 		}
 	}
-	return nil
+	if err := b.revokeToken(ctx); err != nil {
+		return err
+	}
+	// Learners are promoted once caught up, when the cluster reaches three
+	// voters: wait for that, so the lab is as resilient as it says.
+	want := 1
+	if len(b.st.Hosts) >= 3 {
+		want = 3
+	}
+	return b.step(fmt.Sprintf("datastore: %d voting etcd member(s)", want), func() error {
+		return waitFor(ctx, 60*time.Second, "etcd members", func() error { return b.st.checkVoters(ctx, want) })
+	})
 }
 
 func (b *builder) ensureNS(ctx context.Context, name string) error {
@@ -360,7 +376,7 @@ func ensureMountNS(ctx context.Context, r runner, lab string, h *Host) error {
 		}
 	}
 	file := mountNSFile(h)
-	if isMountPoint(file) {
+	if isNSFile(file) {
 		return nil
 	}
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
@@ -373,6 +389,19 @@ func ensureMountNS(ctx context.Context, r runner, lab string, h *Host) error {
 	}
 	_, err := r.run(ctx, "unshare", "--mount="+file, "--propagation", "private", "sh", "-c", script.String())
 	return err
+}
+
+// nsfsMagic is the filesystem type of namespace files (linux/magic.h).
+const nsfsMagic = 0x6e736673
+
+// isNSFile reports whether path is a bind-mounted namespace file. One
+// statfs is atomic, unlike reading /proc/self/mountinfo, which can miss
+// entries while other processes mount and unmount (several labs at once):
+// a missed entry once made `lab exec` run in the machine's own mount
+// namespace and write the machine's /var/lib/calico.
+func isNSFile(path string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(path, &st) == nil && st.Type == nsfsMagic
 }
 
 // isMountPoint reports whether path is a mount point in this mount namespace.
@@ -472,16 +501,28 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 func (b *builder) node(ctx context.Context, h *Host, first bool) error {
-	return StartNode(ctx, b.st, h, b.c.CalicoBin, b.c.NodeImage, first)
+	var extra []string
+	if !first && !hasCreds(h) {
+		// Join with a token, as an operator would on a real host.
+		tok, err := b.joinToken(ctx)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, "--join-url", JoinURL(b.st), "--join-token", tok)
+	}
+	return StartNode(ctx, b.st, h, b.c.CalicoBin, b.c.NodeImage, first, extra...)
 }
 
 // StartNode runs `calico node start` on a host of the lab (the first host
-// runs the embedded etcd), as `lab up` does.
-func StartNode(ctx context.Context, st *State, h *Host, calicoBin, image string, first bool) error {
+// creates the cluster CA and runs the embedded etcd), as `lab up` does; a
+// host that has not joined yet needs extra join flags (--join-url,
+// --join-token).
+func StartNode(ctx context.Context, st *State, h *Host, calicoBin, image string, first bool, extra ...string) error {
 	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", image}
 	if first {
-		args = append(args, "--embedded-etcd", "--etcd-listen", "http://"+h.Addr()+":2379")
+		args = append(args, "--embedded-etcd")
 	}
+	args = append(args, extra...)
 	cmd, err := ExecCmd(ctx, st, h, calicoBin, args...)
 	if err != nil {
 		return err
@@ -493,15 +534,171 @@ func StartNode(ctx context.Context, st *State, h *Host, calicoBin, image string,
 	return nil
 }
 
-// Env returns the environment a command in the host sees: DOCKER_HOST and ETCD_ENDPOINTS.
+// hasCreds reports whether a host already joined the datastore.
+func hasCreds(h *Host) bool {
+	_, err := os.Stat(filepath.Join(PKIDir(h), "node.crt"))
+	return err == nil
+}
+
+// PKIDir is where a host's datastore credentials are, seen from the machine.
+func PKIDir(h *Host) string { return filepath.Join(h.LibDir, "calico", "pki") }
+
+// EtcdSocket is a host's local etcd socket, seen from the machine.
+func EtcdSocket(h *Host) string { return filepath.Join(h.RunDir, "calico", "etcd.sock") }
+
+// JoinURL is where the lab's first host serves joins.
+func JoinURL(st *State) string { return "https://" + st.Hosts[0].Addr() + ":2378" }
+
+// joinToken makes one join token for this build of the lab; it is revoked
+// once the hosts have joined (revokeToken).
+func (b *builder) joinToken(ctx context.Context) (string, error) {
+	if b.token != "" {
+		return b.token, nil
+	}
+	out, err := CalicoOn(ctx, b.st, &b.st.Hosts[0], b.c.CalicoBin, "node", "token", "create", "--description", "calico lab up")
+	if err != nil {
+		return "", err
+	}
+	b.token = strings.TrimSpace(out)
+	return b.token, nil
+}
+
+// revokeToken revokes the build's join token (K10<hash>::<id>:<secret>).
+func (b *builder) revokeToken(ctx context.Context) error {
+	if b.token == "" {
+		return nil
+	}
+	_, cred, _ := strings.Cut(b.token, "::")
+	id, _, _ := strings.Cut(cred, ":")
+	_, err := CalicoOn(ctx, b.st, &b.st.Hosts[0], b.c.CalicoBin, "node", "token", "revoke", id)
+	b.token = ""
+	return err
+}
+
+// CalicoOn runs the calico binary in a host and returns its stdout.
+func CalicoOn(ctx context.Context, st *State, h *Host, bin string, args ...string) (string, error) {
+	cmd, err := ExecCmd(ctx, st, h, bin, args...)
+	if err != nil {
+		return "", err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("calico %s on %s: %w: %s", strings.Join(args, " "), h.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// Env returns the environment a command in the host sees. The datastore
+// settings come from the host's own /var/lib/calico/calicoctl.cfg, written
+// by its node.
 func (s *State) Env(h *Host) []string {
 	return []string{
 		"DOCKER_HOST=" + h.DockerHost,
-		"ETCD_ENDPOINTS=" + strings.Join(s.EtcdEndpoints, ","),
 		"CALICO_LAB=" + s.Name,
 		"CALICO_LAB_HOST=" + h.Name,
 		"NODENAME=" + h.Name,
 	}
+}
+
+// checkVoters is nil once the datastore has want voting members and no learner
+// that still waits for promotion (with want 1, a learner may stay).
+func (s *State) checkVoters(ctx context.Context, want int) error {
+	h := &s.Hosts[0]
+	cfg := datastore.Config{
+		Endpoints:   []string{"unixs://" + EtcdSocket(h)},
+		CACertFile:  filepath.Join(PKIDir(h), "ca.crt"),
+		CertFile:    filepath.Join(PKIDir(h), "node.crt"),
+		KeyFile:     filepath.Join(PKIDir(h), "node.key"),
+		DialTimeout: 3 * time.Second,
+	}
+	m, err := datastore.NewMembers(cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ms, err := m.List(lctx)
+	if err != nil {
+		return err
+	}
+	voters := 0
+	for _, x := range ms {
+		if !x.Learner {
+			voters++
+		}
+	}
+	if voters < want {
+		return fmt.Errorf("%d of %d voting members", voters, want)
+	}
+	return nil
+}
+
+// MachineEnv is the environment that lets the machine's own shell use a
+// host: its dockerd, and the datastore through the local sockets of the
+// hosts that run voting etcd members (this host's first), with this
+// host's client certificate. No route into the lab is needed.
+func (s *State) MachineEnv(ctx context.Context, h *Host) ([]string, error) {
+	creds := datastore.Config{
+		CACertFile: filepath.Join(PKIDir(h), "ca.crt"),
+		CertFile:   filepath.Join(PKIDir(h), "node.crt"),
+		KeyFile:    filepath.Join(PKIDir(h), "node.key"),
+	}
+	if !hasCreds(h) {
+		return nil, fmt.Errorf("host %s has no datastore credentials yet (is its node started?)", h.Name)
+	}
+	sockets := map[string]string{}
+	var any []string
+	for i := range s.Hosts {
+		if _, err := os.Stat(EtcdSocket(&s.Hosts[i])); err == nil {
+			sockets[s.Hosts[i].Name] = "unixs://" + EtcdSocket(&s.Hosts[i])
+			any = append(any, sockets[s.Hosts[i].Name])
+		}
+	}
+	if len(any) == 0 {
+		return nil, fmt.Errorf("lab %s: no host runs an etcd member (are the nodes started?)", s.Name)
+	}
+	var eps []string
+	cfg := creds
+	cfg.Endpoints = any
+	cfg.DialTimeout = 3 * time.Second
+	if m, err := datastore.NewMembers(cfg); err == nil {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ms, err := m.List(lctx)
+		cancel()
+		m.Close()
+		if err == nil {
+			slices.SortStableFunc(ms, func(a, b datastore.Member) int {
+				switch {
+				case a.Name == h.Name:
+					return -1
+				case b.Name == h.Name:
+					return 1
+				}
+				return 0
+			})
+			for _, x := range ms {
+				if sock, ok := sockets[x.Name]; ok && !x.Learner {
+					eps = append(eps, sock)
+				}
+			}
+		}
+	}
+	if len(eps) == 0 {
+		eps = any
+	}
+	return []string{
+		"DOCKER_HOST=" + h.DockerHost,
+		"ETCD_ENDPOINTS=" + strings.Join(eps, ","),
+		"ETCD_CA_CERT_FILE=" + creds.CACertFile,
+		"ETCD_CERT_FILE=" + creds.CertFile,
+		"ETCD_KEY_FILE=" + creds.KeyFile,
+		"CALICO_LAB=" + s.Name,
+		"CALICO_LAB_HOST=" + h.Name,
+		"NODENAME=" + h.Name,
+	}, nil
 }
 
 // ExecCmd returns a command that runs inside the host's network and mount
@@ -512,11 +709,13 @@ func ExecCmd(ctx context.Context, st *State, h *Host, name string, args ...strin
 		return nil, fmt.Errorf("host %s: network namespace %s is gone", h.Name, h.NetNS)
 	}
 	nsArgs := []string{"--net=/run/netns/" + h.NetNS}
-	if isMountPoint(mountNSFile(h)) {
+	if isNSFile(mountNSFile(h)) {
 		nsArgs = append(nsArgs, "--mount="+mountNSFile(h))
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", append(append(nsArgs, "--"), append([]string{name}, args...)...)...)
-	env := os.Environ()
+	// The caller's datastore settings (e.g. from `lab env`) are not the
+	// host's: inside it, calico reads the host's calicoctl.cfg.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ETCD_") })
 	path := hostPath(h)
 	if self, err := os.Executable(); err == nil {
 		path = filepath.Dir(self) + ":" + path

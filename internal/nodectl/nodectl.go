@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,6 +270,9 @@ type Spec struct {
 	Env []string
 	// DockerSocket is the host path of the Docker socket, mounted at /var/run/docker.sock.
 	DockerSocket string
+	// ReadOnlyFiles are host files (an external etcd's CA, certificate and
+	// key) mounted read-only at the same path.
+	ReadOnlyFiles []string
 }
 
 // hostConfig is how the node container runs: host network, no privileges
@@ -324,6 +328,17 @@ func Start(ctx context.Context, c *client.Client, s Spec) (string, error) {
 	binds = append(binds, BGPSecretDir+":"+BGPSecretDir+":ro")
 	if s.DockerSocket != "" {
 		binds = append(binds, s.DockerSocket+":/var/run/docker.sock")
+	}
+	// An external etcd's TLS files, read-only at the same paths.
+	for _, f := range s.ReadOnlyFiles {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return "", fmt.Errorf("mount %s: %w", f, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("mount %s into the node: %w", f, err)
+		}
+		binds = append(binds, abs+":"+abs+":ro")
 	}
 	hc := hostConfig(binds)
 	want := string(spec) + " " + hostConfigHash(hc)

@@ -190,7 +190,14 @@ func (l *dlab) startNode(host string) {
 		args = append(args, "--no-bgp")
 	}
 	if h.Name == l.st.Hosts[0].Name {
-		args = append(args, "--embedded-etcd", "--etcd-listen", "http://"+h.Addr()+":2379")
+		args = append(args, "--embedded-etcd")
+	} else {
+		// Other hosts join the first one's datastore with a token.
+		tok, err := lab.CalicoOn(context.Background(), l.st, l.host(l.st.Hosts[0].Name), l.bin, "node", "token", "create")
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		args = append(args, "--join-url", lab.JoinURL(l.st), "--join-token", strings.TrimSpace(tok))
 	}
 	logPath := filepath.Join(l.dir, h.Name+".log")
 	n := &nodeProc{log: logPath}
