@@ -427,9 +427,9 @@ metadata: {name: x}
 		tables := map[string]string{
 			"ippool":             "NAME                  CIDR           SELECTOR\ndefault-ipv4-ippool   10.48.0.0/16   all()\ndefault-ipv6-ippool   fd00:48::/48   all()\n",
 			"np":                 "NAME\nallow-db\n",
-			"gnp -o wide":        "NAME           ORDER   SELECTOR   TYPES\ndefault-deny   2000    all()      Ingress,Egress\n",
+			"gnp -o wide":        "NAME           TIER      ORDER   SELECTOR   \ndefault-deny   default   2000    all()      \n",
 			"np -A":              "NAMESPACE   NAME\ndefault     allow-db\nshop        allow-web\n",
-			"np -n shop -o wide": "NAME        ORDER   SELECTOR        TYPES\nallow-web   100     role == 'web'   Ingress\n",
+			"np -n shop -o wide": "NAME        TIER      ORDER   SELECTOR        \nallow-web   default   100     role == 'web'   \n",
 			"wep -A -o wide":     "NAMESPACE   NAME                         WORKLOAD   NODE    NETWORKS       INTERFACE         PROFILES\nshop        host1-libnetwork-web1-eth0   web1       host1   10.48.0.5/32   cali1a2b3c4d5e6   shop-net\n",
 			"hep -o wide":        "NAME         NODE    INTERFACE   IPS          PROFILES\nhost1-eth0   host1   eth0        192.0.2.10   \n",
 			"nodes -o wide":      "NAME    ASN       IPV4            IPV6\nhost1   (64512)   192.0.2.10/24   \n",

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -162,6 +163,10 @@ func (s *Syncer) setStatus(prefix string, ok bool, err error) {
 // decode turns a stored key and value into an Update.
 func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 	u, err := Decode(kv)
+	if errors.Is(err, ErrOtherKind) {
+		// Calico kinds this dataplane does not use (tiers, cluster information, ...).
+		return Update{}, false
+	}
 	if err != nil {
 		s.log.Warn("skipping undecodable datastore value", "key", kv.Key, "err", err)
 		return Update{}, false
@@ -169,7 +174,13 @@ func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 	return u, true
 }
 
-// Decode turns one stored key/value into an Update.
+// ErrOtherKind: a resource of a kind this project does not read (Calico
+// stores more kinds, e.g. tiers and cluster information, than the dataplane
+// uses).
+var ErrOtherKind = errors.New("resource type not used here")
+
+// Decode turns one stored key/value into an Update. A policy's Object
+// carries its client name (see api.DecodeStored); Name is the stored one.
 func Decode(kv datastore.KV) (Update, error) {
 	if strings.HasPrefix(kv.Key, BlockAssignmentPrefix) {
 		b, err := decodeBlock(kv.Value)
@@ -184,9 +195,9 @@ func Decode(kv datastore.KV) (Update, error) {
 	}
 	info, ok := api.LookupPlural(plural)
 	if !ok {
-		return Update{}, fmt.Errorf("unknown resource type %q", plural)
+		return Update{}, fmt.Errorf("%w %q", ErrOtherKind, plural)
 	}
-	obj, err := api.Unmarshal(info.Kind, kv.Value)
+	obj, err := api.DecodeStored(info.Kind, name, kv.Value, kv.Revision)
 	if err != nil {
 		return Update{}, err
 	}
