@@ -156,7 +156,9 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 	}
 	res, err := alloc.AutoAssign(ctx, ipam.AssignArgs{
 		Handle: handle, Node: a.cfg.NodeName, Num4: 1, Pools4: vxPools,
-		Attrs: ipam.Attrs{Kind: ipam.KindManual, Note: "VXLAN tunnel address of node " + a.cfg.NodeName},
+		// Calico's attributes for a tunnel address: calicoctl ipam check
+		// and ours see it in use through the Node's ipv4VXLANTunnelAddr.
+		Attrs: ipam.Attrs{Node: a.cfg.NodeName, Type: ipam.TypeVXLANTunnel},
 	})
 	if err != nil {
 		return fmt.Errorf("assign VXLAN tunnel address: %w", err)

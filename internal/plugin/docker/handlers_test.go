@@ -62,7 +62,7 @@ func putPool(t *testing.T, st datastore.Store, name, cidr string, mutate ...func
 	for _, m := range mutate {
 		m(p)
 	}
-	b, err := encode(p)
+	b, err := encode(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
