@@ -53,13 +53,43 @@ func WorkloadEndpointName(s WorkloadEndpointSpec) (string, error) {
 	return strings.Join(out, "-"), nil
 }
 
+// Labels Calico's client sets on every WorkloadEndpoint it stores.
+const (
+	LabelNamespace    = "projectcalico.org/namespace"
+	LabelOrchestrator = "projectcalico.org/orchestrator"
+)
+
 // defaultIdentity fills in a WorkloadEndpoint's name from its spec when it
-// has none, as Calico's client does.
+// has none, and its namespace and orchestrator labels, as Calico's client
+// does.
 func defaultIdentity(r Resource) {
-	if w, ok := r.(*WorkloadEndpoint); ok && w.Name == "" {
+	w, ok := r.(*WorkloadEndpoint)
+	if !ok {
+		return
+	}
+	if w.Name == "" {
 		if n, err := WorkloadEndpointName(w.Spec); err == nil {
 			w.Name = n
 		}
+	}
+	SetEndpointLabels(w.Labels, w)
+	if w.Labels == nil {
+		w.Labels = map[string]string{}
+		SetEndpointLabels(w.Labels, w)
+	}
+}
+
+// SetEndpointLabels sets Calico's namespace and orchestrator labels of w in
+// labels (when labels is not nil).
+func SetEndpointLabels(labels map[string]string, w *WorkloadEndpoint) {
+	if labels == nil {
+		return
+	}
+	labels[LabelNamespace] = w.Namespace
+	if w.Spec.Orchestrator != "" {
+		labels[LabelOrchestrator] = w.Spec.Orchestrator
+	} else {
+		delete(labels, LabelOrchestrator)
 	}
 }
 

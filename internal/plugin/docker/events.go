@@ -180,6 +180,11 @@ func (s *Server) applyLabels(ctx context.Context, id, name string, labels map[st
 					}
 				}
 			}
+			l = maps.Clone(l)
+			if l == nil {
+				l = map[string]string{}
+			}
+			api.SetEndpointLabels(l, w) // as the stored ones (api.Default)
 			wl := workload
 			if w.Spec.Orchestrator == OrchestratorDocker {
 				// Part of the endpoint's name, which Calico derives from it.
