@@ -162,13 +162,36 @@ func DecodeStored(kind, storedName string, value []byte, rev int64) (Resource, e
 	return r, nil
 }
 
-// SameStored reports whether two stored values hold the same JSON data
-// (key order and number spelling aside), so that a write that would change
-// nothing can be skipped.
-func SameStored(a, b []byte) bool {
+// SameStored reports whether two stored values of kind hold the same data
+// (key order and number spelling aside; for a policy of the default tier,
+// spec.tier "default" and the label projectcalico.org/tier=default count as
+// absent, since reading shows them anyway), so that a write that would
+// change nothing can be skipped.
+func SameStored(kind string, a, b []byte) bool {
 	x, err1 := parseAny(a)
 	y, err2 := parseAny(b)
-	return err1 == nil && err2 == nil && reflect.DeepEqual(normalizeNumbers(x), normalizeNumbers(y))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if IsTiered(kind) {
+		dropDefaultTier(x)
+		dropDefaultTier(y)
+	}
+	return reflect.DeepEqual(normalizeNumbers(x), normalizeNumbers(y))
+}
+
+func dropDefaultTier(v any) {
+	obj, _ := v.(map[string]any)
+	if spec, ok := obj["spec"].(map[string]any); ok && spec["tier"] == DefaultTier {
+		delete(spec, "tier")
+	}
+	md, _ := obj["metadata"].(map[string]any)
+	if labels, ok := md["labels"].(map[string]any); ok && labels[LabelTier] == DefaultTier {
+		delete(labels, LabelTier)
+		if len(labels) == 0 {
+			delete(md, "labels")
+		}
+	}
 }
 
 // PreserveUnknown returns encoded (the JSON of a value of Go type t, as

@@ -321,6 +321,15 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 		r := d.Resource
 		key := keyOf(r)
 		kv, exists := cur[key]
+		if builtinProfile(r) {
+			// Never stored; its resourceVersion is always 1.
+			if err := checkBuiltinProfile(r); err != nil {
+				problems = append(problems, d.Error(err))
+				continue
+			}
+			res.add(r.Kind())
+			continue
+		}
 		switch {
 		case mode == modeCreate && exists && skipExists:
 			res.skipped++
@@ -363,14 +372,6 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 			}
 			pools = append(pools, *p)
 		}
-		if builtinProfile(r) {
-			if err := checkBuiltinProfile(r); err != nil {
-				problems = append(problems, d.Error(err))
-				continue
-			}
-			res.add(r.Kind())
-			continue
-		}
 		var prev []byte
 		if exists {
 			prev = kv.Value
@@ -380,7 +381,7 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 			return nil, d.Error(err)
 		}
 		res.add(r.Kind())
-		if exists && api.SameStored(value, kv.Value) {
+		if exists && api.SameStored(r.Kind(), value, kv.Value) {
 			// Unchanged: writing would only bump the revision.
 			continue
 		}
