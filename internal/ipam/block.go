@@ -5,8 +5,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )

@@ -177,7 +177,7 @@ type snapshot struct {
 	affinities []affinityRef
 	handles    map[string]*Handle
 	nodes      map[string]bool
-	nodeIPs    map[netip.Addr]string // tunnel addresses Node resources list -> node
+	nodeIPs    map[netip.Addr]string           // tunnel addresses Node resources list -> node
 	weps       map[string]api.WorkloadEndpoint // "namespace/name"
 	containers map[string]bool                 // checked container IDs -> exist
 	unreadable []string                        // keys that do not decode, with why
