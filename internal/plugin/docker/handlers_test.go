@@ -608,7 +608,8 @@ func TestLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := e.wep(epA)
-	want := map[string]string{"role": "web", "com.example/tier": "front", LabelContainer: "web_1"}
+	want := map[string]string{"role": "web", "com.example/tier": "front", LabelContainer: "web_1",
+		api.LabelNamespace: Namespace, api.LabelOrchestrator: OrchestratorLibnetwork} // the last two: Calico's, on every endpoint
 	if len(w.Labels) != len(want) {
 		t.Fatalf("labels %v, want %v", w.Labels, want)
 	}
