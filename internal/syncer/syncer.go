@@ -107,6 +107,12 @@ func (s *Syncer) watch(ctx context.Context, prefix string) {
 			if seen != nil {
 				seen[ev.KV.Key] = true
 			}
+			if old, ok := known[ev.KV.Key]; ok && (old.Name != u.Name || old.Namespace != u.Namespace) {
+				// The same key now shows another name (a policy's client
+				// name is in an annotation): the old one is gone.
+				old.Revision = ev.KV.Revision
+				batch = append(batch, old)
+			}
 			known[ev.KV.Key] = Update{Kind: u.Kind, Namespace: u.Namespace, Name: u.Name}
 			batch = append(batch, u)
 			if seen == nil {
@@ -179,8 +185,9 @@ func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 // uses).
 var ErrOtherKind = errors.New("resource type not used here")
 
-// Decode turns one stored key/value into an Update. A policy's Object
-// carries its client name (see api.DecodeStored); Name is the stored one.
+// Decode turns one stored key/value into an Update. Name is the client
+// name, as in Object (a policy stored under "default.x" is "x"; see
+// api.DecodeStored).
 func Decode(kv datastore.KV) (Update, error) {
 	if strings.HasPrefix(kv.Key, BlockAssignmentPrefix) {
 		b, err := decodeBlock(kv.Value)
@@ -201,7 +208,9 @@ func Decode(kv datastore.KV) (Update, error) {
 	if err != nil {
 		return Update{}, err
 	}
-	return Update{Kind: info.Kind, Namespace: ns, Name: name, Object: obj, Revision: kv.Revision}, nil
+	// The name consumers key on is the client name (a policy stored as
+	// "default.x" is "x"), as in the object.
+	return Update{Kind: info.Kind, Namespace: ns, Name: obj.GetObjectMeta().Name, Object: obj, Revision: kv.Revision}, nil
 }
 
 func decodeBlock(v []byte) (*Block, error) {
