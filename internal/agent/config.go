@@ -100,8 +100,8 @@ const (
 	// back end and family that has a filter table.
 	DefaultFirewallCheckInterval = 5 * time.Second
 	DefaultBGPSecretDir          = "/etc/calico/bgp-secrets"
-	DefaultEtcdSocket     = "/var/run/calico/etcd.sock"
-	DefaultEtcdMembers    = 3
+	DefaultEtcdSocket            = "/var/run/calico/etcd.sock"
+	DefaultEtcdMembers           = 3
 )
 
 // DefaultConfig returns the defaults, with Calico's environment variables applied.

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/calico-docker/calico/internal/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -282,7 +283,12 @@ func (w *workload) addrs() []string {
 // wepYAML is the WorkloadEndpoint of w on this env's node.
 func (w *workload) wepYAML() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata:\n  name: %s\n  namespace: default\n", w.name)
+	// Calico's name, derived from the spec below.
+	name, err := api.WorkloadEndpointName(api.WorkloadEndpointSpec{Node: testNode, Orchestrator: "test", Workload: w.name, Endpoint: "eth0"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Fprintf(&b, "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata:\n  name: %s\n  namespace: default\n", name)
 	if len(w.labels) > 0 {
 		b.WriteString("  labels:\n")
 		keys := make([]string, 0, len(w.labels))

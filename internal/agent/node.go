@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -147,7 +146,7 @@ func (a *Agent) writeNode(ctx context.Context) error {
 			ObjectMeta: api.ObjectMeta{Name: a.cfg.NodeName, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339)},
 		}
 		setAddrs(&node)
-		b, err := json.Marshal(&node)
+		b, err := api.EncodeStored(&node, nil)
 		if err != nil {
 			return err
 		}

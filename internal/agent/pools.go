@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/compat"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
 )
@@ -87,7 +88,7 @@ func (a *Agent) ensureDefaultPools(ctx context.Context) error {
 		if err := api.Validate(pool); err != nil {
 			return fmt.Errorf("default pool from environment: %w", err)
 		}
-		b, err := json.Marshal(pool)
+		b, err := api.EncodeStored(pool, nil)
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,9 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 	}
 	res, err := alloc.AutoAssign(ctx, ipam.AssignArgs{
 		Handle: handle, Node: a.cfg.NodeName, Num4: 1, Pools4: vxPools,
-		Attrs: ipam.Attrs{Kind: ipam.KindManual, Note: "VXLAN tunnel address of node " + a.cfg.NodeName},
+		// Calico's attributes for a tunnel address: calicoctl ipam check
+		// and ours see it in use through the Node's ipv4VXLANTunnelAddr.
+		Attrs: ipam.Attrs{Node: a.cfg.NodeName, Type: ipam.TypeVXLANTunnel},
 	})
 	if err != nil {
 		return fmt.Errorf("assign VXLAN tunnel address: %w", err)
@@ -182,12 +185,15 @@ func (a *Agent) updateNode(ctx context.Context, f func(*api.Node)) error {
 		if err != nil {
 			return err
 		}
-		var n api.Node
-		if err := json.Unmarshal(kv.Value, &n); err != nil {
+		r, err := api.DecodeStored(api.KindNode, a.cfg.NodeName, kv.Value, 0)
+		if err != nil {
 			return err
 		}
-		f(&n)
-		b, err := json.Marshal(&n)
+		n := r.(*api.Node)
+		f(n)
+		// Fields this version does not know (a newer calico/node's, or
+		// calicoctl's) are kept.
+		b, err := api.EncodeStored(n, kv.Value)
 		if err != nil {
 			return err
 		}
@@ -231,7 +237,7 @@ func (a *Agent) releaseEmptyBlocks(ctx context.Context) {
 // after the first sync, and the VXLAN tunnel address whenever pools or nodes
 // change. Failures are retried on the next change or after a short delay.
 func (a *Agent) maintain(ctx context.Context) {
-	poolsDone := false
+	poolsDone, initDone := false, false
 	var retry <-chan time.Time
 	blocks := time.NewTicker(emptyBlockCheck)
 	defer blocks.Stop()
@@ -253,6 +259,17 @@ func (a *Agent) maintain(ctx context.Context) {
 			continue
 		}
 		failed := false
+		if !initDone {
+			if err := compat.Initialize(ctx, a.store); err != nil {
+				a.log.Warn("initialise the datastore as Calico does", "err", err)
+				failed = true
+			} else if _, err := compat.MigratePolicyKeys(ctx, a.store, a.log); err != nil {
+				a.log.Warn("move policies to Calico's keys", "err", err)
+				failed = true
+			} else {
+				initDone = true
+			}
+		}
 		if !poolsDone {
 			if err := a.ensureDefaultPools(ctx); err != nil {
 				a.log.Warn("default pools", "err", err)

@@ -34,6 +34,7 @@ func Default(r Resource) {
 	if Info(r).Namespaced && r.GetObjectMeta().Namespace == "" {
 		r.GetObjectMeta().Namespace = DefaultNamespace
 	}
+	defaultIdentity(r)
 	switch v := r.(type) {
 	case *IPPool:
 		defaultIPPool(&v.Spec)

@@ -23,6 +23,13 @@
 //   - Unmarshal: lenient decoding of stored resources for readers of the
 //     datastore (unknown fields ignored, so a newer writer does not break an
 //     older reader).
+//   - The stored form (storage.go), the one place that maps client names to
+//     Calico's keys and values: StoredName (a policy "x" is stored as
+//     "default.x"), EncodeStored (Calico's stored value, keeping every field
+//     of the previous value this project does not know), DecodeStored (back
+//     to what calicoctl shows), SameStored, PreserveUnknown.
+//   - Identity (identity.go): WorkloadEndpoint names derived from the spec
+//     as Calico derives them, Calico's endpoint labels, tiered policy names.
 //
 // Invariants: a resource that passed Default and Validate has a name, a
 // namespace exactly when its kind is namespaced, parseable selectors,

@@ -19,6 +19,7 @@ import (
 func Validate(r Resource) error {
 	var c errs
 	validateMeta(&c, r)
+	validateIdentity(&c, r)
 	switch v := r.(type) {
 	case *IPPool:
 		validateIPPool(&c, &v.Spec)

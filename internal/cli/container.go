@@ -130,7 +130,7 @@ only gets traffic that a policy allows.`,
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "container %s: %s on %s (endpoint %s)\n",
-					w.Spec.Workload, strings.Join(w.Spec.IPNetworks, ", "), w.Spec.InterfaceName, w.Name)
+					containerName(w), strings.Join(w.Spec.IPNetworks, ", "), w.Spec.InterfaceName, w.Name)
 				return nil
 			})
 		},
@@ -153,7 +153,7 @@ func newContainerRemoveCmd(f *containerFlags) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "container %s: removed %s (released %s)\n",
-					w.Spec.Workload, w.Name, strings.Join(w.Spec.IPNetworks, ", "))
+					containerName(w), w.Name, strings.Join(w.Spec.IPNetworks, ", "))
 				return nil
 			})
 		},
@@ -212,7 +212,7 @@ func printContainers(w io.Writer, weps []*api.WorkloadEndpoint, output string) e
 		for _, k := range keys {
 			ls = append(ls, k+"="+e.Labels[k])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(e.Spec.Workload), dash(id), via,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(containerName(e)), dash(id), via,
 			dash(strings.Join(e.Spec.IPNetworks, ",")), dash(e.Spec.InterfaceName), dash(strings.Join(e.Spec.Profiles, ",")), dash(strings.Join(ls, ",")))
 	}
 	return tw.Flush()
@@ -223,4 +223,14 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// containerName is the Docker name of an endpoint's container (its label;
+// spec.workload holds the short container ID that Calico's endpoint name is
+// derived from).
+func containerName(w *api.WorkloadEndpoint) string {
+	if n := w.Labels[docker.LabelContainer]; n != "" {
+		return n
+	}
+	return w.Spec.Workload
 }

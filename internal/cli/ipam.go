@@ -61,7 +61,8 @@ nodes' blocks. With --ip, assign exactly that address. Assigning again with
 the same handle prints the addresses the handle already holds.
 
 Without --endpoint or --container the addresses are recorded as a manual
-reservation (listed by "calico ipam check", never called a leak); --note
+reservation (listed by "calico ipam check", never called a leak; calicoctl
+ipam check has no such notion and counts it as not in use); --note
 says what for. With --endpoint NAMESPACE/NAME (and --container ID) they are
 recorded as a workload's.`,
 		Example: `  calico ipam assign --handle router-1 --node host1 --note "lab router"

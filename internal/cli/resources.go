@@ -113,6 +113,9 @@ has that version in the datastore.`,
 			return err
 		}
 		defer st.Close()
+		if err := prepareStore(cmd.Context(), st); err != nil {
+			return err
+		}
 		res, err := writeResources(cmd.Context(), st, docs, mode, skipExists)
 		if err != nil {
 			return err
@@ -162,10 +165,16 @@ func (r *result) summary(past string) string {
 	return s
 }
 
-// keyOf is the datastore key of a resource.
+// keyOf is the datastore key of a resource: Calico's, under its stored
+// name (a policy "x" is at ".../default.x").
 func keyOf(r api.Resource) string {
 	m := r.GetObjectMeta()
-	return datastore.ResourceKey(api.Info(r).Plural, m.Namespace, m.Name)
+	return keyFor(api.Info(r), m.Namespace, m.Name)
+}
+
+// keyFor is the key of the resource of kind ki a user names name.
+func keyFor(ki api.KindInfo, namespace, name string) string {
+	return datastore.ResourceKey(ki.Plural, namespace, api.StoredName(ki.Kind, name))
 }
 
 // readCurrent reads the stored state of the given keys of one kind: a List
@@ -269,28 +278,17 @@ func newUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// encodeStored is the value written to the datastore: the resource as JSON
-// without its resourceVersion, which is the key's mod revision instead.
-func encodeStored(r api.Resource) ([]byte, error) {
-	m := r.GetObjectMeta()
-	rv := m.ResourceVersion
-	m.ResourceVersion = ""
-	defer func() { m.ResourceVersion = rv }()
-	return json.Marshal(r)
-}
-
-// decodeStored reads a stored value of a known kind and sets its
-// resourceVersion from the key's revision.
+// decodeStored reads a stored value of a known kind in its client form
+// (see api.DecodeStored), its resourceVersion the key's revision.
 func decodeStored(ki api.KindInfo, kv datastore.KV) (api.Resource, error) {
 	_, ns, name, ok := datastore.ParseResourceKey(kv.Key)
 	if !ok {
 		return nil, fmt.Errorf("%s: not a resource key", kv.Key)
 	}
-	r, err := api.UnmarshalStored(ki.Kind, ns, name, kv.Value)
+	r, err := api.DecodeStoredKey(ki.Kind, ns, name, kv.Value, kv.Revision)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kv.Key, err)
 	}
-	r.GetObjectMeta().ResourceVersion = strconv.FormatInt(kv.Revision, 10)
 	return r, nil
 }
 
@@ -326,6 +324,15 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 		r := d.Resource
 		key := keyOf(r)
 		kv, exists := cur[key]
+		if builtinProfile(r) {
+			// Never stored; its resourceVersion is always 1.
+			if err := checkBuiltinProfile(r); err != nil {
+				problems = append(problems, d.Error(err))
+				continue
+			}
+			res.add(r.Kind())
+			continue
+		}
 		switch {
 		case mode == modeCreate && exists && skipExists:
 			res.skipped++
@@ -368,12 +375,16 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 			}
 			pools = append(pools, *p)
 		}
-		value, err := encodeStored(r)
+		var prev []byte
+		if exists {
+			prev = kv.Value
+		}
+		value, err := api.EncodeStored(r, prev)
 		if err != nil {
 			return nil, d.Error(err)
 		}
 		res.add(r.Kind())
-		if exists && bytes.Equal(value, kv.Value) {
+		if exists && api.SameStored(r.Kind(), value, kv.Value) {
 			// Unchanged: writing would only bump the revision.
 			continue
 		}
@@ -486,6 +497,9 @@ deletions happen in one transaction; a missing resource is an error unless
 			return err
 		}
 		defer st.Close()
+		if err := prepareStore(cmd.Context(), st); err != nil {
+			return err
+		}
 		res, err := deleteResources(cmd.Context(), st, docs, skipNotExists, file == "")
 		if err != nil {
 			return err
@@ -512,6 +526,10 @@ func deleteResources(ctx context.Context, st datastore.Store, docs []api.Documen
 	for _, d := range docs {
 		r := d.Resource
 		kv, exists := cur[keyOf(r)]
+		if builtinProfile(r) {
+			problems = append(problems, fmt.Errorf("%s is Calico's built-in profile and cannot be deleted", api.Ident(r)))
+			continue
+		}
 		if !exists {
 			if skipNotExists {
 				res.skipped++
@@ -620,7 +638,11 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 		var missing []string
 		var rev int64
 		for _, name := range q.names {
-			kv, err := st.Get(ctx, datastore.ResourceKey(q.kind.Plural, ns, name))
+			if q.kind.Kind == api.KindProfile && name == api.DefaultAllowProfile {
+				items = append(items, defaultAllowProfile())
+				continue
+			}
+			kv, err := st.Get(ctx, keyFor(q.kind, ns, name))
 			if errors.Is(err, datastore.ErrNotFound) {
 				id := name
 				if ns != "" {
@@ -654,13 +676,17 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 	if err != nil {
 		return nil, 0, err
 	}
-	items := make([]api.Resource, 0, len(kvs))
+	items := make([]api.Resource, 0, len(kvs)+1)
 	for _, kv := range kvs {
 		r, err := decodeStored(q.kind, kv)
 		if err != nil {
 			return nil, 0, err
 		}
 		items = append(items, r)
+	}
+	if q.kind.Kind == api.KindProfile {
+		// calicoctl lists Calico's built-in profile last.
+		items = append(items, defaultAllowProfile())
 	}
 	return items, rev, nil
 }
@@ -772,13 +798,18 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 			}
 			return &r.(*api.GlobalNetworkPolicy).Spec
 		}
+		tier := column{"TIER", func(r api.Resource) string {
+			if t := spec(r).Tier; t != "" {
+				return t
+			}
+			return api.DefaultTier
+		}}
 		if !wide {
-			return []column{nameCol()}
+			return []column{nameCol(), tier}
 		}
-		return []column{nameCol(),
+		return []column{nameCol(), tier,
 			{"ORDER", func(r api.Resource) string { return orderString(spec(r).Order) }},
-			{"SELECTOR", func(r api.Resource) string { return spec(r).Selector }},
-			{"TYPES", func(r api.Resource) string { return join(spec(r).Types) }}}
+			{"SELECTOR", func(r api.Resource) string { return spec(r).Selector }}}
 	case api.KindWorkloadEndpoint:
 		wep := func(r api.Resource) *api.WorkloadEndpointSpec { return &r.(*api.WorkloadEndpoint).Spec }
 		cols := []column{nameCol(),

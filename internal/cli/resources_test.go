@@ -82,6 +82,10 @@ func runCalico(t *testing.T, bin, endpoints, stdin string, args ...string) runRe
 	return runResult{out.String(), errOut.String(), code}
 }
 
+// initKeys is how many keys the first write adds besides the resources
+// (cluster information, three tiers, kube-controllers configuration).
+const initKeys = 5
+
 // etcdKeys lists the keys under /calico with etcdctl (v3 API).
 func etcdKeys(t *testing.T, endpoints string) []string {
 	t.Helper()
@@ -142,19 +146,26 @@ func TestResourceCommands(t *testing.T) {
 		if out != "Successfully applied 12 resource(s)\n" {
 			t.Fatalf("apply printed %q", out)
 		}
+		// Calico's keys: policies under their tiered name, and what
+		// calicoctl creates on its first write (internal/compat).
 		want := []string{
 			prefix + "bgpconfigurations/default",
 			prefix + "bgppeers/tor",
+			prefix + "clusterinformations/default",
 			prefix + "felixconfigurations/default",
-			prefix + "globalnetworkpolicies/default-deny",
+			prefix + "globalnetworkpolicies/default.default-deny",
 			prefix + "hostendpoints/host1-eth0",
 			prefix + "ippools/default-ipv4-ippool",
 			prefix + "ippools/default-ipv6-ippool",
-			prefix + "networkpolicies/default/allow-db",
-			prefix + "networkpolicies/shop/allow-web",
+			prefix + "kubecontrollersconfigurations/default",
+			prefix + "networkpolicies/default/default.allow-db",
+			prefix + "networkpolicies/shop/default.allow-web",
 			prefix + "nodes/host1",
 			prefix + "profiles/shop-net",
-			prefix + "workloadendpoints/shop/host1-libnetwork-web1-eth0",
+			prefix + "tiers/adminnetworkpolicy",
+			prefix + "tiers/baselineadminnetworkpolicy",
+			prefix + "tiers/default",
+			prefix + "workloadendpoints/shop/host1-libnetwork-libnetwork-eth0",
 		}
 		if got := etcdKeys(t, c.endpoints); !slices.Equal(got, want) {
 			t.Fatalf("etcd keys:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -235,7 +246,7 @@ metadata: {name: new-two}
 		if out := c.ok("create", "-f", mixed, "--skip-exists"); out != "Successfully created 2 resource(s) (1 skipped)\n" {
 			t.Errorf("create --skip-exists printed %q", out)
 		}
-		if n := len(etcdKeys(t, c.endpoints)); n != 3 {
+		if n := len(etcdKeys(t, c.endpoints)); n != 3+initKeys {
 			t.Errorf("%d keys after create --skip-exists", n)
 		}
 	})
@@ -390,8 +401,8 @@ metadata: {name: x}
 		if out := c.ok("delete", "-f", testdata("cluster.yaml"), "--skip-not-exists"); out != "Successfully deleted 10 resource(s) (2 skipped)\n" {
 			t.Errorf("delete -f printed %q", out)
 		}
-		if keys := etcdKeys(t, c.endpoints); len(keys) != 0 {
-			t.Errorf("left behind %v", keys)
+		if keys := etcdKeys(t, c.endpoints); len(keys) != initKeys {
+			t.Errorf("left behind %v (want only the %d keys of the initialisation)", keys, initKeys)
 		}
 		if stderr := c.fail("delete", "-f", testdata("policy.yaml")); !strings.Contains(stderr, "document 1 (NetworkPolicy shop/allow-web): NetworkPolicy shop/allow-web does not exist") {
 			t.Errorf("delete -f of missing: %q", stderr)
@@ -426,17 +437,17 @@ metadata: {name: x}
 		}
 		tables := map[string]string{
 			"ippool":             "NAME                  CIDR           SELECTOR\ndefault-ipv4-ippool   10.48.0.0/16   all()\ndefault-ipv6-ippool   fd00:48::/48   all()\n",
-			"np":                 "NAME\nallow-db\n",
-			"gnp -o wide":        "NAME           ORDER   SELECTOR   TYPES\ndefault-deny   2000    all()      Ingress,Egress\n",
-			"np -A":              "NAMESPACE   NAME\ndefault     allow-db\nshop        allow-web\n",
-			"np -n shop -o wide": "NAME        ORDER   SELECTOR        TYPES\nallow-web   100     role == 'web'   Ingress\n",
-			"wep -A -o wide":     "NAMESPACE   NAME                         WORKLOAD   NODE    NETWORKS       INTERFACE         PROFILES\nshop        host1-libnetwork-web1-eth0   web1       host1   10.48.0.5/32   cali1a2b3c4d5e6   shop-net\n",
+			"np":                 "NAME       TIER\nallow-db   default\n",
+			"gnp -o wide":        "NAME           TIER      ORDER   SELECTOR\ndefault-deny   default   2000    all()\n",
+			"np -A":              "NAMESPACE   NAME        TIER\ndefault     allow-db    default\nshop        allow-web   default\n",
+			"np -n shop -o wide": "NAME        TIER      ORDER   SELECTOR\nallow-web   default   100     role == 'web'\n",
+			"wep -A -o wide":     "NAMESPACE   NAME                               WORKLOAD   NODE    NETWORKS       INTERFACE         PROFILES\nshop        host1-libnetwork-libnetwork-eth0   web1       host1   10.48.0.5/32   cali1a2b3c4d5e6   shop-net\n",
 			"hep -o wide":        "NAME         NODE    INTERFACE   IPS          PROFILES\nhost1-eth0   host1   eth0        192.0.2.10   \n",
 			"nodes -o wide":      "NAME    ASN       IPV4            IPV6\nhost1   (64512)   192.0.2.10/24   \n",
 			"bgppeer":            "NAME   PEERIP      NODE       ASN\ntor    192.0.2.1   (global)   64500\n",
 			"bgpconfig":          "NAME      LOGSEVERITY   MESHENABLED   ASNUMBER\ndefault   Info          true          64512\n",
 			"felixconfig":        "NAME\ndefault\n",
-			"profile -o wide":    "NAME       LABELS\nshop-net   network=shop\n",
+			"profile -o wide":    "NAME                          LABELS\nshop-net                      network=shop\nprojectcalico-default-allow   \n",
 			"gnp -o name":        "globalnetworkpolicy/default-deny\n",
 		}
 		for args, want := range tables {

@@ -15,10 +15,27 @@ const (
 	KindManual = "manual"
 )
 
-// Keys of Attribute.Secondary.
+// Tunnel address types (Attrs.Type), Calico's values of the "type"
+// attribute. Calico's node writes them with only "node" and "type" (no
+// kind), under the handle "<type prefix>-tunnel-addr-<node>"; an address of
+// this type is in use while a Node resource lists it as its tunnel address.
+const (
+	TypeVXLANTunnel       = "vxlanTunnelAddress"
+	TypeVXLANV6Tunnel     = "vxlanV6TunnelAddress"
+	TypeIPIPTunnel        = "ipipTunnelAddress"
+	TypeWireguardTunnel   = "wireguardTunnelAddress"
+	TypeWireguardV6Tunnel = "wireguardV6TunnelAddress"
+)
+
+// Keys of Attribute.Secondary. "node", "type", "namespace", "pod" and
+// "timestamp" are Calico's (libcalico-go ipam); the others are this
+// project's, and Calico's tools ignore them.
 const (
 	attrKind      = "kind"
 	attrNode      = "node"
+	attrType      = "type"
+	attrNamespace = "namespace"
+	attrPod       = "pod"
 	attrEndpoint  = "endpoint"
 	attrContainer = "containerID"
 	attrNote      = "note"
@@ -28,8 +45,13 @@ const (
 // Attrs records what an address is for. Workload: Node, Endpoint
 // ("namespace/name" of its WorkloadEndpoint, may be filled in later with
 // SetHandleAttrs) and ContainerID. Manual: Node (who asked) and a free Note.
+// Addresses Calico's own IPAM library assigned have no Kind: a tunnel
+// address has Node and Type, a Kubernetes pod's Node, Namespace and Pod.
 type Attrs struct {
-	Kind        string    `json:"kind"`
+	Kind        string    `json:"kind,omitempty"`
+	Type        string    `json:"type,omitempty"`
+	Namespace   string    `json:"namespace,omitempty"`
+	Pod         string    `json:"pod,omitempty"`
 	Node        string    `json:"node,omitempty"`
 	Endpoint    string    `json:"endpoint,omitempty"`
 	ContainerID string    `json:"containerID,omitempty"`
@@ -42,7 +64,9 @@ func (a Attrs) Validate() error {
 	switch a.Kind {
 	case KindWorkload, KindManual:
 	case "":
-		return fmt.Errorf("attrs: kind is required (%q or %q)", KindWorkload, KindManual)
+		if a.Type == "" || a.Node == "" {
+			return fmt.Errorf("attrs: kind is required (%q or %q), or Calico's tunnel type and node", KindWorkload, KindManual)
+		}
 	default:
 		return fmt.Errorf("attrs: unknown kind %q (want %q or %q)", a.Kind, KindWorkload, KindManual)
 	}
@@ -73,6 +97,12 @@ func (a Attrs) Describe() string {
 			parts = append(parts, fmt.Sprintf("%q", a.Note))
 		}
 	case "":
+		switch {
+		case a.Type != "":
+			parts = append(parts, a.Type)
+		case a.Pod != "":
+			parts = append(parts, "pod "+a.Namespace+"/"+a.Pod)
+		}
 	default:
 		parts = append(parts, a.Kind)
 	}
@@ -89,6 +119,10 @@ func shortID(id string) string {
 	return id
 }
 
+// calicoTimestamp is how Calico's CNI plugin writes "timestamp" (Go's
+// time.Time String form).
+const calicoTimestamp = "2006-01-02 15:04:05.999999999 -0700 MST"
+
 // Secondary encodes the attrs as a block attribute's secondary map.
 func (a Attrs) Secondary() map[string]string {
 	m := map[string]string{}
@@ -99,6 +133,9 @@ func (a Attrs) Secondary() map[string]string {
 	}
 	set(attrKind, a.Kind)
 	set(attrNode, a.Node)
+	set(attrType, a.Type)
+	set(attrNamespace, a.Namespace)
+	set(attrPod, a.Pod)
 	set(attrEndpoint, a.Endpoint)
 	set(attrContainer, a.ContainerID)
 	set(attrNote, a.Note)
@@ -112,12 +149,17 @@ func (a Attrs) Secondary() map[string]string {
 func AttrsFromSecondary(m map[string]string) Attrs {
 	a := Attrs{
 		Kind:        m[attrKind],
+		Type:        m[attrType],
+		Namespace:   m[attrNamespace],
+		Pod:         m[attrPod],
 		Node:        m[attrNode],
 		Endpoint:    m[attrEndpoint],
 		ContainerID: m[attrContainer],
 		Note:        m[attrNote],
 	}
 	if ts, err := time.Parse(time.RFC3339Nano, m[attrTimestamp]); err == nil {
+		a.Assigned = ts
+	} else if ts, err := time.Parse(calicoTimestamp, m[attrTimestamp]); err == nil {
 		a.Assigned = ts
 	}
 	return a

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,11 @@ type Block struct {
 	Unallocated    []int        `json:"unallocated"`
 	Attributes     []Attribute  `json:"attributes"`
 	SequenceNumber uint64       `json:"sequenceNumber"`
+	// SequenceNumberForAllocation maps an assigned ordinal ("5") to the
+	// SequenceNumber it was assigned at, as Calico's model records it.
+	SequenceNumberForAllocation map[string]uint64 `json:"sequenceNumberForAllocation,omitempty"`
+	// Deleted is Calico's mark of a block being deleted.
+	Deleted bool `json:"deleted"`
 	// EmptySince is when the block last became empty; the grace period of
 	// ReleaseEmptyBlocks counts from it. Not in Calico's model.
 	EmptySince *time.Time `json:"emptySince,omitempty"`
@@ -151,6 +157,7 @@ func (b *Block) Assign(n int, handle string, sec map[string]string) []netip.Addr
 	for _, ord := range b.Unallocated[:n] {
 		v := idx
 		b.Allocations[ord] = &v
+		b.setSeq(ord)
 		out = append(out, b.Addr(ord))
 	}
 	b.Unallocated = slices.Clone(b.Unallocated[n:])
@@ -195,6 +202,7 @@ func (b *Block) AssignAddr(ip netip.Addr, handle string, sec map[string]string) 
 	}
 	idx := b.attrIndex(handle, sec)
 	b.Allocations[ord] = &idx
+	b.setSeq(ord)
 	b.Unallocated = slices.Delete(slices.Clone(b.Unallocated), pos, pos+1)
 	b.touch()
 	b.EmptySince = nil
@@ -235,6 +243,7 @@ func (b *Block) Release(ips []netip.Addr, now time.Time) (byHandle map[string]in
 		}
 		byHandle[b.attr(*a).Handle()]++
 		b.Allocations[ord] = nil
+		delete(b.SequenceNumberForAllocation, strconv.Itoa(ord))
 		b.Unallocated = append(b.Unallocated, ord)
 	}
 	if len(notAssigned) < len(seen) {
@@ -384,6 +393,15 @@ func (b *Block) compactAttributes() {
 }
 
 func (b *Block) touch() { b.SequenceNumber++ }
+
+// setSeq records the sequence number an ordinal is assigned at (Calico's
+// SetSequenceNumberForOrdinal).
+func (b *Block) setSeq(ord int) {
+	if b.SequenceNumberForAllocation == nil {
+		b.SequenceNumberForAllocation = map[string]uint64{}
+	}
+	b.SequenceNumberForAllocation[strconv.Itoa(ord)] = b.SequenceNumber
+}
 
 // ---- consistency ----
 

@@ -29,6 +29,11 @@ const (
 	// LeakNoOwnerRecord: the block points the address at no attribute, so no
 	// handle can ever release it.
 	LeakNoOwnerRecord = "no-owner-record"
+	// LeakNotInUse: an address Calico's IPAM library assigned (no kind of
+	// ours) that no Node lists as a tunnel address and no endpoint lists:
+	// what calicoctl ipam check calls "allocated in IPAM but not actually in
+	// use".
+	LeakNotInUse = "not-in-use"
 )
 
 // Inconsistency kinds and what release --from-report does about them.
@@ -172,6 +177,7 @@ type snapshot struct {
 	affinities []affinityRef
 	handles    map[string]*Handle
 	nodes      map[string]bool
+	nodeIPs    map[netip.Addr]string           // tunnel addresses Node resources list -> node
 	weps       map[string]api.WorkloadEndpoint // "namespace/name"
 	containers map[string]bool                 // checked container IDs -> exist
 	unreadable []string                        // keys that do not decode, with why
@@ -209,7 +215,7 @@ func (a *Allocator) Check(ctx context.Context, opts CheckOptions) (Report, error
 }
 
 func (a *Allocator) readSnapshot(ctx context.Context) (*snapshot, error) {
-	s := &snapshot{handles: map[string]*Handle{}, nodes: map[string]bool{}, weps: map[string]api.WorkloadEndpoint{}, now: a.now()}
+	s := &snapshot{handles: map[string]*Handle{}, nodes: map[string]bool{}, nodeIPs: map[netip.Addr]string{}, weps: map[string]api.WorkloadEndpoint{}, now: a.now()}
 	var err error
 	if s.pools, err = a.Pools(ctx); err != nil {
 		return nil, err
@@ -250,6 +256,9 @@ func (a *Allocator) readSnapshot(ctx context.Context) (*snapshot, error) {
 	for _, kv := range kvs {
 		if _, _, name, ok := datastore.ParseResourceKey(kv.Key); ok {
 			s.nodes[name] = true
+			for _, ip := range nodeTunnelAddrs(kv.Value) {
+				s.nodeIPs[ip] = name
+			}
 		}
 	}
 	if kvs, _, err = a.store.List(ctx, datastore.ResourcePrefix("workloadendpoints")); err != nil {
@@ -383,6 +392,24 @@ func analyze(s *snapshot, opts CheckOptions) Report {
 				continue
 			case KindWorkload:
 				r.Summary.Workload++
+			case "":
+				// Assigned by Calico's own IPAM library (calico/node's
+				// tunnel addresses, the CNI plugin's pods): judged as
+				// calicoctl ipam check judges every address, in use while a
+				// Node lists it as a tunnel address or an endpoint lists it.
+				r.Summary.Workload++
+				if opts.MinAge > 0 && !at.Assigned.IsZero() && s.now.Sub(at.Assigned) < opts.MinAge {
+					r.Summary.Recent++
+					continue
+				}
+				if _, ok := s.nodeIPs[al.IP]; ok {
+					continue
+				}
+				if len(wepsByIP[al.IP]) > 0 {
+					continue
+				}
+				leak(LeakNotInUse)
+				continue
 			default:
 				r.Inconsistencies = append(r.Inconsistencies, Inconsistency{Kind: UnknownKind, IP: al.IP.String(), Block: b.CIDR.String(),
 					Handle: al.Handle, Detail: fmt.Sprintf("address records kind %q, neither %q nor %q", at.Kind, KindWorkload, KindManual)})
@@ -919,4 +946,45 @@ func (a *Allocator) rewriteHandle(ctx context.Context, handle string) (bool, err
 		}
 		return true, nil
 	}
+}
+
+// nodeTunnelAddrs returns the tunnel addresses a stored Node lists, read as
+// calicoctl ipam check reads them (VXLAN, IPIP, WireGuard; an address may
+// carry a prefix length).
+func nodeTunnelAddrs(value []byte) []netip.Addr {
+	var n struct {
+		Spec struct {
+			IPv4VXLANTunnelAddr string `json:"ipv4VXLANTunnelAddr"`
+			IPv6VXLANTunnelAddr string `json:"ipv6VXLANTunnelAddr"`
+			BGP                 *struct {
+				IPv4IPIPTunnelAddr string `json:"ipv4IPIPTunnelAddr"`
+			} `json:"bgp"`
+			Wireguard *struct {
+				InterfaceIPv4Address string `json:"interfaceIPv4Address"`
+				InterfaceIPv6Address string `json:"interfaceIPv6Address"`
+			} `json:"wireguard"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(value, &n) != nil {
+		return nil
+	}
+	raw := []string{n.Spec.IPv4VXLANTunnelAddr, n.Spec.IPv6VXLANTunnelAddr}
+	if n.Spec.BGP != nil {
+		raw = append(raw, n.Spec.BGP.IPv4IPIPTunnelAddr)
+	}
+	if n.Spec.Wireguard != nil {
+		raw = append(raw, n.Spec.Wireguard.InterfaceIPv4Address, n.Spec.Wireguard.InterfaceIPv6Address)
+	}
+	var out []netip.Addr
+	for _, r := range raw {
+		if r == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(r); err == nil {
+			out = append(out, p.Addr().Unmap())
+		} else if ip, err := netip.ParseAddr(r); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -111,6 +112,12 @@ func (s *Syncer) watch(ctx context.Context, prefix string) {
 			if seen != nil {
 				seen[ev.KV.Key] = true
 			}
+			if old, ok := known[ev.KV.Key]; ok && (old.Name != u.Name || old.Namespace != u.Namespace) {
+				// The same key now shows another name (a policy's client
+				// name is in an annotation): the old one is gone.
+				old.Revision = ev.KV.Revision
+				batch = append(batch, old)
+			}
 			known[ev.KV.Key] = Update{Kind: u.Kind, Namespace: u.Namespace, Name: u.Name}
 			batch = append(batch, u)
 			if seen == nil {
@@ -167,6 +174,10 @@ func (s *Syncer) setStatus(prefix string, ok bool, err error) {
 // decode turns a stored key and value into an Update.
 func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 	u, err := Decode(kv)
+	if errors.Is(err, ErrOtherKind) {
+		// Calico kinds this dataplane does not use (tiers, cluster information, ...).
+		return Update{}, false
+	}
 	if err != nil {
 		s.log.Warn("skipping undecodable datastore value", "key", kv.Key, "err", err)
 		return Update{}, false
@@ -174,7 +185,14 @@ func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 	return u, true
 }
 
-// Decode turns one stored key/value into an Update.
+// ErrOtherKind: a resource of a kind this project does not read (Calico
+// stores more kinds, e.g. tiers and cluster information, than the dataplane
+// uses).
+var ErrOtherKind = errors.New("resource type not used here")
+
+// Decode turns one stored key/value into an Update. Name is the client
+// name, as in Object (a policy stored under "default.x" is "x"; see
+// api.DecodeStored).
 func Decode(kv datastore.KV) (Update, error) {
 	if strings.HasPrefix(kv.Key, BlockAssignmentPrefix) {
 		b, err := decodeBlock(kv.Value)
@@ -189,13 +207,15 @@ func Decode(kv datastore.KV) (Update, error) {
 	}
 	info, ok := api.LookupPlural(plural)
 	if !ok {
-		return Update{}, fmt.Errorf("unknown resource type %q", plural)
+		return Update{}, fmt.Errorf("%w %q", ErrOtherKind, plural)
 	}
-	obj, err := api.UnmarshalStored(info.Kind, ns, name, kv.Value)
+	obj, err := api.DecodeStoredKey(info.Kind, ns, name, kv.Value, kv.Revision)
 	if err != nil {
 		return Update{}, err
 	}
-	return Update{Kind: info.Kind, Namespace: ns, Name: name, Object: obj, Revision: kv.Revision}, nil
+	// The name consumers key on is the client name (a policy stored as
+	// "default.x" is "x"), as in the object.
+	return Update{Kind: info.Kind, Namespace: ns, Name: obj.GetObjectMeta().Name, Object: obj, Revision: kv.Revision}, nil
 }
 
 func decodeBlock(v []byte) (*Block, error) {

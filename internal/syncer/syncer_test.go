@@ -111,3 +111,45 @@ func TestDecodeRejectsForeignKeys(t *testing.T) {
 		}
 	}
 }
+
+// Policies are stored under Calico's tiered key; consumers see the client
+// name, on upsert and delete, and a changed client name on the same key
+// removes the old one.
+func TestSyncerPolicyClientNames(t *testing.T) {
+	s := datastore.NewMemory()
+	key := datastore.ResourceKey("globalnetworkpolicies", "", "default.deny")
+	put(t, s, key, `{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.deny","annotations":{"projectcalico.org/metadata":"{\"name\":\"deny\"}"}},"spec":{"selector":"all()"}}`)
+	put(t, s, datastore.ResourceKey("tiers", "", "default"), `{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"order":1000000}}`)
+	rec := &recorder{state: map[string]Update{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { New(s, rec, nil).Run(ctx); close(done) }()
+	only := func(want string) func(map[string]Update, bool) error {
+		return func(st map[string]Update, in bool) error {
+			if !in {
+				return fmt.Errorf("not in sync")
+			}
+			if _, ok := st[want]; !ok || len(st) != 1 {
+				return fmt.Errorf("have %v, want only %s", st, want)
+			}
+			return nil
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, rec.check(only("GlobalNetworkPolicy//deny")))
+	// calicoctl's form without the annotation (Calico before 3.30) is the
+	// same policy; then a client name "default.deny" on the same key.
+	put(t, s, key, `{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.deny","annotations":{"projectcalico.org/metadata":"{\"name\":\"default.deny\"}"}},"spec":{"selector":"all()"}}`)
+	testutil.Eventually(t, 5*time.Second, rec.check(only("GlobalNetworkPolicy//default.deny")))
+	if err := s.Delete(context.Background(), key, 0); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, rec.check(func(st map[string]Update, _ bool) error {
+		if len(st) != 0 {
+			return fmt.Errorf("left %v", st)
+		}
+		return nil
+	}))
+	cancel()
+	<-done
+}

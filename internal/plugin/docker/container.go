@@ -177,8 +177,9 @@ func AddContainer(ctx context.Context, env ContainerEnv, container string, opts 
 	w := &api.WorkloadEndpoint{
 		ObjectMeta: api.ObjectMeta{Name: wepName, Labels: labels, Annotations: map[string]string{HandleAnnotation: handle}},
 		Spec: api.WorkloadEndpointSpec{
-			Orchestrator:  OrchestratorDocker,
-			Workload:      name,
+			Orchestrator: OrchestratorDocker,
+			Workload:     short(c.ID), // Calico derives the name from it
+
 			Node:          env.Node,
 			ContainerID:   c.ID,
 			Endpoint:      "eth0",
@@ -218,7 +219,7 @@ func findCLIEndpoint(ctx context.Context, env ContainerEnv, container string) (*
 		if w.Spec.Orchestrator != OrchestratorDocker {
 			continue
 		}
-		if w.Spec.Workload == container || (len(container) >= 4 && strings.HasPrefix(w.Spec.ContainerID, container)) {
+		if w.Labels[LabelContainer] == container || (len(container) >= 4 && strings.HasPrefix(w.Spec.ContainerID, container)) {
 			found = append(found, w)
 		}
 	}

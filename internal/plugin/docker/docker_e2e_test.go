@@ -194,7 +194,7 @@ spec:
 		l.docker(h, "rm", "-f", "bare")
 		testutil.Eventually(t, 20*time.Second, func() error {
 			for _, w := range l.endpoints(h) {
-				if w.Spec.Workload == "bare" {
+				if w.Labels["docker.container"] == "bare" { // spec.workload is the short container ID
 					return fmt.Errorf("endpoint of bare still there")
 				}
 			}

@@ -400,7 +400,10 @@ func (l *dlab) endpoints(host string) []api.WorkloadEndpoint {
 func (l *dlab) endpointOf(host, container string) api.WorkloadEndpoint {
 	l.t.Helper()
 	for _, w := range l.endpoints(host) {
-		if w.Spec.Workload == container {
+		// calico container add's endpoints have the short container ID in
+		// spec.workload (Calico derives the name from it); both kinds carry
+		// the container's name as a label.
+		if w.Labels["docker.container"] == container || w.Spec.Workload == container {
 			return w
 		}
 	}

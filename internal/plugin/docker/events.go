@@ -180,10 +180,20 @@ func (s *Server) applyLabels(ctx context.Context, id, name string, labels map[st
 					}
 				}
 			}
-			if maps.Equal(w.Labels, l) && w.Spec.Workload == workload && w.Spec.ContainerID == id {
+			l = maps.Clone(l)
+			if l == nil {
+				l = map[string]string{}
+			}
+			api.SetEndpointLabels(l, w) // as the stored ones (api.Default)
+			wl := workload
+			if w.Spec.Orchestrator == OrchestratorDocker {
+				// Part of the endpoint's name, which Calico derives from it.
+				wl = short(id)
+			}
+			if maps.Equal(w.Labels, l) && w.Spec.Workload == wl && w.Spec.ContainerID == id {
 				return false
 			}
-			w.Labels, w.Spec.Workload, w.Spec.ContainerID = l, workload, id
+			w.Labels, w.Spec.Workload, w.Spec.ContainerID = l, wl, id
 			return true
 		})
 		if err != nil && !errors.Is(err, datastore.ErrNotFound) {

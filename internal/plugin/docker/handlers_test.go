@@ -62,7 +62,7 @@ func putPool(t *testing.T, st datastore.Store, name, cidr string, mutate ...func
 	for _, m := range mutate {
 		m(p)
 	}
-	b, err := encode(p)
+	b, err := encode(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +608,8 @@ func TestLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := e.wep(epA)
-	want := map[string]string{"role": "web", "com.example/tier": "front", LabelContainer: "web_1"}
+	want := map[string]string{"role": "web", "com.example/tier": "front", LabelContainer: "web_1",
+		api.LabelNamespace: Namespace, api.LabelOrchestrator: OrchestratorLibnetwork} // the last two: Calico's, on every endpoint
 	if len(w.Labels) != len(want) {
 		t.Fatalf("labels %v, want %v", w.Labels, want)
 	}

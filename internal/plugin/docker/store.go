@@ -3,10 +3,8 @@ package docker
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,18 +63,15 @@ func newUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// encode defaults, validates and serialises a resource for storage (the
-// resourceVersion is the key's revision, never stored).
-func encode(r api.Resource) ([]byte, error) {
+// encode defaults, validates and serialises a resource for storage in
+// Calico's stored form (see api.EncodeStored); prev is the value stored now,
+// whose fields this project does not know are kept, or nil.
+func encode(r api.Resource, prev []byte) ([]byte, error) {
 	api.Default(r)
 	if err := api.Validate(r); err != nil {
 		return nil, err
 	}
-	m := r.GetObjectMeta()
-	rv := m.ResourceVersion
-	m.ResourceVersion = ""
-	defer func() { m.ResourceVersion = rv }()
-	return json.Marshal(r)
+	return api.EncodeStored(r, prev)
 }
 
 func decodeWEP(kv datastore.KV) (*api.WorkloadEndpoint, error) {
@@ -85,23 +80,31 @@ func decodeWEP(kv datastore.KV) (*api.WorkloadEndpoint, error) {
 		return nil, fmt.Errorf("%s: not a resource key", kv.Key)
 	}
 	// The identity comes from the key: a body naming another endpoint is refused.
-	r, err := api.UnmarshalStored(api.KindWorkloadEndpoint, ns, name, kv.Value)
+	r, err := api.DecodeStoredKey(api.KindWorkloadEndpoint, ns, name, kv.Value, kv.Revision)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kv.Key, err)
 	}
 	w := r.(*api.WorkloadEndpoint)
-	w.ResourceVersion = strconv.FormatInt(kv.Revision, 10)
+	if w.Namespace == "" {
+		w.Namespace = ns
+	}
 	return w, nil
 }
 
 // getWEP reads an endpoint; datastore.ErrNotFound if missing.
 func getWEP(ctx context.Context, st datastore.Store, name string) (*api.WorkloadEndpoint, int64, error) {
+	w, kv, err := getWEPKV(ctx, st, name)
+	return w, kv.Revision, err
+}
+
+// getWEPKV is getWEP with the stored value.
+func getWEPKV(ctx context.Context, st datastore.Store, name string) (*api.WorkloadEndpoint, datastore.KV, error) {
 	kv, err := st.Get(ctx, wepKey(name))
 	if err != nil {
-		return nil, 0, err
+		return nil, kv, err
 	}
 	w, err := decodeWEP(kv)
-	return w, kv.Revision, err
+	return w, kv, err
 }
 
 // createWEP writes a new endpoint; datastore.ErrExists if it is there.
@@ -113,7 +116,7 @@ func createWEP(ctx context.Context, st datastore.Store, w *api.WorkloadEndpoint)
 	if w.CreationTimestamp == "" {
 		w.CreationTimestamp = time.Now().UTC().Format(time.RFC3339)
 	}
-	b, err := encode(w)
+	b, err := encode(w, nil)
 	if err != nil {
 		return fmt.Errorf("workload endpoint %s: %w", w.Name, err)
 	}
@@ -128,18 +131,18 @@ func createWEP(ctx context.Context, st datastore.Store, w *api.WorkloadEndpoint)
 // datastore.ErrNotFound.
 func updateWEP(ctx context.Context, st datastore.Store, name string, change func(*api.WorkloadEndpoint) bool) error {
 	for i := 0; ; i++ {
-		w, rev, err := getWEP(ctx, st, name)
+		w, kv, err := getWEPKV(ctx, st, name)
 		if err != nil {
 			return err
 		}
 		if !change(w) {
 			return nil
 		}
-		b, err := encode(w)
+		b, err := encode(w, kv.Value)
 		if err != nil {
 			return fmt.Errorf("workload endpoint %s: %w", name, err)
 		}
-		_, err = st.Update(ctx, wepKey(name), b, rev)
+		_, err = st.Update(ctx, wepKey(name), b, kv.Revision)
 		if err == nil {
 			return nil
 		}
@@ -203,7 +206,7 @@ func ensureProfile(ctx context.Context, st datastore.Store, network string) erro
 	p := networkProfile(network)
 	p.UID = newUID()
 	p.CreationTimestamp = time.Now().UTC().Format(time.RFC3339)
-	b, err := encode(p)
+	b, err := encode(p, nil)
 	if err != nil {
 		return badf("docker network name %q cannot name a Calico profile: recreate the network with a name of lower-case letters, digits, '-' and '.'", network)
 	}
