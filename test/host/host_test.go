@@ -305,10 +305,11 @@ func TestOwnHostReadmeFlow(t *testing.T) {
 
 	// The README's first node, with ports picked free on this shared
 	// machine and the datastore embedded in the node on loopback.
-	etcdPort, healthPort, metricsPort, bgpPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	// The README's first host: etcd embedded with TLS and client
+	// certificates on the host's address (ports 2378-2380) and on a local
+	// socket; `calico` finds it through the calicoctl.cfg the node writes.
+	healthPort, metricsPort, bgpPort := freePort(t), freePort(t), freePort(t)
 	h.health = fmt.Sprintf("127.0.0.1:%d", healthPort)
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	h.env = []string{"ETCD_ENDPOINTS=" + etcdURL}
 	dataDir := "/var/lib/calico/etcd-hosttier-" + h.suffix
 	removeArgs := []string{"node", "remove", "--force", "--purge", "--health-addr", h.health}
 	t.Cleanup(func() {
@@ -333,7 +334,7 @@ func TestOwnHostReadmeFlow(t *testing.T) {
 	t.Logf("checksystem:\n%s", check)
 	t0 := time.Now()
 	out := h.calico("node", "start", "--name", "hosttier-"+h.suffix,
-		"--embedded-etcd", "--etcd-listen", etcdURL, "--etcd-data-dir", dataDir,
+		"--embedded-etcd", "--etcd-data-dir", dataDir,
 		"--health-addr", h.health, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--bgp-port", fmt.Sprint(bgpPort))
 	t.Logf("node start (%v):\n%s", time.Since(t0).Round(time.Millisecond), out)
@@ -342,7 +343,7 @@ func TestOwnHostReadmeFlow(t *testing.T) {
 	}
 	// Starting again with the same flags changes nothing.
 	if out := h.calico("node", "start", "--name", "hosttier-"+h.suffix,
-		"--embedded-etcd", "--etcd-listen", etcdURL, "--etcd-data-dir", dataDir,
+		"--embedded-etcd", "--etcd-data-dir", dataDir,
 		"--health-addr", h.health, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--bgp-port", fmt.Sprint(bgpPort)); !strings.Contains(out, "already running") {
 		t.Fatalf("second node start replaced the node:\n%s", out)
@@ -432,9 +433,10 @@ spec:
 	if ps, _ := h.cmd("docker", "ps", "-a", "--filter", "name="+h.suffix, "-q"); strings.TrimSpace(ps) != "" {
 		t.Errorf("test containers left: %s", ps)
 	}
-	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", etcdPort), time.Second); err == nil {
-		c.Close()
-		t.Errorf("something still listens on the embedded etcd's port %d", etcdPort)
+	for _, port := range []string{"2378", "2379", "2380"} {
+		if out, _ := h.cmd("ss", "-Hltn", "sport = :"+port); strings.TrimSpace(out) != "" {
+			t.Errorf("something still listens on the embedded datastore's port %s:\n%s", port, out)
+		}
 	}
 	for _, d := range []string{"/var/lib/calico", "/var/run/calico", "/var/log/calico"} {
 		if _, err := os.Stat(d); err == nil {
