@@ -20,16 +20,17 @@ func TestGetRefusesBodyThatDisagreesWithKey(t *testing.T) {
 	}
 	testutil.RequireCmd(t, "/usr/bin/etcdctl")
 	c := resCLI{t: t, bin: testutil.CalicoBin(t), endpoints: strings.Join(etcdtest.Start(t), ",")}
-	key := datastore.ResourceKey("globalnetworkpolicies", "", "harmless")
+	// Calico's key for policy "harmless" of the default tier.
+	key := datastore.ResourceKey("globalnetworkpolicies", "", "default.harmless")
 	cmd := exec.Command("/usr/bin/etcdctl", "--endpoints", c.endpoints, "put", key,
-		`{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"allow-all"},"spec":{"selector":"all()"}}`)
+		`{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.allow-all"},"spec":{"selector":"all()"}}`)
 	cmd.Env = []string{"ETCDCTL_API=3", "PATH=" + os.Getenv("PATH")}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("etcdctl put: %v\n%s", err, out)
 	}
 	for _, args := range [][]string{{"get", "globalnetworkpolicy"}, {"get", "globalnetworkpolicy", "harmless"}} {
 		stderr := c.fail(args...)
-		if !strings.Contains(stderr, key) || !strings.Contains(stderr, `named "allow-all"`) {
+		if !strings.Contains(stderr, key) || !strings.Contains(stderr, `named "default.allow-all"`) {
 			t.Errorf("calico %v: %s", args, stderr)
 		}
 	}
