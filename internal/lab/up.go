@@ -521,6 +521,21 @@ func StartNode(ctx context.Context, st *State, h *Host, calicoBin, image string,
 	args := []string{"node", "start", "--name", h.Name, "--ip", h.IP, "--ip6", h.IP6, "--image", image}
 	if first {
 		args = append(args, "--embedded-etcd")
+	} else if len(extra) == 0 && !hasCreds(h) {
+		// Not joined yet: a host started with no credentials would become
+		// the first host of a datastore of its own. Join with a one-off
+		// token from the first host, revoked once used.
+		out, err := CalicoOn(ctx, st, &st.Hosts[0], calicoBin, "node", "token", "create", "--description", "calico lab join "+h.Name)
+		if err != nil {
+			return err
+		}
+		tok := strings.TrimSpace(out)
+		defer func() {
+			_, cred, _ := strings.Cut(tok, "::")
+			id, _, _ := strings.Cut(cred, ":")
+			_, _ = CalicoOn(context.Background(), st, &st.Hosts[0], calicoBin, "node", "token", "revoke", id)
+		}()
+		extra = []string{"--join-url", JoinURL(st), "--join-token", tok}
 	}
 	args = append(args, extra...)
 	cmd, err := ExecCmd(ctx, st, h, calicoBin, args...)
