@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestUnmarshalStoredIdentityFromKey(t *testing.T) {
+func TestDecodeStoredKeyIdentityFromKey(t *testing.T) {
 	for _, tc := range []struct {
 		name, kind, ns, key, body, wantErr string
 	}{
@@ -23,7 +23,7 @@ func TestUnmarshalStoredIdentityFromKey(t *testing.T) {
 		{name: "not JSON", kind: KindProfile, key: "p", body: `{`, wantErr: "decode stored"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := UnmarshalStored(tc.kind, tc.ns, tc.key, []byte(tc.body))
+			r, err := DecodeStoredKey(tc.kind, tc.ns, tc.key, []byte(tc.body), 1)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "refused") && tc.wantErr != "decode stored" {
 					t.Fatalf("err %v, want one containing %q", err, tc.wantErr)

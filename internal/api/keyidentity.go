@@ -5,28 +5,12 @@ import (
 	"fmt"
 )
 
-// UnmarshalStored decodes a value stored under the datastore key of kind,
-// namespace and name. A resource's identity is its key: a body whose kind,
-// metadata.name or metadata.namespace says otherwise is refused, so that
-// a value written under one key can never program another resource. An
-// empty name or namespace in the body takes the key's.
-func UnmarshalStored(kind, namespace, name string, data []byte) (Resource, error) {
-	if err := checkStoredIdentity(kind, namespace, name, data); err != nil {
-		return nil, err
-	}
-	r, err := Unmarshal(kind, data)
-	if err != nil {
-		return nil, err
-	}
-	m := r.GetObjectMeta()
-	m.Name, m.Namespace = name, namespace
-	return r, nil
-}
-
 // DecodeStoredKey is DecodeStored for a value read at the key of kind,
 // namespace and storedName (the key's last segment, e.g. "default.x" for a
-// policy), refusing a body whose identity disagrees with that key as
-// UnmarshalStored does.
+// policy). A resource's identity is its key: a body whose kind,
+// metadata.name or metadata.namespace says otherwise is refused, so that a
+// value written under one key can never program another resource. An empty
+// name or namespace in the body takes the key's.
 func DecodeStoredKey(kind, namespace, storedName string, data []byte, rev int64) (Resource, error) {
 	if err := checkStoredIdentity(kind, namespace, storedName, data); err != nil {
 		return nil, err
