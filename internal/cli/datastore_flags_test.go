@@ -18,6 +18,10 @@ func TestDatastoreFlagsDefaults(t *testing.T) {
 	t.Setenv("ETCD_CA_CERT_FILE", "")
 	t.Setenv("ETCD_CERT_FILE", "")
 	t.Setenv("ETCD_KEY_FILE", "")
+	// The defaults, not whatever calicoctl.cfg this machine holds.
+	saved := defaultConfigPaths
+	defaultConfigPaths = []string{t.TempDir() + "/absent.cfg"}
+	t.Cleanup(func() { defaultConfigPaths = saved })
 	cmd := &cobra.Command{Use: "x", RunE: func(*cobra.Command, []string) error { return nil }}
 	cfg := addDatastoreFlags(cmd)
 	cmd.SetArgs(nil)
