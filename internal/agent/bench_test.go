@@ -475,7 +475,7 @@ func BenchmarkNodeRSS(b *testing.B) {
 func startProc(b testing.TB, name string, args ...string) *exec.Cmd {
 	b.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true", "CALICO_NODENAME_FILE=" + filepath.Join(b.TempDir(), "nodename")}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calico-docker/calico/internal/pki"
 	"github.com/calico-docker/calico/internal/testutil"
 )
 
@@ -43,9 +44,14 @@ func TestBGPHijackRoutesNotInstalled(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	dsDir := t.TempDir()
 	node := exec.Command("ip", "netns", "exec", host.Name, bin, "node", "run", "--name", testNode,
-		"--ip", hostV4+"/24", "--no-docker-plugin", "--embedded-etcd", "--etcd-data-dir", t.TempDir())
-	node.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true", "CALICO_BGP_SECRET_DIR=" + secrets}
+		"--ip", hostV4+"/24", "--no-docker-plugin", "--embedded-etcd", "--etcd-data-dir", filepath.Join(dsDir, "etcd"),
+		// Credentials, calicoctl.cfg and the etcd socket stay in the test's
+		// directory: the machine's /var/lib/calico belongs to its own node.
+		"--pki-dir", filepath.Join(dsDir, "pki"), "--etcd-socket", filepath.Join(dsDir, "etcd.sock"), "--join-port", "0")
+	node.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true", "CALICO_BGP_SECRET_DIR=" + secrets,
+		"CALICO_NODENAME_FILE=" + filepath.Join(dsDir, "nodename")}
 	var logs logBuffer
 	node.Stdout, node.Stderr = &logs, &logs
 	node.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -66,6 +72,11 @@ func TestBGPHijackRoutesNotInstalled(t *testing.T) {
 	calico := func(stdin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command("ip", append([]string{"netns", "exec", host.Name, bin}, args...)...)
+		// The node's datastore, through its own credentials (not the
+		// machine's calicoctl.cfg).
+		p := pki.Paths{Dir: filepath.Join(dsDir, "pki")}
+		cmd.Env = append(os.Environ(), "ETCD_ENDPOINTS=unixs://"+filepath.Join(dsDir, "etcd.sock"),
+			"ETCD_CA_CERT_FILE="+p.CACert(), "ETCD_CERT_FILE="+p.Cert(), "ETCD_KEY_FILE="+p.Key())
 		cmd.Stdin = strings.NewReader(stdin)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr

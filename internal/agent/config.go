@@ -37,6 +37,9 @@ type Config struct {
 	// PKIDir holds the cluster CA, this host's certificate and the join
 	// tokens (package pki); calicoctl.cfg is written next to it.
 	PKIDir string
+	// NodenameFile records the node's name for other commands on this
+	// host; "" writes none.
+	NodenameFile string
 	// JoinURL and JoinToken join an existing cluster (package join).
 	JoinURL, JoinToken string
 	// JoinPort is where the host holding the CA key serves joins.
@@ -126,6 +129,7 @@ func DefaultConfig() Config {
 		JoinPort:              join.DefaultPort,
 		EtcdMembers:           DefaultEtcdMembers,
 		EtcdSocket:            DefaultEtcdSocket,
+		NodenameFile:          envOr("CALICO_NODENAME_FILE", DefaultNodenameFile),
 	}
 	if v, err := strconv.Atoi(os.Getenv("CALICO_PLUGIN_SOCKET_GID")); err == nil {
 		c.PluginSocketGroup = &v

@@ -399,7 +399,7 @@ func TestNodeRunBinary(t *testing.T) {
 		"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin", "--embedded-etcd",
 		"--etcd-data-dir", filepath.Join(dsDir, "etcd"), "--pki-dir", filepath.Join(dsDir, "pki"),
 		"--etcd-socket", filepath.Join(dsDir, "etcd.sock"), "--join-port", "0")
-	node.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true"}
+	node.Env = []string{"PATH=" + os.Getenv("PATH"), "NO_DEFAULT_POOLS=true", "CALICO_NODENAME_FILE=" + filepath.Join(dsDir, "nodename")}
 	var logs logBuffer
 	node.Stdout, node.Stderr = &logs, &logs
 	if err := node.Start(); err != nil {

@@ -192,19 +192,20 @@ func hostMTU(netnsPath string, addr netip.Addr) int {
 	return 0
 }
 
-// NodenameFile is where the node records its name, as calico/node does, so
-// that commands on this host (`calico container add`) use the same name.
-const NodenameFile = "/var/lib/calico/nodename"
+// DefaultNodenameFile is where the node records its name, as calico/node
+// does, so that commands on this host (`calico container add`) use the same
+// name (Config.NodenameFile, env CALICO_NODENAME_FILE).
+const DefaultNodenameFile = "/var/lib/calico/nodename"
 
 func (a *Agent) writeNodenameFile() {
-	if a.cfg.NetNS != "" {
+	if a.cfg.NetNS != "" || a.cfg.NodenameFile == "" {
 		return // a test programming another namespace: not this host's node
 	}
-	if err := os.MkdirAll(filepath.Dir(NodenameFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(a.cfg.NodenameFile), 0o755); err != nil {
 		a.log.Warn("record node name", "err", err)
 		return
 	}
-	if err := os.WriteFile(NodenameFile, []byte(a.cfg.NodeName), 0o644); err != nil {
+	if err := os.WriteFile(a.cfg.NodenameFile, []byte(a.cfg.NodeName), 0o644); err != nil {
 		a.log.Warn("record node name", "err", err)
 	}
 }
