@@ -108,6 +108,15 @@ func EncodeStored(r Resource, prev []byte) ([]byte, error) {
 		nb, _ := json.Marshal(map[string]string{"name": name})
 		ann[MetadataAnnotation] = string(nb)
 		md["name"] = StoredName(r.Kind(), name)
+		if spec := PolicySpecOf(r); spec != nil && spec.Tier != "" && spec.Tier != DefaultTier {
+			// calicoctl labels the policies of other tiers with their tier.
+			labels, _ := md["labels"].(map[string]any)
+			if labels == nil {
+				labels = map[string]any{}
+				md["labels"] = labels
+			}
+			labels[LabelTier] = spec.Tier
+		}
 	}
 	if prev != nil {
 		if old, err := parseObject(prev); err == nil {
