@@ -227,7 +227,7 @@ func (g gen) stepMore(m *netModel, c *Calculator) string {
 // The Calculator agrees with Compute under random changes that include
 // network sets and tiers.
 func TestCalculatorMatchesComputeNetSetsTiers(t *testing.T) {
-	seeds, steps := 12, 250
+	seeds, steps := 8, 200
 	if testing.Short() {
 		seeds = 5
 	}
