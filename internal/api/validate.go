@@ -17,6 +17,14 @@ import (
 // named by its field path. Run Default first: Validate treats empty
 // defaulted fields as their defaults but does not fill them in.
 func Validate(r Resource) error {
+	_, err := ValidateWarn(r)
+	return err
+}
+
+// ValidateWarn is Validate that also returns a warning for every field
+// that is stored without effect here (see fields.go), each naming the
+// field and why.
+func ValidateWarn(r Resource) ([]string, error) {
 	var c errs
 	validateMeta(&c, r)
 	validateIdentity(&c, r)
@@ -46,7 +54,8 @@ func Validate(r Resource) error {
 	default:
 		c.add("kind", "unknown resource type %T", r)
 	}
-	return c.err()
+	validateExtras(&c, r)
+	return append(extraWarnings(r), c.warn...), c.err()
 }
 
 // ---- metadata ----
@@ -198,7 +207,7 @@ func validateIPPool(c *errs, s *IPPoolSpec) {
 		c.add("spec.ipipMode", "ipipMode and vxlanMode cannot both be enabled")
 	}
 	if encapEnabled(s.IPIPMode) {
-		c.unsupported("spec.ipipMode", "IPIP is not available in this kernel; use vxlanMode instead")
+		c.noEffect("spec.ipipMode", whyIPIP+" (the pool is routed without encapsulation)")
 	}
 	checkSelector(c, "spec.nodeSelector", s.NodeSelector)
 	for i, u := range s.AllowedUses {
@@ -457,10 +466,10 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 		}
 	}
 	if len(s.IPNATs) > 0 {
-		c.unsupported("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
+		c.noEffect("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
 	}
 	if len(s.AllowSpoofedSourcePrefixes) > 0 {
-		c.unsupported("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses")
+		c.noEffect("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses here")
 	}
 	checkGateway(c, "spec.ipv4Gateway", s.IPv4Gateway, 4)
 	checkGateway(c, "spec.ipv6Gateway", s.IPv6Gateway, 6)
@@ -574,7 +583,7 @@ func validateNode(c *errs, s *NodeSpec) {
 		checkHostCIDR(c, "spec.bgp.ipv4Address", b.IPv4Address, 4)
 		checkHostCIDR(c, "spec.bgp.ipv6Address", b.IPv6Address, 6)
 		if b.IPv4IPIPTunnelAddr != "" {
-			c.unsupported("spec.bgp.ipv4IPIPTunnelAddr", "IPIP is not available in this kernel")
+			c.noEffect("spec.bgp.ipv4IPIPTunnelAddr", whyIPIP)
 		}
 		if b.RouteReflectorClusterID != "" {
 			if a, err := netip.ParseAddr(b.RouteReflectorClusterID); err != nil || !a.Is4() {
@@ -652,7 +661,7 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	}
 	validateBGPPeerSecurity(c, s)
 	if s.KeepOriginalNextHop {
-		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
+		c.noEffect("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
 	}
 	switch s.SourceAddress {
 	case "", "UseNodeIP", "None":
@@ -708,7 +717,7 @@ func validateFelixConfiguration(c *errs, s *FelixConfigurationSpec) {
 	checkDuration(c, "spec.routeRefreshInterval", s.RouteRefreshInterval, true)
 	checkDuration(c, "spec.nftablesRefreshInterval", s.NftablesRefreshInterval, true)
 	if s.IptablesRefreshInterval != nil {
-		c.unsupported("spec.iptablesRefreshInterval", "this dataplane uses nftables: set nftablesRefreshInterval")
+		c.noEffect("spec.iptablesRefreshInterval", whyIptables+": set nftablesRefreshInterval")
 	}
 	switch s.DefaultEndpointToHostAction {
 	case "", "Drop", "Accept", "Return":
