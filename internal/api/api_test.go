@@ -216,7 +216,7 @@ func TestValidate(t *testing.T) {
 		{"peer selector ok", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()"}}, ""},
 		{"peer v4 port ok", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1:1179", ASNumber: 1}}, ""},
 		{"peer port 0", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1:0", ASNumber: 1}}, "port must be 1-65535"},
-		{"peer neither", &BGPPeer{ObjectMeta: meta("b")}, "one of peerIP or peerSelector is required"},
+		{"peer neither", &BGPPeer{ObjectMeta: meta("b")}, "one of peerIP, peerSelector or localWorkloadSelector is required"},
 		{"peer selector with as", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", ASNumber: 5}}, "asNumber must be empty when peerSelector"},
 		{"peer filters", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Filters: []string{"f"}}}, ""},
 		{"peer password without ref", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Password: &BGPPassword{}}}, "spec.password.secretKeyRef: secretKeyRef is required"},

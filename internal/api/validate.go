@@ -44,7 +44,7 @@ func ValidateWarn(r Resource) ([]string, error) {
 	case *Node:
 		validateNode(&c, &v.Spec)
 	case *BGPPeer:
-		validateBGPPeer(&c, &v.Spec)
+		validateBGPPeer(&c, &v.Spec, strOf(extraSpec(v)["localWorkloadSelector"]) != "")
 	case *BGPConfiguration:
 		validateBGPConfiguration(&c, &v.Spec)
 	case *FelixConfiguration:
@@ -633,7 +633,9 @@ func checkHostCIDR(c *errs, path, s string, family int) {
 
 // ---- BGP ----
 
-func validateBGPPeer(c *errs, s *BGPPeerSpec) {
+// localWorkload: spec.localWorkloadSelector is set (Calico's third way to
+// name the peer, stored here with no effect; see fields_table.go).
+func validateBGPPeer(c *errs, s *BGPPeerSpec, localWorkload bool) {
 	if s.Node != "" {
 		if err := checkName(s.Node); err != nil {
 			c.add("spec.node", "%v", err)
@@ -647,8 +649,8 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	switch {
 	case s.PeerIP != "" && s.PeerSelector != "":
 		c.add("spec.peerIP", "peerIP must be empty when peerSelector is specified")
-	case s.PeerIP == "" && s.PeerSelector == "":
-		c.add("spec.peerIP", "one of peerIP or peerSelector is required")
+	case s.PeerIP == "" && s.PeerSelector == "" && !localWorkload:
+		c.add("spec.peerIP", "one of peerIP, peerSelector or localWorkloadSelector is required")
 	case s.PeerIP != "":
 		if _, _, err := ParsePeerIP(s.PeerIP); err != nil {
 			c.add("spec.peerIP", "%v", err)
