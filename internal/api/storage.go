@@ -112,6 +112,11 @@ func encodeStored(r Resource, prev []byte, replaceTable bool) ([]byte, error) {
 		obj["metadata"] = md
 	}
 	delete(md, "resourceVersion")
+	if _, ok := obj["status"]; !ok && r.Kind() == KindNode {
+		// Calico's Node has a status that is not a pointer: calicoctl
+		// always writes "status": {}.
+		obj["status"] = map[string]any{}
+	}
 	if IsTiered(r.Kind()) {
 		name := r.GetObjectMeta().Name
 		ann, _ := md["annotations"].(map[string]any)
