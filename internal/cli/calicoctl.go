@@ -290,8 +290,9 @@ as in calicoctl.`,
 		if err != nil {
 			return err
 		}
+		orig, _ := parseJSON(cur) // mergePatch changes tree in place
 		merged := mergePatch(tree, p)
-		if err := sameIdentity(tree, merged); err != nil {
+		if err := sameIdentity(orig, merged); err != nil {
 			return fmt.Errorf("--patch: %w", err)
 		}
 		data, err := json.Marshal(merged)
