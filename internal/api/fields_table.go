@@ -228,7 +228,7 @@ func init() {
 		Field{Name: "ipip", Check: cMustBeNil("ipipMode"), Status: Refused, Why: "refused by Calico too: the deprecated v1 form of ipipMode"},
 		Field{Name: "nat-outgoing", Check: cMustBeFalse("natOutgoing"), Status: Refused, Why: "refused by Calico too unless false: the deprecated v1 form of natOutgoing"},
 		Field{Name: "ipipMode", Status: NoEffect, Why: "Always and CrossSubnet: " + whyIPIP + " (the pool is routed without encapsulation)"},
-		Field{Name: "allowedUses", Status: Acts, Why: "Workload and Tunnel act; LoadBalancer is stored with no effect (" + whyKube + ")"},
+		Field{Name: "allowedUses", Status: Acts, Why: "Workload and Tunnel; LoadBalancer is refused: there are no load balancer services, and this IPAM would hand the pool to workloads"},
 	)
 	extraFields(BGPConfigurationSpec{},
 		Field{Name: "serviceLoadBalancerIPs", Check: cList(cidrBlock), Status: NoEffect, Why: whyServices},
@@ -266,15 +266,19 @@ func init() {
 		Field{Name: "qosControls", Check: qosControls.check, Status: NoEffect, Why: "bandwidth, packet-rate and connection limits are not programmed here"},
 		Field{Name: "ipNATs", Status: NoEffect, Why: "1:1 NAT (floating IPs) is not available in this dataplane"},
 		Field{Name: "allowSpoofedSourcePrefixes", Status: NoEffect, Why: "workloads may only send from their own addresses here"},
-		Field{Name: "serviceAccountName", Status: NoEffect, Why: whyKube},
-		Field{Name: "pod", Status: NoEffect, Why: whyKube},
 	)
 	extraFields(PolicySpec{},
+		Field{Name: "tier", Status: Acts, Why: "the default tier; other tiers are refused until tiers are implemented"},
+		Field{Name: "doNotTrack", Status: Refused, Why: "GlobalNetworkPolicy only; untracked policy is not available in this dataplane yet"},
+		Field{Name: "preDNAT", Status: Refused, Why: "GlobalNetworkPolicy only; pre-DNAT policy is not available in this dataplane yet"},
+		Field{Name: "applyOnForward", Status: Refused, Why: "GlobalNetworkPolicy only; forwarded-traffic host endpoint policy is not available in this dataplane yet"},
 		Field{Name: "serviceAccountSelector", Status: Refused, Why: whyWidens},
 		Field{Name: "namespaceSelector", Status: Refused, Why: whyWidens},
 		Field{Name: "performanceHints", Status: NoEffect, Why: "policies are always computed for every node"},
 	)
 	extraFields(EntityRule{},
+		Field{Name: "ports", Status: Acts, Why: "numbers and ranges; named ports are refused until they are resolved"},
+		Field{Name: "notPorts", Status: Acts, Why: "numbers and ranges; named ports are refused until they are resolved"},
 		Field{Name: "namespaceSelector", Status: Refused, Why: whyWidens},
 		Field{Name: "serviceAccounts", Status: Refused, Why: whyWidens},
 		Field{Name: "services", Status: Refused, Why: whyWidens},
@@ -284,9 +288,15 @@ func init() {
 		Field{Name: "metadata", Status: NoEffect, Why: "rule annotations are kept for people and tools; they do not change matching"},
 	)
 	extraFields(FelixConfigurationSpec{}, felixFields...)
+	extraFields(BGPFilterRule{},
+		Field{Name: "interface", Status: Refused, Why: "the embedded BGP speaker does not know which interface a route uses; ignoring it would make the rule match more routes: match on cidr"},
+	)
+	extraFields(SecretKeySelector{},
+		Field{Name: "optional", Status: Acts, Why: "false only: a session with a password never falls back to none (true is refused)"},
+	)
 	extraFields(FelixConfigurationSpec{},
 		Field{Name: "iptablesRefreshInterval", Status: NoEffect, Why: whyIptables + ": set nftablesRefreshInterval"},
-		Field{Name: "interfacePrefix", Status: Acts, Why: "only \"cali\" acts; another prefix is stored with no effect (workload interfaces are always cali*)"},
+		Field{Name: "interfacePrefix", Status: Acts, Why: "only \"cali\": another prefix is refused (workload interfaces are always cali*, and the dataplane matches on the prefix)"},
 	)
 }
 
