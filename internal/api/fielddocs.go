@@ -53,8 +53,8 @@ func FieldDocs() []FieldSection {
 					}
 					return sectionTitle(st)
 				})
-			} else {
-				row.Value = "Calico's value, checked as Calico does"
+			} else if f := lookupField(t, n); f != nil {
+				row.Value = f.Check.desc
 			}
 			if f := lookupField(t, n); f != nil {
 				row.Status, row.Why = f.Status, f.Why

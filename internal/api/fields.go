@@ -44,7 +44,13 @@ func (s Status) String() string {
 
 // A check validates one JSON value (as parsed with UseNumber) of a field
 // without a Go field; path names the value.
-type check func(v any, path string) *FieldError
+// desc says in words what values it takes (for docs/resources.md).
+type check struct {
+	fn   func(v any, path string) *FieldError
+	desc string
+}
+
+func (c check) run(v any, path string) *FieldError { return c.fn(v, path) }
 
 // Field is one entry of the table.
 type Field struct {
@@ -76,7 +82,7 @@ func extraFields(parent any, fields ...Field) {
 			panic("duplicate field table entry " + t.Name() + "." + f.Name)
 		}
 		_, isGo := fieldsOf(t)[f.Name]
-		if isGo != (f.Check == nil) {
+		if isGo != (f.Check.fn == nil) {
 			panic("field table entry " + t.Name() + "." + f.Name + ": a Go field has no check, any other field needs one")
 		}
 		fieldTable[k] = f
@@ -91,7 +97,7 @@ func lookupField(t reflect.Type, name string) *Field {
 // extraField returns the entry of a field of t that has no Go field.
 func extraField(t reflect.Type, name string) *Field {
 	f := lookupField(t, name)
-	if f == nil || f.Check == nil {
+	if f == nil || f.Check.fn == nil {
 		return nil
 	}
 	return f
@@ -103,29 +109,45 @@ func fe(path, format string, args ...any) *FieldError {
 	return &FieldError{Field: path, Reason: fmt.Sprintf(format, args...)}
 }
 
-func cAny(any, string) *FieldError { return nil }
+func isAny(any, string) *FieldError { return nil }
 
-func cBool(v any, path string) *FieldError {
+func isBool(v any, path string) *FieldError {
 	if _, ok := v.(bool); !ok {
 		return typeError(path, "true or false", v)
 	}
 	return nil
 }
 
-func cString(v any, path string) *FieldError {
+var cBool = check{isBool, "boolean"}
+
+var cAny = check{isAny, "any value"}
+
+func isString(v any, path string) *FieldError {
 	if _, ok := v.(string); !ok {
 		return typeError(path, "a string", v)
 	}
 	return nil
 }
 
+var cString = check{isString, "string"}
+
 const (
 	minI64 = math.MinInt64
 	maxI64 = math.MaxInt64
 )
 
+func intDesc(lo, hi int64) string {
+	switch {
+	case lo == minI64 && hi == maxI64:
+		return "integer"
+	case hi == maxI64:
+		return fmt.Sprintf("integer, at least %d", lo)
+	}
+	return fmt.Sprintf("integer %d-%d", lo, hi)
+}
+
 func cInt(lo, hi int64) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: intDesc(lo, hi), fn: func(v any, path string) *FieldError {
 		n, ok := v.(json.Number)
 		if !ok {
 			return typeError(path, "an integer", v)
@@ -144,11 +166,11 @@ func cInt(lo, hi int64) check {
 			return fe(path, "must be %d-%d (got %d)", lo, hi, i)
 		}
 		return nil
-	}
+	}}
 }
 
 // cDuration is a Kubernetes metav1.Duration: a Go duration string.
-func cDuration(v any, path string) *FieldError {
+func isDuration(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a duration string such as \"90s\"", v)
@@ -159,8 +181,10 @@ func cDuration(v any, path string) *FieldError {
 	return nil
 }
 
+var cDuration = check{isDuration, "duration (\"90s\")"}
+
 func cEnum(vals ...string) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: "one of " + strings.Join(vals, ", "), fn: func(v any, path string) *FieldError {
 		s, ok := v.(string)
 		if !ok {
 			return typeError(path, "a string", v)
@@ -174,13 +198,13 @@ func cEnum(vals ...string) check {
 			}
 		}
 		return fe(path, "invalid value %q: want %s", s, strings.Join(vals, ", "))
-	}
+	}}
 }
 
 var cLogLevel = cEnum("Trace", "Debug", "Info", "Warning", "Error", "Fatal")
 
 func cMatch(re *regexp.Regexp, what string) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: what, fn: func(v any, path string) *FieldError {
 		s, ok := v.(string)
 		if !ok {
 			return typeError(path, "a string", v)
@@ -189,10 +213,10 @@ func cMatch(re *regexp.Regexp, what string) check {
 			return fe(path, "invalid value %q: want %s", s, what)
 		}
 		return nil
-	}
+	}}
 }
 
-func cRegexp(v any, path string) *FieldError {
+func isRegexp(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -203,10 +227,12 @@ func cRegexp(v any, path string) *FieldError {
 	return nil
 }
 
+var cRegexp = check{isRegexp, "regular expression"}
+
 var kvItemRe = regexp.MustCompile(`^\s*(\w+)=(.*)$`)
 
 // cKeyValueList is a comma-separated list of key=value.
-func cKeyValueList(v any, path string) *FieldError {
+func isKeyValueList(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -222,7 +248,9 @@ func cKeyValueList(v any, path string) *FieldError {
 	return nil
 }
 
-func cCIDR(v any, path string) *FieldError {
+var cKeyValueList = check{isKeyValueList, "comma-separated key=value list"}
+
+func isCIDR(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -233,8 +261,10 @@ func cCIDR(v any, path string) *FieldError {
 	return nil
 }
 
+var cCIDR = check{isCIDR, "CIDR"}
+
 // cNet is Calico's "net": an address or a CIDR.
-func cNet(v any, path string) *FieldError {
+func isNet(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -245,8 +275,10 @@ func cNet(v any, path string) *FieldError {
 	return nil
 }
 
+var cNet = check{isNet, "address or CIDR"}
+
 func cIP(family int) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: fmt.Sprintf("IPv%d address", family), fn: func(v any, path string) *FieldError {
 		s, ok := v.(string)
 		if !ok {
 			return typeError(path, "a string", v)
@@ -259,10 +291,10 @@ func cIP(family int) check {
 			return fe(path, "invalid IPv%d address %q", family, s)
 		}
 		return nil
-	}
+	}}
 }
 
-func cAnyIP(v any, path string) *FieldError {
+func isAnyIP(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -273,7 +305,9 @@ func cAnyIP(v any, path string) *FieldError {
 	return nil
 }
 
-func cSelector(v any, path string) *FieldError {
+var cAnyIP = check{isAnyIP, "IP address"}
+
+func isSelector(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -287,7 +321,9 @@ func cSelector(v any, path string) *FieldError {
 	return nil
 }
 
-func cName(v any, path string) *FieldError {
+var cSelector = check{isSelector, "selector"}
+
+func isName(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -301,8 +337,10 @@ func cName(v any, path string) *FieldError {
 	return nil
 }
 
+var cName = check{isName, "name"}
+
 // cPort is a numorstring.Port: a number, "min:max" or a name.
-func cPort(v any, path string) *FieldError {
+func isPort(v any, path string) *FieldError {
 	var p Port
 	b, _ := json.Marshal(v)
 	if err := p.UnmarshalJSON(b); err != nil {
@@ -311,7 +349,9 @@ func cPort(v any, path string) *FieldError {
 	return nil
 }
 
-func cASNumber(v any, path string) *FieldError {
+var cPort = check{isPort, "port (number, \"min:max\" or name)"}
+
+func isASNumber(v any, path string) *FieldError {
 	var a ASNumber
 	b, _ := json.Marshal(v)
 	if err := a.UnmarshalJSON(b); err != nil {
@@ -320,8 +360,10 @@ func cASNumber(v any, path string) *FieldError {
 	return nil
 }
 
+var cASNumber = check{isASNumber, "AS number"}
+
 func cList(elem check) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: "list of " + elem.desc, fn: func(v any, path string) *FieldError {
 		list, ok := v.([]any)
 		if !ok {
 			return typeError(path, "a list", v)
@@ -330,30 +372,30 @@ func cList(elem check) check {
 			if e == nil {
 				continue
 			}
-			if err := elem(e, idx(path, i)); err != nil {
+			if err := elem.run(e, idx(path, i)); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
+	}}
 }
 
 func cStringMap(key check) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: "map of string (keys: " + key.desc + ")", fn: func(v any, path string) *FieldError {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return typeError(path, "an object", v)
 		}
 		for _, k := range slices.Sorted(mapKeys(m)) {
-			if err := key(k, join(path, k)); err != nil {
+			if err := key.run(k, join(path, k)); err != nil {
 				return err
 			}
-			if err := cString(m[k], join(path, k)); err != nil {
+			if err := cString.run(m[k], join(path, k)); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
+	}}
 }
 
 func mapKeys(m map[string]any) func(func(string) bool) {
@@ -374,7 +416,10 @@ type obj struct {
 	whole    func(m map[string]any, path string) *FieldError
 }
 
-func (o obj) check(v any, path string) *FieldError {
+// c is o as a check described by desc.
+func (o obj) c(desc string) check { return check{o.validate, desc} }
+
+func (o obj) validate(v any, path string) *FieldError {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return typeError(path, "an object", v)
@@ -393,7 +438,7 @@ func (o obj) check(v any, path string) *FieldError {
 		if m[k] == nil {
 			continue
 		}
-		if err := c(m[k], join(path, k)); err != nil {
+		if err := c.run(m[k], join(path, k)); err != nil {
 			return err
 		}
 	}

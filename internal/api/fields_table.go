@@ -46,7 +46,7 @@ const (
 	prometheusHostWhat = "1-64 letters, digits or : . _ + -"
 )
 
-func cOpenstackRegion(v any, path string) *FieldError {
+func isOpenstackRegion(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -61,8 +61,10 @@ func cOpenstackRegion(v any, path string) *FieldError {
 	return nil
 }
 
+var cOpenstackRegion = check{isOpenstackRegion, "DNS label"}
+
 // cNetV4 is an IPv4 address or CIDR.
-func cNetV4(v any, path string) *FieldError {
+func isNetV4(v any, path string) *FieldError {
 	s, ok := v.(string)
 	if !ok {
 		return typeError(path, "a string", v)
@@ -77,8 +79,10 @@ func cNetV4(v any, path string) *FieldError {
 	return nil
 }
 
-func cKubeNodePortRanges(v any, path string) *FieldError {
-	if err := cList(cPort)(v, path); err != nil {
+var cNetV4 = check{isNetV4, "IPv4 address or CIDR"}
+
+func isKubeNodePortRanges(v any, path string) *FieldError {
+	if err := cList(cPort).run(v, path); err != nil {
 		return err
 	}
 	list := v.([]any)
@@ -94,6 +98,8 @@ func cKubeNodePortRanges(v any, path string) *FieldError {
 	}
 	return nil
 }
+
+var cKubeNodePortRanges = check{isKubeNodePortRanges, "list of at most 7 port ranges"}
 
 var healthTimeoutOverride = obj{
 	fields:   map[string]check{"name": cMatch(htoNameRe, "letters, digits, '_', ' ' or '-'"), "timeout": cDuration},
@@ -146,11 +152,13 @@ var secretKeyRef = obj{
 	required: []string{"key"},
 }
 
-var bgpPassword = obj{fields: map[string]check{"secretKeyRef": secretKeyRef.check}}
+var bgpPassword = obj{fields: map[string]check{"secretKeyRef": secretKeyRef.c("object {name, key, optional}")}}
 
-func cidrBlock(v any, path string) *FieldError {
-	return obj{fields: map[string]check{"cidr": cNet}}.check(v, path)
+func isCIDRBlock(v any, path string) *FieldError {
+	return obj{fields: map[string]check{"cidr": cNet}}.validate(v, path)
 }
+
+var cidrBlock = check{isCIDRBlock, "object {cidr}"}
 
 // cCommunity checks a BGP community value: "aa:nn" with 16-bit parts or
 // "aa:nn:mm" (large) with 32-bit parts. ok is false when v is neither form.
@@ -186,14 +194,16 @@ var nodeWireguard = obj{fields: map[string]check{"interfaceIPv4Address": cIP(4),
 
 var nodeInterface = obj{fields: map[string]check{"name": cName, "addresses": cList(cString)}}
 
-func cDSCP(v any, path string) *FieldError {
+func isDSCP(v any, path string) *FieldError {
 	switch x := v.(type) {
 	case string:
 		return nil
 	default:
-		return cInt(0, 63)(x, path)
+		return cInt(0, 63).run(x, path)
 	}
 }
+
+var cDSCP = check{isDSCP, "DSCP (0-63 or name)"}
 
 var qosControls = obj{fields: map[string]check{
 	"ingressBandwidth": cInt(minI64, maxI64), "ingressBurst": cInt(minI64, maxI64), "ingressPeakrate": cInt(minI64, maxI64),
@@ -205,21 +215,21 @@ var qosControls = obj{fields: map[string]check{
 
 // cMustBeNil refuses any value (Calico's deprecated v1 fields).
 func cMustBeNil(use string) check {
-	return func(v any, path string) *FieldError {
+	return check{desc: "must not be set (use " + use + ")", fn: func(v any, path string) *FieldError {
 		return fe(path, "field must not be set: it is the deprecated v1 form, use %s", use)
-	}
+	}}
 }
 
 func cMustBeFalse(use string) check {
-	return func(v any, path string) *FieldError {
-		if err := cBool(v, path); err != nil {
+	return check{desc: "false (use " + use + ")", fn: func(v any, path string) *FieldError {
+		if err := cBool.run(v, path); err != nil {
 			return err
 		}
 		if v.(bool) {
 			return fe(path, "field must be false: it is the deprecated v1 form, use %s", use)
 		}
 		return nil
-	}
+	}}
 }
 
 func init() {
@@ -235,9 +245,9 @@ func init() {
 		Field{Name: "serviceExternalIPs", Check: cList(cidrBlock), Status: NoEffect, Why: whyServices},
 		Field{Name: "serviceClusterIPs", Check: cList(cidrBlock), Status: NoEffect, Why: whyServices},
 		Field{Name: "serviceLoadBalancerAggregation", Check: cString, Status: NoEffect, Why: whyServices},
-		Field{Name: "communities", Check: cList(community.check), Status: NoEffect, Why: whyBGPExtra},
-		Field{Name: "prefixAdvertisements", Check: cList(prefixAdvertisement.check), Status: NoEffect, Why: whyBGPExtra},
-		Field{Name: "nodeMeshPassword", Check: bgpPassword.check, Status: NoEffect, Why: "mesh sessions between nodes are authenticated by the cluster's own credentials; per-peer passwords are set on BGPPeer"},
+		Field{Name: "communities", Check: cList(community.c("object {name, value}")), Status: NoEffect, Why: whyBGPExtra},
+		Field{Name: "prefixAdvertisements", Check: cList(prefixAdvertisement.c("object {cidr, communities}")), Status: NoEffect, Why: whyBGPExtra},
+		Field{Name: "nodeMeshPassword", Check: bgpPassword.c("object {secretKeyRef}"), Status: NoEffect, Why: "mesh sessions between nodes are authenticated by the cluster's own credentials; per-peer passwords are set on BGPPeer"},
 		Field{Name: "localWorkloadPeeringIPV4", Check: cIP(4), Status: NoEffect, Why: whyBGPExtra},
 		Field{Name: "localWorkloadPeeringIPV6", Check: cIP(6), Status: NoEffect, Why: whyBGPExtra},
 	)
@@ -251,8 +261,8 @@ func init() {
 		Field{Name: "keepOriginalNextHop", Status: NoEffect, Why: "the embedded speaker always sets itself as next hop towards peers"},
 	)
 	extraFields(NodeSpec{},
-		Field{Name: "wireguard", Check: nodeWireguard.check, Status: NoEffect, Why: whyWireGuard},
-		Field{Name: "interfaces", Check: cList(nodeInterface.check), Status: NoEffect, Why: "written by Calico's node for its own use; not read here"},
+		Field{Name: "wireguard", Check: nodeWireguard.c("object {interfaceIPv4Address, interfaceIPv6Address}"), Status: NoEffect, Why: whyWireGuard},
+		Field{Name: "interfaces", Check: cList(nodeInterface.c("object {name, addresses}")), Status: NoEffect, Why: "written by Calico's node for its own use; not read here"},
 	)
 	extraFields(NodeStatus{},
 		Field{Name: "wireguardPublicKey", Check: cString, Status: NoEffect, Why: whyWireGuard},
@@ -263,7 +273,7 @@ func init() {
 		Field{Name: "ipv4IPIPTunnelAddr", Status: NoEffect, Why: whyIPIP},
 	)
 	extraFields(WorkloadEndpointSpec{},
-		Field{Name: "qosControls", Check: qosControls.check, Status: NoEffect, Why: "bandwidth, packet-rate and connection limits are not programmed here"},
+		Field{Name: "qosControls", Check: qosControls.c("object of limits"), Status: NoEffect, Why: "bandwidth, packet-rate and connection limits are not programmed here"},
 		Field{Name: "ipNATs", Status: NoEffect, Why: "1:1 NAT (floating IPs) is not available in this dataplane"},
 		Field{Name: "allowSpoofedSourcePrefixes", Status: NoEffect, Why: "workloads may only send from their own addresses here"},
 	)
@@ -348,7 +358,7 @@ var felixFields = []Field{
 	{Name: "disableConntrackInvalidCheck", Check: cBool, Status: NoEffect, Why: whyFelix},
 	{Name: "healthEnabled", Check: cBool, Status: NoEffect, Why: whyFelix},
 	{Name: "healthHost", Check: cString, Status: NoEffect, Why: whyFelix},
-	{Name: "healthTimeoutOverrides", Check: cList(healthTimeoutOverride.check), Status: NoEffect, Why: whyFelix},
+	{Name: "healthTimeoutOverrides", Check: cList(healthTimeoutOverride.c("object {name, timeout}")), Status: NoEffect, Why: whyFelix},
 	{Name: "prometheusMetricsHost", Check: cMatch(prometheusHostRe, prometheusHostWhat), Status: NoEffect, Why: whyFelix},
 	{Name: "prometheusGoMetricsEnabled", Check: cBool, Status: NoEffect, Why: whyFelix},
 	{Name: "prometheusProcessMetricsEnabled", Check: cBool, Status: NoEffect, Why: whyFelix},
@@ -390,7 +400,7 @@ var felixFields = []Field{
 	{Name: "bpfLogLevel", Check: cEnum("Debug", "Info", "Off"), Status: NoEffect, Why: whyBPF},
 	{Name: "bpfConntrackLogLevel", Check: cEnum("Off", "Debug"), Status: NoEffect, Why: whyBPF},
 	{Name: "bpfConntrackMode", Check: cEnum("Auto", "Userspace", "BPFProgram"), Status: NoEffect, Why: whyBPF},
-	{Name: "bpfConntrackTimeouts", Check: bpfConntrackTimeouts.check, Status: NoEffect, Why: whyBPF},
+	{Name: "bpfConntrackTimeouts", Check: bpfConntrackTimeouts.c("object of timeouts"), Status: NoEffect, Why: whyBPF},
 	{Name: "bpfLogFilters", Check: cStringMap(cMatch(interfaceRe, ifaceWhat)), Status: NoEffect, Why: whyBPF},
 	{Name: "bpfCTLBLogFilter", Check: cString, Status: NoEffect, Why: whyBPF},
 	{Name: "bpfDataIfacePattern", Check: cRegexp, Status: NoEffect, Why: whyBPF},
@@ -433,8 +443,8 @@ var felixFields = []Field{
 	{Name: "flowLogsLocalReporter", Check: cString, Status: NoEffect, Why: whyFlowLogs},
 	{Name: "bpfProfiling", Check: cString, Status: NoEffect, Why: whyBPF},
 	{Name: "routeSource", Check: cEnum("WorkloadIPs", "CalicoIPAM"), Status: NoEffect, Why: whyFelix},
-	{Name: "routeTableRanges", Check: cList(routeTableIDRange.check), Status: NoEffect, Why: whyFelix},
-	{Name: "routeTableRange", Check: routeTableRange.check, Status: NoEffect, Why: whyFelix},
+	{Name: "routeTableRanges", Check: cList(routeTableIDRange.c("object {min, max}")), Status: NoEffect, Why: whyFelix},
+	{Name: "routeTableRange", Check: routeTableRange.c("object {min, max} within 1-250"), Status: NoEffect, Why: whyFelix},
 	{Name: "routeSyncDisabled", Check: cBool, Status: NoEffect, Why: whyFelix},
 	{Name: "wireguardEnabled", Check: cBool, Status: NoEffect, Why: whyWireGuard},
 	{Name: "wireguardEnabledV6", Check: cBool, Status: NoEffect, Why: whyWireGuard},

@@ -103,7 +103,7 @@ func walk(v any, t reflect.Type, path string) *FieldError {
 					if obj[k] == nil {
 						continue
 					}
-					if fe := f.Check(obj[k], join(path, k)); fe != nil {
+					if fe := f.Check.run(obj[k], join(path, k)); fe != nil {
 						return fe
 					}
 					continue
