@@ -109,8 +109,6 @@ func fe(path, format string, args ...any) *FieldError {
 	return &FieldError{Field: path, Reason: fmt.Sprintf(format, args...)}
 }
 
-func isAny(any, string) *FieldError { return nil }
-
 func isBool(v any, path string) *FieldError {
 	if _, ok := v.(bool); !ok {
 		return typeError(path, "true or false", v)
@@ -119,8 +117,6 @@ func isBool(v any, path string) *FieldError {
 }
 
 var cBool = check{isBool, "boolean"}
-
-var cAny = check{isAny, "any value"}
 
 func isString(v any, path string) *FieldError {
 	if _, ok := v.(string); !ok {
