@@ -64,7 +64,7 @@ func checkOutputFormat(output string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unrecognized output format %q: want ps, wide, yaml, json, name, custom-columns=COLS, go-template=TEMPLATE or go-template-file=FILE", output)
+	return fmt.Errorf("unknown output format %q: want ps, wide, yaml, json, name, custom-columns=COLS, go-template=TEMPLATE or go-template-file=FILE", output)
 }
 
 // templateList is what a go-template sees for a listing: the Go field

@@ -229,7 +229,7 @@ spec: {node: node1, orchestrator: libnetwork, workload: web1, endpoint: eth0, in
 		}
 		fail(t, "unknown heading COLOUR, valid values are: NAME", "get", "ippool", "-o", "custom-columns=NAME,COLOUR")
 		fail(t, "need to specify a template", "get", "ippool", "-o", "go-template=")
-		fail(t, "unrecognized output format", "get", "ippool", "-o", "xml")
+		fail(t, "unknown output format", "get", "ippool", "-o", "xml")
 		fail(t, "-o go-template", "get", "ippool", "-o", "go-template={{.Nope")
 	})
 
