@@ -305,6 +305,71 @@ func validateExtras(c *errs, r Resource) {
 		}
 	case *WorkloadEndpoint:
 		validateIPNATs(c, &v.Spec)
+	case *IPPool:
+		if strings.Contains(v.Spec.NodeSelector, "global(") {
+			c.add("spec.nodeSelector", "global() selector is not valid for IPPool nodeSelector: use all() instead")
+		}
+		if ns := strOf(spec["namespaceSelector"]); ns != "" {
+			if strings.Contains(ns, "global(") {
+				c.add("spec.namespaceSelector", "global() selector is not valid for IPPool namespaceSelector: use all() instead")
+			}
+			uses := v.Spec.AllowedUses
+			if len(uses) == 0 {
+				uses = []string{AllowedUseWorkload, AllowedUseTunnel}
+			}
+			if slices.Contains(uses, AllowedUseTunnel) {
+				c.add("spec.namespaceSelector", "an IP pool with allowedUses Tunnel (the default) cannot have a namespaceSelector: tunnel addresses belong to no namespace; set allowedUses: [Workload]")
+			}
+		}
+	case *Profile:
+		validateCalicoRules(c, v.Spec.Ingress, v.Spec.Egress)
+	case *NetworkPolicy:
+		validateGlobalSelector(c, &v.Spec)
+		validateCalicoRules(c, v.Spec.Ingress, v.Spec.Egress)
+	case *GlobalNetworkPolicy:
+		validateGlobalSelector(c, &v.Spec)
+		validateCalicoRules(c, v.Spec.Ingress, v.Spec.Egress)
+	}
+}
+
+const globalOnlyInNamespaceSelector = "global() can only be used in an EntityRule namespaceSelector"
+
+func validateGlobalSelector(c *errs, s *PolicySpec) {
+	if strings.Contains(s.Selector, "global()") {
+		c.add("spec.selector", globalOnlyInNamespaceSelector)
+	}
+	if strings.Contains(s.ServiceAccountSelector, "global()") {
+		c.add("spec.serviceAccountSelector", globalOnlyInNamespaceSelector)
+	}
+}
+
+// validateCalicoRules applies Calico's rule checks that validate.go does
+// not: global() only in a namespaceSelector, and no catch-all CIDR in
+// notNets (it would match no traffic).
+func validateCalicoRules(c *errs, ingress, egress []Rule) {
+	for _, dir := range []struct {
+		path  string
+		rules []Rule
+	}{{"spec.ingress", ingress}, {"spec.egress", egress}} {
+		for i, r := range dir.rules {
+			rp := idx(dir.path, i)
+			for _, side := range []struct {
+				name string
+				e    *EntityRule
+			}{{"source", &r.Source}, {"destination", &r.Destination}} {
+				sp := join(rp, side.name)
+				for _, f := range []struct{ name, sel string }{{"selector", side.e.Selector}, {"notSelector", side.e.NotSelector}} {
+					if strings.Contains(f.sel, "global()") {
+						c.add(join(sp, f.name), globalOnlyInNamespaceSelector)
+					}
+				}
+				for j, n := range side.e.NotNets {
+					if p, err := ParseNet(n); err == nil && p.Bits() == 0 && p.Addr().IsUnspecified() {
+						c.add(idx(join(sp, "notNets"), j), "catch-all CIDR %s in notNets matches no traffic: remove it", n)
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -152,7 +152,10 @@ var fieldCases = []fieldCase{
 	{KindBGPPeer, `{"reversePeering":"Manual"}`, "warn:spec.reversePeering"},
 
 	// IPPool.
-	{KindIPPool, `{"namespaceSelector":"all()"}`, "warn:spec.namespaceSelector: stored, but has no effect here: Kubernetes-only"},
+	{KindIPPool, `{"namespaceSelector":"all()","allowedUses":["Workload"]}`, "warn:spec.namespaceSelector: stored, but has no effect here: Kubernetes-only"},
+	{KindIPPool, `{"namespaceSelector":"all()"}`, "spec.namespaceSelector: an IP pool with allowedUses Tunnel (the default) cannot have a namespaceSelector"},
+	{KindIPPool, `{"namespaceSelector":"global()","allowedUses":["Workload"]}`, "spec.namespaceSelector: global() selector is not valid for IPPool namespaceSelector"},
+	{KindIPPool, `{"nodeSelector":"global()"}`, "spec.nodeSelector: global() selector is not valid"},
 	{KindIPPool, `{"namespaceSelector":"a ==="}`, "spec.namespaceSelector: invalid selector"},
 	{KindIPPool, `{"ipipMode":"Always"}`, "warn:spec.ipipMode: stored, but has no effect here: IPIP"},
 	{KindIPPool, `{"ipipMode":"always"}`, `spec.ipipMode: invalid ipipMode "always"`},
@@ -180,6 +183,11 @@ var fieldCases = []fieldCase{
 	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","metadata":{"annotations":{"owner":"me"}}}]}`, ""},
 	{KindGlobalNetworkPolicy, `{"performanceHints":["AssumeNeededOnEveryNode"]}`, ""},
 	{KindNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"notNets":["10.0.0.0/8"]}}]}`, ""},
+	{KindNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"notNets":["0.0.0.0/0"]}}]}`, "spec.ingress[0].source.notNets[0]: catch-all CIDR 0.0.0.0/0 in notNets matches no traffic"},
+	{KindGlobalNetworkPolicy, `{"egress":[{"action":"Deny","destination":{"notNets":["::/0"]}}]}`, "spec.egress[0].destination.notNets[0]: catch-all CIDR ::/0"},
+	{KindGlobalNetworkPolicy, `{"selector":"global()"}`, "spec.selector: global() can only be used in an EntityRule namespaceSelector"},
+	{KindProfile, `{"ingress":[{"action":"Allow","source":{"selector":"global()"}}]}`, "spec.ingress[0].source.selector: global() can only be used"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"nets":["0.0.0.0/0"]}}]}`, ""},
 	{KindProfile, `{"labelsToApply":{"team":"a"}}`, ""},
 	{KindHostEndpoint, `{"expectedIPs":["10.0.0.1"]}`, ""},
 	{KindBGPFilter, `{"exportV4":[{"action":"Accept","cidr":"10.0.0.0/8","matchOperator":"In"}]}`, ""},

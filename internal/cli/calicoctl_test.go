@@ -132,7 +132,7 @@ spec: {bpfEnabled: true, iptablesBackend: nft}
 	})
 
 	t.Run("Patch", func(t *testing.T) {
-		apply(t, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: patched}\nspec: {cidr: 10.77.0.0/16, namespaceSelector: all()}\n")
+		apply(t, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: patched}\nspec: {cidr: 10.77.0.0/16, namespaceSelector: all(), allowedUses: [Workload]}\n")
 		out, errOut := ok(t, "patch", "ippool", "patched", "-p", `{"spec":{"natOutgoing":true,"disabled":true}}`)
 		if out != "Successfully patched 1 'IPPool' resource\n" {
 			t.Errorf("patch printed %q", out)
