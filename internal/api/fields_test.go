@@ -329,6 +329,15 @@ func TestExtraFieldsOnUpdate(t *testing.T) {
 	if x := ExtraFields(r); strings.Join(x, ",") != "spec.bpfEnabled,spec.someFutureField,spec.wireguardEnabled" {
 		t.Errorf("ExtraFields = %v", x)
 	}
+
+	// null is no value: not stored, not shown.
+	docs, err = DecodeAndValidate([]byte(`{"apiVersion":"projectcalico.org/v3","kind":"FelixConfiguration","metadata":{"name":"default"},"spec":{"bpfEnabled":null,"wireguardEnabled":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := MarshalResource(docs[0].Resource); strings.Contains(string(b), "bpfEnabled") || !strings.Contains(string(b), `"wireguardEnabled":true`) {
+		t.Errorf("null field: %s", b)
+	}
 }
 
 // Every kind's base spec is valid without warnings (the cases above rely

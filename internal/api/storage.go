@@ -315,7 +315,7 @@ func mergeUnknown(nv, ov any, t reflect.Type, skipTable bool) any {
 				if skipTable && extraField(t, k) != nil {
 					continue
 				}
-				if _, set := n[k]; !set {
+				if _, set := n[k]; !set && v != nil {
 					n[k] = v
 				}
 				continue
