@@ -17,6 +17,14 @@ import (
 // named by its field path. Run Default first: Validate treats empty
 // defaulted fields as their defaults but does not fill them in.
 func Validate(r Resource) error {
+	_, err := ValidateWarn(r)
+	return err
+}
+
+// ValidateWarn is Validate that also returns a warning for every field
+// that is stored without effect here (see fields.go), each naming the
+// field and why.
+func ValidateWarn(r Resource) ([]string, error) {
 	var c errs
 	validateMeta(&c, r)
 	validateIdentity(&c, r)
@@ -36,7 +44,7 @@ func Validate(r Resource) error {
 	case *Node:
 		validateNode(&c, &v.Spec)
 	case *BGPPeer:
-		validateBGPPeer(&c, &v.Spec)
+		validateBGPPeer(&c, &v.Spec, strOf(extraSpec(v)["localWorkloadSelector"]) != "")
 	case *BGPConfiguration:
 		validateBGPConfiguration(&c, &v.Spec)
 	case *FelixConfiguration:
@@ -48,7 +56,8 @@ func Validate(r Resource) error {
 			c.add("kind", "unknown resource type %T", r)
 		}
 	}
-	return c.err()
+	validateExtras(&c, r)
+	return append(extraWarnings(r), c.warn...), c.err()
 }
 
 // ---- metadata ----
@@ -200,7 +209,7 @@ func validateIPPool(c *errs, s *IPPoolSpec) {
 		c.add("spec.ipipMode", "ipipMode and vxlanMode cannot both be enabled")
 	}
 	if encapEnabled(s.IPIPMode) {
-		c.unsupported("spec.ipipMode", "IPIP is not available in this kernel; use vxlanMode instead")
+		c.noEffect("spec.ipipMode", whyIPIP+" (the pool is routed without encapsulation)")
 	}
 	checkSelector(c, "spec.nodeSelector", s.NodeSelector)
 	for i, u := range s.AllowedUses {
@@ -459,10 +468,10 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 		}
 	}
 	if len(s.IPNATs) > 0 {
-		c.unsupported("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
+		c.noEffect("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
 	}
 	if len(s.AllowSpoofedSourcePrefixes) > 0 {
-		c.unsupported("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses")
+		c.noEffect("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses here")
 	}
 	checkGateway(c, "spec.ipv4Gateway", s.IPv4Gateway, 4)
 	checkGateway(c, "spec.ipv6Gateway", s.IPv6Gateway, 6)
@@ -576,7 +585,7 @@ func validateNode(c *errs, s *NodeSpec) {
 		checkHostCIDR(c, "spec.bgp.ipv4Address", b.IPv4Address, 4)
 		checkHostCIDR(c, "spec.bgp.ipv6Address", b.IPv6Address, 6)
 		if b.IPv4IPIPTunnelAddr != "" {
-			c.unsupported("spec.bgp.ipv4IPIPTunnelAddr", "IPIP is not available in this kernel")
+			c.noEffect("spec.bgp.ipv4IPIPTunnelAddr", whyIPIP)
 		}
 		if b.RouteReflectorClusterID != "" {
 			if a, err := netip.ParseAddr(b.RouteReflectorClusterID); err != nil || !a.Is4() {
@@ -626,7 +635,9 @@ func checkHostCIDR(c *errs, path, s string, family int) {
 
 // ---- BGP ----
 
-func validateBGPPeer(c *errs, s *BGPPeerSpec) {
+// localWorkload: spec.localWorkloadSelector is set (Calico's third way to
+// name the peer, stored here with no effect; see fields_table.go).
+func validateBGPPeer(c *errs, s *BGPPeerSpec, localWorkload bool) {
 	if s.Node != "" {
 		if err := checkName(s.Node); err != nil {
 			c.add("spec.node", "%v", err)
@@ -640,8 +651,8 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	switch {
 	case s.PeerIP != "" && s.PeerSelector != "":
 		c.add("spec.peerIP", "peerIP must be empty when peerSelector is specified")
-	case s.PeerIP == "" && s.PeerSelector == "":
-		c.add("spec.peerIP", "one of peerIP or peerSelector is required")
+	case s.PeerIP == "" && s.PeerSelector == "" && !localWorkload:
+		c.add("spec.peerIP", "one of peerIP, peerSelector or localWorkloadSelector is required")
 	case s.PeerIP != "":
 		if _, _, err := ParsePeerIP(s.PeerIP); err != nil {
 			c.add("spec.peerIP", "%v", err)
@@ -654,7 +665,7 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	}
 	validateBGPPeerSecurity(c, s)
 	if s.KeepOriginalNextHop {
-		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
+		c.noEffect("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
 	}
 	switch s.SourceAddress {
 	case "", "UseNodeIP", "None":
@@ -710,7 +721,7 @@ func validateFelixConfiguration(c *errs, s *FelixConfigurationSpec) {
 	checkDuration(c, "spec.routeRefreshInterval", s.RouteRefreshInterval, true)
 	checkDuration(c, "spec.nftablesRefreshInterval", s.NftablesRefreshInterval, true)
 	if s.IptablesRefreshInterval != nil {
-		c.unsupported("spec.iptablesRefreshInterval", "this dataplane uses nftables: set nftablesRefreshInterval")
+		c.noEffect("spec.iptablesRefreshInterval", whyIptables+": set nftablesRefreshInterval")
 	}
 	switch s.DefaultEndpointToHostAction {
 	case "", "Drop", "Accept", "Return":
