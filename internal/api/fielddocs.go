@@ -69,6 +69,12 @@ func FieldDocs() []FieldSection {
 		if !ok {
 			continue
 		}
+		if spec.Type.Kind() != reflect.Struct {
+			// A spec kept as written (StagedKubernetesNetworkPolicy).
+			out = append(out, FieldSection{Title: ki.Kind + " spec", Rows: []FieldDoc{{
+				Field: "(every field)", Value: "as written", Status: NoEffect, Why: "stored and returned unchanged; nothing here evaluates it"}}})
+			continue
+		}
 		seen[spec.Type] = true
 		add(ki.Kind+" spec", spec.Type)
 		if st, ok := rt.FieldByName("Status"); ok {
@@ -76,8 +82,10 @@ func FieldDocs() []FieldSection {
 			for t.Kind() == reflect.Pointer {
 				t = t.Elem()
 			}
-			seen[t] = true
-			add(ki.Kind+" status", t)
+			if t.Kind() == reflect.Struct {
+				seen[t] = true
+				add(ki.Kind+" status", t)
+			}
 		}
 	}
 	for i := 0; i < len(queue); i++ {

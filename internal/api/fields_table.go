@@ -278,7 +278,7 @@ func init() {
 		Field{Name: "allowSpoofedSourcePrefixes", Status: NoEffect, Why: "workloads may only send from their own addresses here"},
 	)
 	extraFields(PolicySpec{},
-		Field{Name: "tier", Status: Acts, Why: "the default tier; other tiers are refused until tiers are implemented"},
+		Field{Name: "tier", Status: Acts, Why: "the policy's tier (default: default); see Tier"},
 		Field{Name: "doNotTrack", Status: Refused, Why: "GlobalNetworkPolicy only; untracked policy is not available in this dataplane yet"},
 		Field{Name: "preDNAT", Status: Refused, Why: "GlobalNetworkPolicy only; pre-DNAT policy is not available in this dataplane yet"},
 		Field{Name: "applyOnForward", Status: Refused, Why: "GlobalNetworkPolicy only; forwarded-traffic host endpoint policy is not available in this dataplane yet"},

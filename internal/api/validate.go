@@ -57,7 +57,11 @@ func ValidateWarn(r Resource) ([]string, error) {
 		}
 	}
 	validateExtras(&c, r)
-	return append(extraWarnings(r), c.warn...), c.err()
+	warn := append(extraWarnings(r), c.warn...)
+	if why := kindNoEffect(r); why != "" {
+		warn = append(warn, why)
+	}
+	return warn, c.err()
 }
 
 // ---- metadata ----
