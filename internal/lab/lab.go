@@ -40,7 +40,11 @@ type Config struct {
 	// anything run with `lab exec`) get as `iptables`: "nft" or "legacy";
 	// "" means whatever the machine's own `iptables` is.
 	IptablesBackend string
-	Progress        io.Writer
+	// Swarm makes the hosts a Docker swarm (host1 the manager, the others
+	// workers) with the managed calico plugin installed on each; their
+	// dockerds then run without --live-restore, which swarm refuses.
+	Swarm    bool
+	Progress io.Writer
 	Logger          *slog.Logger
 }
 
@@ -55,6 +59,8 @@ type State struct {
 	TestImage     string   `json:"test_image,omitempty"`
 	// IptablesBackend is "nft" or "legacy" (see Config).
 	IptablesBackend string `json:"iptables_backend,omitempty"`
+	// Swarm: see Config.
+	Swarm bool `json:"swarm,omitempty"`
 }
 
 // Host is one lab host.
@@ -108,6 +114,9 @@ func (c *Config) validate() error {
 	if c.Subnets < 1 || c.Subnets > 8 || c.Subnets > c.Hosts {
 		return fmt.Errorf("invalid --subnets %d: want 1 to 8 and at most --hosts", c.Subnets)
 	}
+	if c.Swarm && !c.StartNodes {
+		return fmt.Errorf("--swarm needs the calico nodes (drop --no-nodes): the swarm's plugin forwards to them")
+	}
 	switch c.IptablesBackend {
 	case "", "nft", "legacy":
 	default:
@@ -122,7 +131,7 @@ func Plan(c Config) (*State, error) {
 		return nil, err
 	}
 	st := &State{Name: c.Name, Fabric: Fabric{NetNS: nsName(c.Name, "fab")},
-		NodeImage: c.NodeImage, TestImage: c.TestImage, IptablesBackend: c.IptablesBackend}
+		NodeImage: c.NodeImage, TestImage: c.TestImage, IptablesBackend: c.IptablesBackend, Swarm: c.Swarm}
 	if c.Subnets > 1 {
 		st.Router = nsName(c.Name, "rtr")
 	}

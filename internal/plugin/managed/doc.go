@@ -1,0 +1,17 @@
+// Package managed builds and serves Calico's managed (v2) Docker plugin,
+// the kind Docker swarm requires for network and IPAM drivers.
+//
+// The plugin is a thin proxy. Its rootfs holds only the static calico
+// binary, run as `calico plugin proxy`: it listens on the socket Docker
+// gives the plugin (/run/docker/plugins/calico.sock inside the plugin),
+// answers Plugin.Activate with both interfaces, and forwards every
+// NetworkDriver.* call to the node's calico.sock and every IpamDriver.*
+// call to calico-ipam.sock, the legacy sockets the node serves in the
+// host's /run/docker/plugins (bind-mounted read-only into the plugin). The
+// node keeps owning the dataplane, the datastore credentials and the veths;
+// the plugin has no capabilities of its own beyond Docker's defaults, no
+// host network, and one mount.
+//
+// Build writes the plugin directory (config.json and rootfs/calico) and
+// Create runs `docker plugin create` (and enable) on it.
+package managed
