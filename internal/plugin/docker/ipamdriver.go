@@ -77,6 +77,9 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 		return requestPoolResponse{}, badf("--ip-range is not supported by calico-ipam: addresses come from the whole IPPool given with --subnet")
 	}
 	for k := range req.Options {
+		if k == optSerialAlloc {
+			continue // swarm's allocator asks for serial allocation; blocks decide
+		}
 		return requestPoolResponse{}, badf("calico-ipam takes no --ipam-opt options (got %q)", k)
 	}
 	fam, whole, poolID := 4, "0.0.0.0/0", PoolIDv4
@@ -85,7 +88,9 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 		fam, whole, poolID = 6, "::/0", PoolIDv6
 		gw = gatewayIPv6Pool + "/128"
 	}
-	if req.Pool == "" {
+	if req.Pool == "" || req.Pool == whole {
+		// "" from `docker network create`; the whole space again on a swarm
+		// node, which creates the network with the pool the manager got.
 		return requestPoolResponse{PoolID: poolID, Pool: whole, Data: map[string]string{dataGateway: gw}}, nil
 	}
 	want, err := netip.ParsePrefix(req.Pool)
@@ -173,9 +178,22 @@ func (s *Server) requestAddress(ctx context.Context, req *requestAddressRequest)
 		}
 		return requestAddressResponse{Address: hostPrefix(ip)}, nil
 	}
+	if req.Options[optMAC] == "" && isSwarmRequest(req.Options) {
+		return s.swarmAllocate(ctx, fam, pools, ip)
+	}
 	handle := endpointHandle(s.node, req.Options[optMAC])
 	attrs := ipam.Attrs{Kind: ipam.KindWorkload, Node: s.node}
 	if ip.IsValid() {
+		info, err := s.ipam.ShowIP(ctx, ip)
+		if err != nil {
+			return requestAddressResponse{}, fmt.Errorf("look up %s: %w", ip, err)
+		}
+		if ok, err := s.swarmTakeUp(ctx, info, req.Options[optMAC]); err != nil || ok {
+			if err != nil {
+				return requestAddressResponse{}, err
+			}
+			return requestAddressResponse{Address: hostPrefix(ip)}, nil
+		}
 		if err := s.ipam.AssignIP(ctx, ip, handle, s.node, attrs); err != nil {
 			var inUse *ipam.InUseError
 			if errors.As(err, &inUse) {
@@ -229,6 +247,9 @@ func (s *Server) releaseAddress(ctx context.Context, req *releaseAddressRequest)
 	}
 	if !info.Assigned {
 		return empty{}, nil
+	}
+	if isSwarmHandle(info.Handle) {
+		return empty{}, s.swarmRelease(ctx, ip)
 	}
 	if !strings.HasPrefix(info.Handle, libnetworkHandlePrefix+s.node+".") {
 		s.log.Info("not releasing an address that another owner holds", "ip", ip, "handle", info.Handle)
