@@ -45,7 +45,7 @@ type Config struct {
 	// dockerds then run without --live-restore, which swarm refuses.
 	Swarm    bool
 	Progress io.Writer
-	Logger          *slog.Logger
+	Logger   *slog.Logger
 }
 
 // State is what a lab is made of; it is persisted as state.json.
