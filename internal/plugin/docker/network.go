@@ -26,8 +26,11 @@ import (
 
 var idRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
+// swarmIDRE: swarm's network IDs are 25 base-36 characters.
+var swarmIDRE = regexp.MustCompile(`^[0-9a-z]{25}$`)
+
 func checkID(what, id string) error {
-	if !idRE.MatchString(id) {
+	if !idRE.MatchString(id) && (what != "network ID" || !swarmIDRE.MatchString(id)) {
 		return badf("%s %q is not a Docker ID (12-64 lower-case hex digits)", what, id)
 	}
 	return nil
