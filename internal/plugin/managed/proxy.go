@@ -2,6 +2,7 @@ package managed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/Plugin.Activate":
 		reply(w, http.StatusOK, `{"Implements":["NetworkDriver","IpamDriver"]}`)
 		return
+	case r.URL.Path == "/NetworkDriver.AllocateNetwork":
+		// A global-scope driver's swarm-level network state, asked on the
+		// manager; the calico network needs none (each node checks the
+		// options at CreateNetwork, and profiles are made there).
+		reply(w, http.StatusOK, `{"Options":{}}`)
+		return
+	case r.URL.Path == "/NetworkDriver.FreeNetwork":
+		reply(w, http.StatusOK, `{}`)
+		return
 	case strings.HasPrefix(r.URL.Path, "/NetworkDriver."):
 		c, sock = p.network, "calico.sock"
 	case strings.HasPrefix(r.URL.Path, "/IpamDriver."):
@@ -102,10 +112,33 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadGateway, errJSON("read the node's reply: "+err.Error()))
 		return
 	}
+	if r.URL.Path == "/NetworkDriver.GetCapabilities" && resp.StatusCode == http.StatusOK {
+		out = globalScope(out)
+	}
 	p.cfg.Logger.Debug("call", "method", r.URL.Path, "request", string(body), "status", resp.StatusCode, "reply", strings.TrimSpace(string(out)), "took", time.Since(start))
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(out)
+}
+
+// globalScope rewrites the node's capabilities to Scope "global". The node
+// answers "local" for its legacy sockets, which serve hosts outside swarm
+// (a global-scope driver fails there). In swarm, a local-scope driver's
+// networks get no swarm-level IPAM: each node would allocate with Docker's
+// default IPAM unless given a --config-from network. With "global" the
+// swarm manager allocates every task's address through this plugin, from
+// the calico pools. The managed plugin is for swarm hosts.
+func globalScope(body []byte) []byte {
+	var caps map[string]any
+	if err := json.Unmarshal(body, &caps); err != nil {
+		return body
+	}
+	caps["Scope"] = "global"
+	b, err := json.Marshal(caps)
+	if err != nil {
+		return body
+	}
+	return b
 }
 
 func rootCause(err error) error {
