@@ -74,16 +74,21 @@ func (s *Server) swarmAttrs() ipam.Attrs {
 }
 
 // swarmAllocate answers the swarm allocator's RequestAddress.
-func (s *Server) swarmAllocate(ctx context.Context, fam int, pools []netip.Prefix, ip netip.Addr) (requestAddressResponse, error) {
+func (s *Server) swarmAllocate(ctx context.Context, fam int, pools []netip.Prefix, ip netip.Addr, tok string) (requestAddressResponse, error) {
 	if ip.IsValid() {
 		info, err := s.ipam.ShowIP(ctx, ip)
 		if err != nil {
 			return requestAddressResponse{}, fmt.Errorf("look up %s: %w", ip, err)
 		}
 		if info.Assigned && isSwarmHandle(info.Handle) {
-			return requestAddressResponse{Address: hostPrefix(ip)}, nil // the allocator restoring its state
+			// The allocator restoring its state (a manager started).
+			return requestAddressResponse{Address: hostPrefix(ip)}, s.swarmPoolRecord(ctx, tok, ip, info.Handle)
 		}
-		if err := s.ipam.AssignIP(ctx, ip, newSwarmHandle(), s.node, s.swarmAttrs()); err != nil {
+		h := newSwarmHandle()
+		if err := s.swarmPoolRecord(ctx, tok, ip, h); err != nil {
+			return requestAddressResponse{}, err
+		}
+		if err := s.ipam.AssignIP(ctx, ip, h, s.node, s.swarmAttrs()); err != nil {
 			var inUse *ipam.InUseError
 			if errors.As(err, &inUse) {
 				return requestAddressResponse{}, badf("address %s is already in use", ip)
@@ -112,6 +117,9 @@ func (s *Server) swarmAllocate(ctx context.Context, fam int, pools []netip.Prefi
 	if len(got) == 0 {
 		return requestAddressResponse{}, fmt.Errorf("assign an IPv%d address: the allocator returned none", fam)
 	}
+	if err := s.swarmPoolRecord(ctx, tok, got[0], args.Handle); err != nil {
+		return requestAddressResponse{}, err
+	}
 	return requestAddressResponse{Address: hostPrefix(got[0])}, nil
 }
 
@@ -130,7 +138,7 @@ func (s *Server) swarmTakeUp(ctx context.Context, info ipam.IPInfo, mac string) 
 }
 
 // swarmRelease handles the release of an address a swarm handle holds.
-func (s *Server) swarmRelease(ctx context.Context, ip netip.Addr) error {
+func (s *Server) swarmRelease(ctx context.Context, ip netip.Addr, tok string) error {
 	key := swarmKey(s.node, ip)
 	_, err := s.store.Get(ctx, key)
 	switch {
@@ -147,8 +155,78 @@ func (s *Server) swarmRelease(ctx context.Context, ip netip.Addr) error {
 	if _, err := s.ipam.ReleaseIPs(ctx, ip); err != nil {
 		return fmt.Errorf("release %s: %w", ip, err)
 	}
+	if tok != "" {
+		if err := s.store.Delete(ctx, swarmPoolKey(tok, ip), 0); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+			return fmt.Errorf("forget swarm address %s: %w", ip, err)
+		}
+	}
 	s.log.Debug("released a swarm address", "ip", ip)
 	return nil
+}
+
+// Swarm pools. Removing a swarm network makes the allocator release the
+// network's pool without releasing its tasks' addresses one by one, so
+// each address the allocator takes is listed under the pool it came from:
+// /calico/docker/v1/swarm-pools/<pool token>/<address> = handle. The pool
+// ID of a swarm network (one asked for in the global address space) is
+// "<pool>~<token>", a token per RequestPool.
+const swarmPoolsPrefix = "/calico/docker/v1/swarm-pools/"
+
+const swarmPoolSep = "~"
+
+func newPoolToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func swarmPoolKey(tok string, ip netip.Addr) string {
+	return swarmPoolsPrefix + tok + "/" + strings.ReplaceAll(ip.String(), ":", "-")
+}
+
+func (s *Server) swarmPoolRecord(ctx context.Context, tok string, ip netip.Addr, handle string) error {
+	if tok == "" {
+		return nil
+	}
+	if _, err := s.store.Update(ctx, swarmPoolKey(tok, ip), []byte(handle), 0); err != nil {
+		return fmt.Errorf("record swarm address %s: %w", ip, err)
+	}
+	return nil
+}
+
+// swarmReleasePool frees every address listed under the pool that its
+// handle still holds (an address released and taken again since is not).
+func (s *Server) swarmReleasePool(ctx context.Context, tok string) error {
+	kvs, _, err := s.store.List(ctx, swarmPoolsPrefix+tok+"/")
+	if err != nil {
+		return fmt.Errorf("list the swarm pool's addresses: %w", err)
+	}
+	var errs []error
+	for _, kv := range kvs {
+		ipS := strings.TrimPrefix(kv.Key, swarmPoolsPrefix+tok+"/")
+		if strings.Count(ipS, "-") > 0 {
+			ipS = strings.ReplaceAll(ipS, "-", ":")
+		}
+		ip, err := netip.ParseAddr(ipS)
+		if err == nil {
+			info, err := s.ipam.ShowIP(ctx, ip)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("look up %s: %w", ip, err))
+				continue
+			}
+			if info.Assigned && info.Handle == string(kv.Value) {
+				if _, err := s.ipam.ReleaseIPs(ctx, ip); err != nil {
+					errs = append(errs, fmt.Errorf("release %s: %w", ip, err))
+					continue
+				}
+				s.log.Info("released a swarm address with its network's pool", "ip", ip)
+			}
+		}
+		if err := s.store.Delete(ctx, kv.Key, 0); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // swarmEndpointGone clears the endpoint's name from the attributes of a
