@@ -114,9 +114,6 @@ func (c *Config) validate() error {
 	if c.Subnets < 1 || c.Subnets > 8 || c.Subnets > c.Hosts {
 		return fmt.Errorf("invalid --subnets %d: want 1 to 8 and at most --hosts", c.Subnets)
 	}
-	if c.Swarm && !c.StartNodes {
-		return fmt.Errorf("--swarm needs the calico nodes (drop --no-nodes): the swarm's plugin forwards to them")
-	}
 	switch c.IptablesBackend {
 	case "", "nft", "legacy":
 	default:

@@ -119,6 +119,11 @@ func (b *builder) build(ctx context.Context) error {
 		}
 	}
 	if !b.c.StartNodes {
+		if b.st.Swarm {
+			// The plugin only forwards: it installs without a node, and
+			// answers once one runs.
+			return b.swarm(ctx)
+		}
 		return nil
 	}
 	for i := range b.st.Hosts {

@@ -99,6 +99,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set("Content-Type", contentType)
 	start := time.Now()
 	resp, err := c.Do(req)
+	if err != nil && staticReply[r.URL.Path] != "" {
+		// Docker asks for the capabilities when it loads the plugin, maybe
+		// before the node runs; a failure there makes swarm's allocator
+		// lose the driver ("could not resolve driver"). They never change.
+		p.cfg.Logger.Info("node not reachable; answering from the plugin", "method", r.URL.Path, "error", err)
+		reply(w, http.StatusOK, staticReply[r.URL.Path])
+		return
+	}
 	if err != nil {
 		msg := fmt.Sprintf("the calico node on this host does not answer on %s: %v (is `calico node` running? the plugin only forwards to it)",
 			filepath.Join(p.cfg.NodeDir, sock), rootCause(err))
@@ -119,6 +127,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(out)
+}
+
+// staticReply holds the replies that do not depend on the node's state, as
+// the plugin gives them (the node's capabilities with the global scope).
+var staticReply = map[string]string{
+	"/NetworkDriver.GetCapabilities":      `{"Scope":"global","ConnectivityScope":"global"}`,
+	"/IpamDriver.GetCapabilities":         `{"RequiresMACAddress":true}`,
+	"/IpamDriver.GetDefaultAddressSpaces": `{"LocalDefaultAddressSpace":"CalicoLocalAddressSpace","GlobalDefaultAddressSpace":"CalicoGlobalAddressSpace"}`,
 }
 
 // globalScope rewrites the node's capabilities to Scope "global". The node
