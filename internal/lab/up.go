@@ -343,6 +343,11 @@ func startDockerd(h *Host, liveRestore bool) error {
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PATH="+hostPath(h))
+	if !liveRestore {
+		// Swarm: tasks use the hosts' local images (no registry is
+		// reachable; without this each task waits for a pull to time out).
+		cmd.Env = append(cmd.Env, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1")
+	}
 	// A session of its own: dockerd outlives `calico lab up`.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -119,7 +119,7 @@ spec:
 		l.waitInUse(before + 4)
 		l.docker("host1", "service", "scale", "--detach=false", "rep=1")
 		l.waitInUse(before + 1)
-		l.docker("host1", "service", "update", "--detach=false", "--env-add", "V=2", "rep")
+		l.docker("host1", "service", "update", "--detach=false", "--no-resolve-image", "--env-add", "V=2", "rep")
 		l.waitInUse(before + 1)
 		l.docker("host1", "service", "scale", "--detach=false", "rep=3")
 		l.waitInUse(before + 3)
