@@ -35,7 +35,7 @@ func TestDockerSwarm(t *testing.T) {
 			_, _ = l.exec("host1", append([]string{"docker", "service", "rm"}, ids...)...)
 		}
 		for _, h := range []string{"host1", "host2"} {
-			_ = waitNoTasks(l, h)
+			_ = l.noContainers(h, "label=com.docker.swarm.task.id", 30*time.Second)
 		}
 	})
 	step := func(name string, f func(t *testing.T)) {
@@ -124,6 +124,7 @@ spec:
 		l.docker("host1", "service", "scale", "--detach=false", "rep=3")
 		l.waitInUse(before + 3)
 		l.docker("host1", "service", "rm", "rep")
+		l.waitGone("label=com.docker.swarm.service.name=rep")
 		l.waitInUse(before)
 		l.ipamClean("host1")
 		l.noStaleRoutes()
@@ -157,6 +158,9 @@ networks:
 		l.reaches("host2", l.task("host2", "st_db"), d1)
 		l.waitInUse(before + 2)
 		l.docker("host1", "stack", "rm", "st")
+		// Removal is asynchronous: swarm frees the network's pool (and so
+		// its addresses) at once, the tasks' containers stop after.
+		l.waitGone("label=com.docker.stack.namespace=st")
 		l.waitInUse(before)
 		l.ipamClean("host1")
 		l.noStaleRoutes()
@@ -164,6 +168,7 @@ networks:
 
 	step("everything released", func(t *testing.T) {
 		l.docker("host1", "service", "rm", "web", "api")
+		l.waitGone("label=com.docker.swarm.task.id")
 		l.waitInUse(baseline)
 		testutil.Eventually(t, 30*time.Second, func() error {
 			_, err := l.exec("host1", "docker", "network", "rm", "front", "back")
@@ -277,15 +282,27 @@ func (l *dlab) noStaleRoutes() {
 	})
 }
 
-// waitNoTasks waits until a host runs no swarm task containers.
-func waitNoTasks(l *dlab, host string) error {
-	deadline := time.Now().Add(30 * time.Second)
+// noContainers waits until a host has no container matching filter.
+func (l *dlab) noContainers(host, filter string, timeout time.Duration) error {
+	var last error
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		out, err := l.exec(host, "docker", "ps", "-aq", "--filter", "label=com.docker.swarm.task.id")
+		out, err := l.exec(host, "docker", "ps", "-aq", "--filter", filter)
 		if err == nil && strings.TrimSpace(out) == "" {
 			return nil
 		}
+		last = fmt.Errorf("containers %s still on %s: %v %s", filter, host, err, strings.TrimSpace(out))
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("tasks still on %s", host)
+	return last
+}
+
+// waitGone waits until no host has a container matching filter.
+func (l *dlab) waitGone(filter string) {
+	l.t.Helper()
+	for _, h := range []string{"host1", "host2"} {
+		if err := l.noContainers(h, filter, 60*time.Second); err != nil {
+			l.t.Fatal(err)
+		}
+	}
 }
