@@ -12,6 +12,12 @@
 // the plugin has no capabilities of its own beyond Docker's defaults, no
 // host network, and one mount.
 //
+// The proxy reports the network driver's scope as "global" (the node's
+// sockets say "local"), so that swarm's manager allocates task addresses
+// through the calico IPAM driver; it answers AllocateNetwork/FreeNetwork
+// itself and the static capability calls when the node is not up yet.
+// The managed plugin is therefore for swarm hosts.
+//
 // Build writes the plugin directory (config.json and rootfs/calico) and
 // Create runs `docker plugin create` (and enable) on it.
 package managed
