@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -87,6 +88,11 @@ type Driver struct {
 	applyMu sync.Mutex
 	// configured maps an interface name to what its sysctls were set for.
 	configured map[string]ifaceConfig
+	// programmed are the routes of ours as last applied (incremental.go);
+	// nil: unknown, the next Apply reads the kernel's routes. gen counts
+	// the Applies that walked them.
+	programmed map[netip.Prefix]progRoute
+	gen        uint64
 }
 
 // ifaceConfig identifies the interface settings applied: a new index (the
@@ -169,6 +175,7 @@ func (d *Driver) SetDesired(des *dataplane.Desired) {
 func (d *Driver) Resync(ctx context.Context) (ApplyStats, error) {
 	d.applyMu.Lock()
 	clear(d.configured)
+	d.programmed = nil
 	d.applyMu.Unlock()
 	return d.Apply(ctx)
 }
