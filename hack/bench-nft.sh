@@ -29,4 +29,5 @@ OUT="${OUT:-bench-nft.txt}"
   go test -run '^$' -bench 'BenchmarkRestartApply' -benchtime 3x -count 1 ./internal/dataplane/nft/
   go test -run '^$' -bench 'BenchmarkAddEndpoint' -benchtime "${ADDS}x" -count 1 ./internal/dataplane/nft/
   go test -run '^$' -bench 'BenchmarkThroughput' -benchtime 1x -count 1 -v ./internal/dataplane/nft/
+  go test -run '^$' -bench 'BenchmarkChangeVsHostSize' -benchtime 30x -count 1 ./internal/dataplane/nft/
 } 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|ok|FAIL|---)|throughput_test' | tee "$OUT"

@@ -128,6 +128,8 @@ func newNodeRunCmd() *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		tuneNodeMemory(cfg.Logger)
+		go releaseAfterFirstProgramming(ctx, a.Status)
 		return a.Run(ctx)
 	}
 	return cmd
