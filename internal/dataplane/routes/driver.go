@@ -93,6 +93,11 @@ type Driver struct {
 	// the Applies that walked them.
 	programmed map[netip.Prefix]progRoute
 	gen        uint64
+	// links caches what Apply saw of links while WatchLinks runs
+	// (linkcache.go); guarded by applyMu, lc by linkMu.
+	links  map[string]cachedLink
+	linkMu sync.Mutex
+	lc     linkCache
 }
 
 // ifaceConfig identifies the interface settings applied: a new index (the
@@ -201,13 +206,9 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 		prefix = des.Host.InterfacePrefix
 	}
 
-	links, err := dump(d.dump.links)
+	byName, err := d.linksFor(des, d.programmed == nil)
 	if err != nil {
 		return st, fmt.Errorf("routes: list links: %w", err)
-	}
-	byName := make(map[string]netlink.Link, len(links))
-	for _, l := range links {
-		byName[l.Attrs().Name] = l
 	}
 	for name, c := range d.configured {
 		if l, ok := byName[name]; !ok || l.Attrs().Index != c.index {
@@ -309,6 +310,7 @@ func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, by
 			} else {
 				st.LinksChanged++
 			}
+			d.linkChangedLocally(name)
 		}
 		if a.Flags&net.FlagUp == 0 {
 			if err := d.h.LinkSetUp(l); err != nil {
@@ -316,6 +318,7 @@ func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, by
 			} else {
 				st.LinksChanged++
 			}
+			d.linkChangedLocally(name)
 		}
 		want := ifaceConfig{index: a.Index, v6: endpointHasIPv6(ep)}
 		if d.configured[name] == want {

@@ -1,12 +1,14 @@
 package routes
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/testutil"
@@ -15,8 +17,8 @@ import (
 // BenchmarkOneEndpointVsHostSize: one endpoint's route (and interface)
 // added and removed with 100, 1,000 and 10,000 endpoints (a veth each)
 // already programmed; µs per Apply. Applies after the first diff against
-// what was programmed (incremental.go) and dump no routes; the link dump
-// that finds new interfaces remains (it grows with the host).
+// what was programmed (incremental.go) and dump no routes; with WatchLinks
+// running (as in the agent) they dump no links either (linkcache.go).
 func BenchmarkOneEndpointVsHostSize(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
@@ -31,6 +33,13 @@ func BenchmarkOneEndpointVsHostSize(b *testing.B) {
 			}
 			testutil.Run(b, "ip", "-n", ns.Name, "-batch", file)
 			d := newDriver(b, ns)
+			// The agent runs WatchLinks: Apply then uses its link cache.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				for range d.WatchLinks(ctx) {
+				}
+			}()
 			mk := func(k int) *dataplane.Desired {
 				des := &dataplane.Desired{}
 				for i := range k {
@@ -43,6 +52,18 @@ func BenchmarkOneEndpointVsHostSize(b *testing.B) {
 			}
 			base, more := mk(n), mk(n+1)
 			benchApply(b, d, more)
+			benchApply(b, d, base)
+			// Until the watch is subscribed and has reported the links it
+			// listed at start (each reported name is asked for once).
+			testutil.Eventually(b, time.Minute, func() error {
+				benchApply(b, d, base)
+				d.linkMu.Lock()
+				defer d.linkMu.Unlock()
+				if !d.lc.watching || d.lc.allDirty || len(d.lc.dirty) > 0 {
+					return fmt.Errorf("link cache not settled")
+				}
+				return nil
+			})
 			benchApply(b, d, base)
 			for b.Loop() {
 				if st := benchApply(b, d, more); st.RoutesAdded != 1 {
