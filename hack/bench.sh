@@ -225,6 +225,10 @@ gl() {
   fi
 } >"$WORK/headlines.md"
 
+# Plots (docs/bench/*.png) from the data path samples and the host-size
+# curves; a failure to draw leaves the tables.
+hack/benchplots.sh "$WORK/nft.out" "$WORK/routes.out" >&2 || echo "bench: plots not drawn" >&2
+
 total=$(awk -v a="$start_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) / 60 }')
 {
   echo "# Benchmarks"
@@ -245,6 +249,8 @@ total=$(awk -v a="$start_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b -
   echo
   cat "$WORK/headlines.md"
   echo
+  # The reading of the numbers (hand-written; plots drawn by hack/benchplots.sh).
+  [ -f docs/bench/NOTES.md ] && { cat docs/bench/NOTES.md; echo; }
   cat "$WORK/sections.md"
 } >"$WORK/BENCHMARKS.md"
 mv "$WORK/BENCHMARKS.md" "$BENCH_OUT"
