@@ -128,7 +128,6 @@ func newNodeRunCmd() *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		tuneNodeMemory(cfg.Logger)
 		go releaseAfterFirstProgramming(ctx, a.Status)
 		return a.Run(ctx)
 	}
