@@ -34,6 +34,9 @@ import (
 //     failsafeOutboundHostPorts; unset means Calico's defaults
 //     (DefaultFailsafeInbound, DefaultFailsafeOutbound), an empty list none.
 //     They are only emitted when some HostEndpoint is local.
+//   - A HostEndpoint may name Calico's built-in profile
+//     projectcalico-default-allow (allow all both ways) without it being
+//     stored.
 //   - Rule selectors of these policies become IPSets like a workload
 //     policy's, whose members also include the expectedIPs of every
 //     matching HostEndpoint (of any host). When a workload policy uses the
@@ -115,6 +118,17 @@ func hepAddrs(h *api.HostEndpoint) []netip.Prefix {
 func computeHostEndpoints(in *hostInput) hostOutput {
 	var out hostOutput
 	parse := cachedParser()
+	if _, ok := in.profiles[api.DefaultAllowProfile]; !ok {
+		// Calico's built-in profile exists without being stored.
+		profiles := make(map[string]*api.Profile, len(in.profiles)+1)
+		for k, v := range in.profiles {
+			profiles[k] = v
+		}
+		profiles[api.DefaultAllowProfile] = api.NewDefaultAllowProfile()
+		cp := *in
+		cp.profiles = profiles
+		in = &cp
+	}
 	type hepIn struct {
 		h      *api.HostEndpoint
 		labels map[string]string
