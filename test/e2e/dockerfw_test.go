@@ -145,6 +145,8 @@ spec:
 `)
 	check("with Docker's defaults")
 
+	t.Run("pre-DNAT policy on published ports", func(t *testing.T) { testPreDNATPublishedPorts(t, l, backend) })
+
 	t.Run("dockerd restart", func(t *testing.T) {
 		for _, name := range []string{"host1", "host2"} {
 			start := time.Now()
