@@ -129,20 +129,7 @@ func testDockerDefaults(t *testing.T, backend string) {
 		// get into calico workloads that policy does not open to it.
 		l.AssertBlocked("host1", "br1", web1)
 	}
-	l.Apply("host1", `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: allow-web-to-db
-spec:
-  order: 100
-  selector: role == 'db'
-  types: [Ingress]
-  ingress:
-  - action: Allow
-    source:
-      selector: role == 'web'
-  - action: Pass
-`)
+	l.ApplyFile("host1", seedPolicy)
 	check("with Docker's defaults")
 
 	t.Run("pre-DNAT policy on published ports", func(t *testing.T) { testPreDNATPublishedPorts(t, l, backend) })

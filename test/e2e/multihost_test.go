@@ -30,20 +30,7 @@ func TestTwoHostSeedScenario(t *testing.T) {
 	l.AssertBlocked("host1", "web1", db2)
 	l.AssertBlocked("host2", "db2", web1)
 
-	l.Apply("host1", `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: allow-web-to-db
-spec:
-  order: 100
-  selector: role == 'db'
-  types: [Ingress]
-  ingress:
-  - action: Allow
-    source:
-      selector: role == 'web'
-  - action: Pass
-`)
+	l.ApplyFile("host1", seedPolicy)
 	l.EventuallyReach("host1", "web1", db2, 15*time.Second)
 	l.EventuallyReach("host2", "web2", db1, 15*time.Second)
 	// Pass keeps the profile: db to db still allowed, db to web still denied.
