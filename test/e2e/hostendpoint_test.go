@@ -16,7 +16,9 @@ import (
 // and 8081") close the published port of a container on a calico network
 // (our DNAT) and of one on Docker's bridge (Docker's DNAT) to host2, open
 // them again when the policy admits host2, keep cluster traffic flowing,
-// and leave Docker's tables as they were.
+// and leave Docker's tables as they were. Then, without the profile
+// (deny-all), a host service closes while the failsafe and control-plane
+// ports keep BGP and the datastore up.
 func testPreDNATPublishedPorts(t *testing.T, l *Lab, backend string) {
 	h1, h2 := l.host("host1"), l.host("host2")
 	l.Docker("host1", "run", "-d", "--name", "pub-cal", "--net", "frontend", "--label", "role=pub", "-p", "8080:80",
@@ -94,6 +96,35 @@ spec:
 	if after := l.dockerTables("host1", backend); after != before {
 		t.Fatalf("Docker's tables changed under pre-DNAT policy:\n%s\nbefore:\n%s", after, before)
 	}
+
+	// Deny-all: the same host endpoint without its allow-all profile. A
+	// host service closes; the failsafe and control-plane ports do not:
+	// the BGP session stays up, host2 still uses host1's datastore, and
+	// forwarded container traffic (no applyOnForward policy) flows.
+	if !l.listenIn("host1", h1.Addr()+":7777") {
+		t.Fatal("port 7777 is taken on host1")
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !connects(7777) {
+			return fmt.Errorf("host service on host1 not reachable before the deny-all host endpoint")
+		}
+		return nil
+	})
+	l.Apply("host1", `apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: host1-all
+  labels: {host-endpoint: all}
+spec:
+  node: `+h1.Name+`
+  interfaceName: "*"
+`)
+	wait(7777, false)
+	l.Calico("host2", "get", "nodes")
+	if st := l.Calico("host1", "node", "status"); !strings.Contains(st, "Established") {
+		t.Fatalf("BGP session down under a deny-all host endpoint:\n%s", st)
+	}
+	l.EventuallyReach("host2", "web2", l.Run("host1", "web1d", "frontend", "role=web"), 30*time.Second)
 	l.Calico("host1", "delete", "hostendpoint", "host1-all")
 	l.Calico("host1", "delete", "globalnetworkpolicy", "published-from-office")
 	l.Calico("host1", "delete", "globalnetworkpolicy", "pub-open")
