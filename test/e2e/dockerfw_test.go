@@ -132,8 +132,6 @@ func testDockerDefaults(t *testing.T, backend string) {
 	l.ApplyFile("host1", seedPolicy)
 	check("with Docker's defaults")
 
-	t.Run("pre-DNAT policy on published ports", func(t *testing.T) { testPreDNATPublishedPorts(t, l, backend) })
-
 	t.Run("dockerd restart", func(t *testing.T) {
 		for _, name := range []string{"host1", "host2"} {
 			start := time.Now()
@@ -191,6 +189,9 @@ func testDockerDefaults(t *testing.T, backend string) {
 		}
 		check("with ufw active on host2")
 	})
+
+	// After the subtests that use ctx (its deadline covers them only).
+	t.Run("pre-DNAT policy on published ports", func(t *testing.T) { testPreDNATPublishedPorts(t, l, backend) })
 
 	t.Run("node stop --remove", func(t *testing.T) {
 		// Docker 20.10 itself reorders FORWARD when it restarts (the
