@@ -128,6 +128,9 @@ has that version in the datastore.`,
 				// host is protected.
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is stored but not enforced: set spec.interfaceName (an interface name or \"*\"); interfaces are not found from expectedIPs here\n", api.Ident(d.Resource))
 			}
+			if why := api.NoEffect(d.Resource); why != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", why)
+			}
 		}
 		return nil
 	}

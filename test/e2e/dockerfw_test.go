@@ -19,8 +19,8 @@ import (
 // hosts with each iptables back end, and check that the only change to
 // Docker's tables is our documented DOCKER-USER rule.
 
-func TestDockerDefaultsNFT(t *testing.T)    { testDockerDefaults(t, "nft") }
-func TestDockerDefaultsLegacy(t *testing.T) { testDockerDefaults(t, "legacy") }
+func TestDockerDefaultsNFT(t *testing.T)    { t.Parallel(); testDockerDefaults(t, "nft") }
+func TestDockerDefaultsLegacy(t *testing.T) { t.Parallel(); testDockerDefaults(t, "legacy") }
 
 // ourRuleLine is how iptables-save shows our rule.
 var ourRuleLine = "-A DOCKER-USER " + strings.Join(quoteComment(dockerfw.WantedRule(0x40000)), " ")

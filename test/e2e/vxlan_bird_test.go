@@ -13,6 +13,7 @@ import (
 // Two hosts on different subnets (a router between them) reach each other's
 // containers through VXLAN for a CrossSubnet pool.
 func TestCrossSubnetVXLAN(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 2, 2)
 	l.Apply("host1", `apiVersion: projectcalico.org/v3
 kind: IPPool
@@ -41,6 +42,7 @@ spec:
 // A BIRD 2 router on the fabric peers with both hosts through a BGPPeer: it
 // learns the container routes, and a route it announces reaches the hosts.
 func TestBIRDInterop(t *testing.T) {
+	t.Parallel()
 	testutil.RequireCmd(t, "bird", "birdc")
 	l := newLab(t, 2, 1)
 	// BIRD lives in its own namespace on the fabric bridge.
