@@ -279,9 +279,9 @@ func init() {
 	)
 	extraFields(PolicySpec{},
 		Field{Name: "tier", Status: Acts, Why: "the policy's tier (default: default); see Tier"},
-		Field{Name: "doNotTrack", Status: Refused, Why: "GlobalNetworkPolicy only; untracked policy is not available in this dataplane yet"},
-		Field{Name: "preDNAT", Status: Refused, Why: "GlobalNetworkPolicy only; pre-DNAT policy is not available in this dataplane yet"},
-		Field{Name: "applyOnForward", Status: Refused, Why: "GlobalNetworkPolicy only; forwarded-traffic host endpoint policy is not available in this dataplane yet"},
+		Field{Name: "doNotTrack", Status: Acts, Why: "GlobalNetworkPolicy only, with applyOnForward: untracked host endpoint policy (see HostEndpoint)"},
+		Field{Name: "preDNAT", Status: Acts, Why: "GlobalNetworkPolicy only, with applyOnForward, ingress only: judged before DNAT (see HostEndpoint)"},
+		Field{Name: "applyOnForward", Status: Acts, Why: "GlobalNetworkPolicy only: host endpoint policy also judges forwarded traffic (see HostEndpoint)"},
 		Field{Name: "serviceAccountSelector", Status: Refused, Why: whyWidens},
 		Field{Name: "namespaceSelector", Status: Refused, Why: whyWidens},
 		Field{Name: "performanceHints", Status: NoEffect, Why: "policies are always computed for every node"},

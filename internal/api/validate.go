@@ -283,12 +283,37 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 		}
 	}
 	gnpOnly("spec.namespaceSelector", s.NamespaceSelector != "", "namespaces have no labels here")
-	gnpOnly("spec.doNotTrack", s.DoNotTrack, "untracked policy is not available in this dataplane")
-	gnpOnly("spec.preDNAT", s.PreDNAT, "pre-DNAT policy is not available in this dataplane")
-	gnpOnly("spec.applyOnForward", s.ApplyOnForward, "host endpoint forward policy is not available in this dataplane")
+	if global {
+		validateHostPolicy(c, s)
+	} else {
+		gnpOnly("spec.doNotTrack", s.DoNotTrack, "")
+		gnpOnly("spec.preDNAT", s.PreDNAT, "")
+		gnpOnly("spec.applyOnForward", s.ApplyOnForward, "")
+	}
 	for i, h := range s.PerformanceHints {
 		if h != "AssumeNeededOnEveryNode" {
 			c.add(idx("spec.performanceHints", i), "unknown performance hint %q: want AssumeNeededOnEveryNode", h)
+		}
+	}
+}
+
+// validateHostPolicy checks the host endpoint flags of a
+// GlobalNetworkPolicy as Calico does.
+func validateHostPolicy(c *errs, s *PolicySpec) {
+	if s.PreDNAT && s.DoNotTrack {
+		c.add("spec.preDNAT", "preDNAT and doNotTrack cannot both be true: a policy is either pre-DNAT or untracked")
+	}
+	if (s.PreDNAT || s.DoNotTrack) && !s.ApplyOnForward {
+		c.add("spec.applyOnForward", "applyOnForward must be true when preDNAT or doNotTrack is true (they apply to forwarded traffic too)")
+	}
+	if s.PreDNAT {
+		if len(s.Egress) > 0 {
+			c.add("spec.egress", "a preDNAT policy cannot have egress rules (pre-DNAT policy judges incoming traffic only)")
+		}
+		for i, t := range s.Types {
+			if strings.EqualFold(t, PolicyTypeEgress) {
+				c.add(idx("spec.types", i), "a preDNAT policy cannot have type Egress (pre-DNAT policy judges incoming traffic only)")
+			}
 		}
 	}
 }
