@@ -251,6 +251,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // OnUpdates implements syncer.Handler.
 func (a *Agent) OnUpdates(us []syncer.Update) {
 	changed := a.calc.apply(us)
+	if changed.maint {
+		kickChan(a.maint)
+	}
 	if changed.bgp {
 		if a.bgp != nil {
 			a.bgp.configChanged()

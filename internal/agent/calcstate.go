@@ -39,6 +39,9 @@ type calcState struct {
 type changes struct {
 	bgp   bool
 	felix bool
+	// maint: something the maintenance loop acts on changed (the automatic
+	// host endpoint's switch or a HostEndpoint).
+	maint bool
 }
 
 func newCalcState(node string) *calcState {
@@ -88,6 +91,9 @@ func (s *calcState) apply(us []syncer.Update) changes {
 				s.c.UpsertGlobalNetworkPolicy(u.Object.(*api.GlobalNetworkPolicy))
 			}
 		case api.KindHostEndpoint:
+			if u.Name == s.node+autoHEPSuffix {
+				ch.maint = true // ours: recreated or put back if someone changes it
+			}
 			if del {
 				s.c.DeleteHostEndpoint(u.Name)
 			} else {
@@ -137,6 +143,8 @@ func (s *calcState) apply(us []syncer.Update) changes {
 			} else {
 				s.bgpFilter[u.Name] = u.Object.(*api.BGPFilter)
 			}
+		case api.KindKubeControllersConfiguration:
+			ch.maint = true
 		case api.KindFelixConfiguration:
 			if u.Name != "default" && u.Name != "node."+s.node {
 				continue

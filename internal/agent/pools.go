@@ -282,6 +282,10 @@ func (a *Agent) maintain(ctx context.Context) {
 			a.log.Debug("vxlan tunnel address", "err", err)
 			failed = true
 		}
+		if err := a.ensureAutoHostEndpoint(ctx); err != nil {
+			a.log.Warn("automatic host endpoint", "err", err)
+			failed = true
+		}
 		if failed && ctx.Err() == nil {
 			retry = time.After(2 * time.Second)
 		}

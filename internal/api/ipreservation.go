@@ -84,7 +84,7 @@ func validateKubeControllers(c *errs, s *KubeControllersConfigurationSpec) {
 func kindNoEffect(r Resource) string {
 	switch r.(type) {
 	case *KubeControllersConfiguration:
-		return fmt.Sprintf("%s is stored but has no effect here: no kube-controllers run", Ident(r))
+		return fmt.Sprintf("%s is stored; only spec.controllers.node.hostEndpoint.autoCreate has an effect here (automatic host endpoints), no kube-controllers run", Ident(r))
 	case *StagedGlobalNetworkPolicy, *StagedNetworkPolicy, *StagedKubernetesNetworkPolicy:
 		return fmt.Sprintf("%s is stored but never enforced (staged policies preview a change)", Ident(r))
 	}
