@@ -451,7 +451,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	}
 	// Another endpoint claiming the same addresses (a shared MAC) is refused.
 	e.fails("/NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": epB,
-		"Interface": map[string]any{"Address": a, "MacAddress": macA}}, http.StatusInternalServerError, "already belongs to endpoint")
+		"Interface": map[string]any{"Address": a, "MacAddress": macA}}, http.StatusBadRequest, "already belongs to endpoint")
 
 	e.ok("/NetworkDriver.DeleteEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": epA})
 	e.ok("/NetworkDriver.DeleteEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": epA})
