@@ -233,7 +233,9 @@ func testRouteDeleted(t *testing.T, l *Lab, a, b string) {
 // ca (host1) to cb (host2), then started again.
 func testNodeKill(t *testing.T, l *Lab, a, b string) {
 	const lines = 300 // at 10 per second: 30 s of TCP
-	srv := l.Start(context.Background(), "host2", "docker", "exec", "cb", "sh", "-c", "nc -l -p 5001 | wc -l")
+	// busybox nc ends a connection when its stdin ends: the server's stdin
+	// is a pipe kept open longer than the stream.
+	l.Docker("host2", "exec", "-d", "cb", "sh", "-c", "sleep 300 | nc -l -p 5001 > /tmp/got")
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if out, err := l.Exec("host2", "docker", "exec", "cb", "netstat", "-ltn"); err != nil || !strings.Contains(out, ":5001") {
 			return fmt.Errorf("listener not up: %v", err)
@@ -256,12 +258,22 @@ func testNodeKill(t *testing.T, l *Lab, a, b string) {
 
 	pout, _ := ping.Wait(60 * time.Second)
 	cout, cerr := cli.Wait(60 * time.Second)
-	sout, serr := srv.Wait(30 * time.Second)
 	sent, recv, ok := pingCounts(pout)
 	if !ok {
 		t.Fatalf("ping output: %s", pout)
 	}
-	got, _ := strconv.Atoi(strings.TrimSpace(sout))
+	var got int
+	var serr error
+	// The client has sent everything; the last lines may still be in flight.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		var out string
+		out, serr = l.Exec("host2", "docker", "exec", "cb", "sh", "-c", "wc -l < /tmp/got")
+		got, _ = strconv.Atoi(strings.TrimSpace(out))
+		if serr == nil && got == lines {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
+	}
 	loss := 100 * float64(sent-recv) / float64(sent)
 	// A new container on host2 works after.
 	c := l.Run("host2", "cnew", "net")
