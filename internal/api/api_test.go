@@ -21,6 +21,9 @@ func TestLookupKind(t *testing.T) {
 		"bgpconfiguration": KindBGPConfiguration, "bgpconfig": KindBGPConfiguration, "bgpconfigs": KindBGPConfiguration,
 		"felixconfiguration": KindFelixConfiguration, "felixconfig": KindFelixConfiguration, "FelixConfigs": KindFelixConfiguration,
 		"bgpfilter": KindBGPFilter, "bgpfilters": KindBGPFilter, "bf": KindBGPFilter,
+		"gnetsets": KindGlobalNetworkSet, "netsets": KindNetworkSet, "tiers": KindTier, "sgnp": KindStagedGlobalNetworkPolicy,
+		"spols": KindStagedNetworkPolicy, "sknp": KindStagedKubernetesNetworkPolicy, "reservations": KindIPReservation,
+		"kubecontrollersconfig": KindKubeControllersConfiguration,
 	}
 	for name, want := range cases {
 		ki, err := LookupKind(name)
@@ -31,7 +34,7 @@ func TestLookupKind(t *testing.T) {
 	if _, err := LookupKind("firewall"); err == nil || !strings.Contains(err.Error(), `unknown resource type "firewall"`) {
 		t.Errorf("unknown kind: %v", err)
 	}
-	if _, err := LookupKind("globalnetworkset"); err == nil || !strings.Contains(err.Error(), "not supported here") {
+	if _, err := LookupKind("caliconodestatus"); err == nil || !strings.Contains(err.Error(), "not supported here") {
 		t.Errorf("unsupported kind: %v", err)
 	}
 }
@@ -42,7 +45,10 @@ func TestKindTable(t *testing.T) {
 		KindGlobalNetworkPolicy: "globalnetworkpolicies", KindWorkloadEndpoint: "workloadendpoints",
 		KindHostEndpoint: "hostendpoints", KindNode: "nodes", KindBGPPeer: "bgppeers",
 		KindBGPConfiguration: "bgpconfigurations", KindFelixConfiguration: "felixconfigurations",
-		KindBGPFilter: "bgpfilters",
+		KindBGPFilter: "bgpfilters", KindGlobalNetworkSet: "globalnetworksets", KindNetworkSet: "networksets",
+		KindTier: "tiers", KindStagedGlobalNetworkPolicy: "stagedglobalnetworkpolicies",
+		KindStagedNetworkPolicy: "stagednetworkpolicies", KindStagedKubernetesNetworkPolicy: "stagedkubernetesnetworkpolicies",
+		KindIPReservation: "ipreservations", KindKubeControllersConfiguration: "kubecontrollersconfigurations",
 	}
 	if len(Kinds()) != len(wantPlural) {
 		t.Fatalf("%d kinds, want %d", len(Kinds()), len(wantPlural))
@@ -51,7 +57,8 @@ func TestKindTable(t *testing.T) {
 		if ki.Plural != wantPlural[ki.Kind] {
 			t.Errorf("%s plural %q", ki.Kind, ki.Plural)
 		}
-		if ns := ki.Kind == KindNetworkPolicy || ki.Kind == KindWorkloadEndpoint; ns != ki.Namespaced {
+		if ns := ki.Kind == KindNetworkPolicy || ki.Kind == KindWorkloadEndpoint || ki.Kind == KindNetworkSet ||
+			ki.Kind == KindStagedNetworkPolicy || ki.Kind == KindStagedKubernetesNetworkPolicy; ns != ki.Namespaced {
 			t.Errorf("%s namespaced = %v", ki.Kind, ki.Namespaced)
 		}
 		r, err := New(ki.Kind)
@@ -62,8 +69,8 @@ func TestKindTable(t *testing.T) {
 			t.Errorf("LookupPlural(%s) = %v", ki.Plural, got.Kind)
 		}
 	}
-	if _, err := New("Tier"); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("New(Tier): %v", err)
+	if _, err := New("CalicoNodeStatus"); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("New(CalicoNodeStatus): %v", err)
 	}
 }
 

@@ -38,7 +38,7 @@ const (
 
 // IsTiered reports whether a kind is stored under a tiered name.
 func IsTiered(kind string) bool {
-	return kind == KindNetworkPolicy || kind == KindGlobalNetworkPolicy
+	return kind == KindNetworkPolicy || kind == KindGlobalNetworkPolicy || isStagedPolicyKind(kind)
 }
 
 // StoredName is the name a resource of kind is stored under (the last
@@ -108,6 +108,15 @@ func EncodeStored(r Resource, prev []byte) ([]byte, error) {
 		nb, _ := json.Marshal(map[string]string{"name": name})
 		ann[MetadataAnnotation] = string(nb)
 		md["name"] = StoredName(r.Kind(), name)
+		if spec := PolicySpecOf(r); spec != nil && spec.Tier != "" && spec.Tier != DefaultTier {
+			// calicoctl labels the policies of other tiers with their tier.
+			labels, _ := md["labels"].(map[string]any)
+			if labels == nil {
+				labels = map[string]any{}
+				md["labels"] = labels
+			}
+			labels[LabelTier] = spec.Tier
+		}
 	}
 	if prev != nil {
 		if old, err := parseObject(prev); err == nil {
@@ -139,13 +148,7 @@ func DecodeStored(kind, storedName string, value []byte, rev int64) (Resource, e
 		}
 		// calicoctl shows the tier in spec.tier and as a label, though
 		// neither is stored for the default tier.
-		var spec *PolicySpec
-		switch v := r.(type) {
-		case *NetworkPolicy:
-			spec = &v.Spec
-		case *GlobalNetworkPolicy:
-			spec = &v.Spec
-		}
+		spec := PolicySpecOf(r)
 		if spec.Tier == "" {
 			spec.Tier = DefaultTier
 		}

@@ -44,7 +44,9 @@ func Validate(r Resource) error {
 	case *BGPFilter:
 		validateBGPFilter(&c, &v.Spec)
 	default:
-		c.add("kind", "unknown resource type %T", r)
+		if !validateMoreKinds(&c, r) {
+			c.add("kind", "unknown resource type %T", r)
+		}
 	}
 	return c.err()
 }
@@ -61,7 +63,7 @@ func validateMeta(c *errs, r Resource) {
 		c.add("metadata.name", "name is required")
 	case len(m.Name) > maxNameLen:
 		c.add("metadata.name", "name is too long (%d characters, at most %d)", len(m.Name), maxNameLen)
-	case r.Kind() == KindNetworkPolicy || r.Kind() == KindGlobalNetworkPolicy:
+	case r.Kind() == KindNetworkPolicy || r.Kind() == KindGlobalNetworkPolicy || isStagedPolicyKind(r.Kind()):
 		if strings.HasPrefix(m.Name, "knp.default.") {
 			c.add("metadata.name", "invalid name %q: the prefix knp.default. is reserved for Kubernetes network policies", m.Name)
 		} else if !policyNameRe.MatchString(m.Name) {
@@ -255,8 +257,8 @@ func validateProfile(c *errs, s *ProfileSpec) {
 // ---- NetworkPolicy and GlobalNetworkPolicy ----
 
 func validatePolicy(c *errs, s *PolicySpec, global bool) {
-	if s.Tier != "" && s.Tier != DefaultTier {
-		c.unsupported("spec.tier", "only the default tier exists here")
+	if s.Tier != "" && (len(s.Tier) > maxTierNameLen || !tierNameRe.MatchString(s.Tier)) {
+		c.add("spec.tier", "invalid tier name %q: at most 63 lower case alphanumeric characters or '-'", s.Tier)
 	}
 	if s.Order != nil && (math.IsNaN(*s.Order) || math.IsInf(*s.Order, 0)) {
 		c.add("spec.order", "order must be a finite number")
