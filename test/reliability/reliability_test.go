@@ -31,7 +31,6 @@ func TestReliability(t *testing.T) {
 	t.Run("isolation", func(t *testing.T) { testIsolation(t, l, a, b) })
 	t.Run("secrets", func(t *testing.T) { testSecrets(t, l) })
 	t.Run("nft-table-deleted", func(t *testing.T) { testNftDeleted(t, l, a) })
-	t.Run("route-deleted", func(t *testing.T) { testRouteDeleted(t, l, a, b) })
 	t.Run("node-sigkill", func(t *testing.T) { testNodeKill(t, l, a, b) })
 	n := 20
 	if full() {
@@ -41,6 +40,8 @@ func TestReliability(t *testing.T) {
 	if !full() {
 		return
 	}
+	// Repaired by the periodic resync (90 s by default): too slow for make test.
+	t.Run("route-deleted", func(t *testing.T) { testRouteDeleted(t, l, a, b) })
 	t.Run("dockerd-restart", func(t *testing.T) { testDockerdRestart(t, l) })
 	t.Run("plugin-socket-gone", func(t *testing.T) { testPluginSocketGone(t, l) })
 	t.Run("datastore-down", func(t *testing.T) { testDatastoreDown(t, l, a, b) })
@@ -236,9 +237,9 @@ func testNodeKill(t *testing.T, l *Lab, a, b string) {
 	// busybox nc ends a connection when its stdin ends: the server's stdin
 	// is a pipe kept open longer than the stream.
 	l.Docker("host2", "exec", "-d", "cb", "sh", "-c", "sleep 300 | nc -l -p 5001 > /tmp/got")
-	testutil.Eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if out, err := l.Exec("host2", "docker", "exec", "cb", "netstat", "-ltn"); err != nil || !strings.Contains(out, ":5001") {
-			return fmt.Errorf("listener not up: %v", err)
+			return fmt.Errorf("listener not up: %v: %s", err, out)
 		}
 		return nil
 	})
