@@ -236,7 +236,8 @@ func testNodeKill(t *testing.T, l *Lab, a, b string) {
 	const lines = 300 // at 10 per second: 30 s of TCP
 	// busybox nc ends a connection when its stdin ends: the server's stdin
 	// is a pipe kept open longer than the stream.
-	l.Docker("host2", "exec", "-d", "cb", "sh", "-c", "sleep 300 | nc -l -p 5001 > /tmp/got")
+	srv := l.Start(context.Background(), "host2", "docker", "exec", "cb", "sh", "-c", "sleep 300 | nc -l -p 5001 > /got")
+	defer func() { _ = srv.cmd.Process.Kill(); _, _ = srv.Wait(10 * time.Second) }()
 	testutil.Eventually(t, 30*time.Second, func() error {
 		if out, err := l.Exec("host2", "docker", "exec", "cb", "netstat", "-ltn"); err != nil || !strings.Contains(out, ":5001") {
 			return fmt.Errorf("listener not up: %v: %s", err, out)
@@ -268,7 +269,7 @@ func testNodeKill(t *testing.T, l *Lab, a, b string) {
 	// The client has sent everything; the last lines may still be in flight.
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		var out string
-		out, serr = l.Exec("host2", "docker", "exec", "cb", "sh", "-c", "wc -l < /tmp/got")
+		out, serr = l.Exec("host2", "docker", "exec", "cb", "sh", "-c", "wc -l < /got")
 		got, _ = strconv.Atoi(strings.TrimSpace(out))
 		if serr == nil && got == lines {
 			break
