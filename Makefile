@@ -7,7 +7,7 @@ BIN := bin/calico
 STATICCHECK_VERSION ?= 2026.1
 export PATH := $(CURDIR)/bin:/usr/local/go/bin:/usr/sbin:/sbin:$(PATH)
 
-.PHONY: all build test test-unit deps lint bench image demo demo-down clean
+.PHONY: all build test test-unit deps lint bench bench-quick image plugin demo demo-down clean
 
 all: build
 
@@ -34,6 +34,16 @@ lint:
 
 bench: deps build
 	hack/bench.sh
+
+# The managed (v2) Docker plugin calico/calico:latest on the local dockerd
+# (swarm needs it; see docs/docker.md).
+plugin: build
+	$(BIN) plugin create --replace
+
+# A few minutes: the data path side by side (3 short rounds), endpoint ->
+# kernel latency, node RSS; ends with "NAME VALUE" summary lines.
+bench-quick: deps build
+	hack/bench-quick.sh
 
 # The node image calico/node:<version>, FROM scratch with the static binary.
 image: build

@@ -33,7 +33,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # key|title, in the order of the sections.
-KNOWN='datastore|Datastore: 1,000 compare-and-swap writes, listing 1,000 keys
+KNOWN='datapath|Data path side by side: veth, raw routed path, ours (profile, 1,000 policies + 10,000-member set, VXLAN), Docker bridge and swarm overlay
+datastore|Datastore: 1,000 compare-and-swap writes, listing 1,000 keys
 api|Resources (internal/api)
 cli|Resources and the calico command: apply/get/validate of 1,000 policies, binary size
 selector|Selectors: parse and evaluate
@@ -60,6 +61,8 @@ title_of() {
 # Units: "key kind target".
 : >"$WORK/units"
 for s in hack/bench-*.sh; do
+  # bench-quick.sh is a summary of other sections, not a section.
+  [ "$s" = hack/bench-quick.sh ] && continue
   [ -x "$s" ] && echo "$(key_of "$s") script $s" >>"$WORK/units"
 done
 for d in $(grep -rlE --include='*_test.go' '^func Benchmark' internal test cmd 2>/dev/null | xargs -r -n1 dirname | sort -u); do
@@ -163,6 +166,14 @@ gl() {
   echo "| What | Result | Goal |"
   echo "|---|---|---|"
   row() { echo "| $1 | $2 | ${3:-} |"; }
+  if [ -f "$WORK/datapath.out" ]; then
+    dp() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/datapath.out"; }
+    row "Data path: ours with 1,000 policies + 10,000-member set / raw routed path, TCP 1 stream" "$(dp throughput_ratio_routed)x" ">= 0.95x"
+    row "Data path: ours with profile rules / raw routed path, TCP 1 stream" "$(dp throughput_ratio_profile)x"
+    row "Data path: request/response p99, ours with policy / raw; p50 difference" "$(dp latency_p99_ratio_routed)x; $(dp latency_p50_delta_us_routed) µs" "p50 <= +3 µs"
+    row "Data path: 1,000 policies + 10,000-member set / profile rules only" "$(dp throughput_ratio_policy10k)x" ">= 0.95x"
+    row "Data path: ours over VXLAN / raw routed; Docker swarm overlay / raw; Docker bridge / raw" "$(dp throughput_ratio_vxlan)x / $(dp throughput_ratio_overlay)x / $(dp throughput_ratio_bridge)x" "ahead of Docker's overlay"
+  fi
   if [ -f "$WORK/datastore.out" ]; then
     row "1,000 sequential CAS writes (embedded etcd, fsync / no fsync)" "$(scale "$(gm datastore BenchmarkCASWrites1000/etcd-fsync ns/op)" 1e6 %.0f) ms / $(scale "$(gm datastore BenchmarkCASWrites1000/etcd-test ns/op)" 1e6 %.0f) ms"
     row "List 1,000 policy-sized keys (etcd)" "$(scale "$(gm datastore BenchmarkList1000/etcd-test ns/op)" 1e6 %.1f) ms"
@@ -214,6 +225,10 @@ gl() {
   fi
 } >"$WORK/headlines.md"
 
+# Plots (docs/bench/*.png) from the data path samples and the host-size
+# curves; a failure to draw leaves the tables.
+hack/benchplots.sh "$WORK/nft.out" "$WORK/routes.out" >&2 || echo "bench: plots not drawn" >&2
+
 total=$(awk -v a="$start_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) / 60 }')
 {
   echo "# Benchmarks"
@@ -234,6 +249,8 @@ total=$(awk -v a="$start_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b -
   echo
   cat "$WORK/headlines.md"
   echo
+  # The reading of the numbers (hand-written; plots drawn by hack/benchplots.sh).
+  [ -f docs/bench/NOTES.md ] && { cat docs/bench/NOTES.md; echo; }
   cat "$WORK/sections.md"
 } >"$WORK/BENCHMARKS.md"
 mv "$WORK/BENCHMARKS.md" "$BENCH_OUT"

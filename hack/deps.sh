@@ -17,6 +17,7 @@ want /bin/busybox busybox-static
 want etcd etcd-server
 want etcdctl etcd-client
 want iperf3 iperf3
+want sockperf sockperf # hack/bench-datapath.sh: TCP request/response latency
 want ufw ufw # the e2e test of a Docker host with ufw active
 want nsenter util-linux
 want unshare util-linux

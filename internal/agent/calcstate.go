@@ -87,6 +87,12 @@ func (s *calcState) apply(us []syncer.Update) changes {
 			} else {
 				s.c.UpsertGlobalNetworkPolicy(u.Object.(*api.GlobalNetworkPolicy))
 			}
+		case api.KindHostEndpoint:
+			if del {
+				s.c.DeleteHostEndpoint(u.Name)
+			} else {
+				s.c.UpsertHostEndpoint(u.Object.(*api.HostEndpoint))
+			}
 		case api.KindGlobalNetworkSet, api.KindNetworkSet, api.KindTier:
 			s.applyMore(u)
 		case api.KindIPPool:

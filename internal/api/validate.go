@@ -17,6 +17,14 @@ import (
 // named by its field path. Run Default first: Validate treats empty
 // defaulted fields as their defaults but does not fill them in.
 func Validate(r Resource) error {
+	_, err := ValidateWarn(r)
+	return err
+}
+
+// ValidateWarn is Validate that also returns a warning for every field
+// that is stored without effect here (see fields.go), each naming the
+// field and why.
+func ValidateWarn(r Resource) ([]string, error) {
 	var c errs
 	validateMeta(&c, r)
 	validateIdentity(&c, r)
@@ -36,7 +44,7 @@ func Validate(r Resource) error {
 	case *Node:
 		validateNode(&c, &v.Spec)
 	case *BGPPeer:
-		validateBGPPeer(&c, &v.Spec)
+		validateBGPPeer(&c, &v.Spec, strOf(extraSpec(v)["localWorkloadSelector"]) != "")
 	case *BGPConfiguration:
 		validateBGPConfiguration(&c, &v.Spec)
 	case *FelixConfiguration:
@@ -48,7 +56,12 @@ func Validate(r Resource) error {
 			c.add("kind", "unknown resource type %T", r)
 		}
 	}
-	return c.err()
+	validateExtras(&c, r)
+	warn := append(extraWarnings(r), c.warn...)
+	if why := kindNoEffect(r); why != "" {
+		warn = append(warn, why)
+	}
+	return warn, c.err()
 }
 
 // ---- metadata ----
@@ -223,7 +236,7 @@ func validateIPPool(c *errs, s *IPPoolSpec) {
 		c.add("spec.ipipMode", "ipipMode and vxlanMode cannot both be enabled")
 	}
 	if encapEnabled(s.IPIPMode) {
-		c.unsupported("spec.ipipMode", "IPIP is not available in this kernel; use vxlanMode instead")
+		c.noEffect("spec.ipipMode", whyIPIP+" (the pool is routed without encapsulation)")
 	}
 	checkSelector(c, "spec.nodeSelector", s.NodeSelector)
 	for i, u := range s.AllowedUses {
@@ -293,12 +306,37 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 		}
 	}
 	gnpOnly("spec.namespaceSelector", s.NamespaceSelector != "", "namespaces have no labels here")
-	gnpOnly("spec.doNotTrack", s.DoNotTrack, "untracked policy is not available in this dataplane")
-	gnpOnly("spec.preDNAT", s.PreDNAT, "pre-DNAT policy is not available in this dataplane")
-	gnpOnly("spec.applyOnForward", s.ApplyOnForward, "host endpoint forward policy is not available in this dataplane")
+	if global {
+		validateHostPolicy(c, s)
+	} else {
+		gnpOnly("spec.doNotTrack", s.DoNotTrack, "")
+		gnpOnly("spec.preDNAT", s.PreDNAT, "")
+		gnpOnly("spec.applyOnForward", s.ApplyOnForward, "")
+	}
 	for i, h := range s.PerformanceHints {
 		if h != "AssumeNeededOnEveryNode" {
 			c.add(idx("spec.performanceHints", i), "unknown performance hint %q: want AssumeNeededOnEveryNode", h)
+		}
+	}
+}
+
+// validateHostPolicy checks the host endpoint flags of a
+// GlobalNetworkPolicy as Calico does.
+func validateHostPolicy(c *errs, s *PolicySpec) {
+	if s.PreDNAT && s.DoNotTrack {
+		c.add("spec.preDNAT", "preDNAT and doNotTrack cannot both be true: a policy is either pre-DNAT or untracked")
+	}
+	if (s.PreDNAT || s.DoNotTrack) && !s.ApplyOnForward {
+		c.add("spec.applyOnForward", "applyOnForward must be true when preDNAT or doNotTrack is true (they apply to forwarded traffic too)")
+	}
+	if s.PreDNAT {
+		if len(s.Egress) > 0 {
+			c.add("spec.egress", "a preDNAT policy cannot have egress rules (pre-DNAT policy judges incoming traffic only)")
+		}
+		for i, t := range s.Types {
+			if strings.EqualFold(t, PolicyTypeEgress) {
+				c.add(idx("spec.types", i), "a preDNAT policy cannot have type Egress (pre-DNAT policy judges incoming traffic only)")
+			}
 		}
 	}
 }
@@ -482,10 +520,10 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 		}
 	}
 	if len(s.IPNATs) > 0 {
-		c.unsupported("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
+		c.noEffect("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
 	}
 	if len(s.AllowSpoofedSourcePrefixes) > 0 {
-		c.unsupported("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses")
+		c.noEffect("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses here")
 	}
 	checkGateway(c, "spec.ipv4Gateway", s.IPv4Gateway, 4)
 	checkGateway(c, "spec.ipv6Gateway", s.IPv6Gateway, 6)
@@ -599,7 +637,7 @@ func validateNode(c *errs, s *NodeSpec) {
 		checkHostCIDR(c, "spec.bgp.ipv4Address", b.IPv4Address, 4)
 		checkHostCIDR(c, "spec.bgp.ipv6Address", b.IPv6Address, 6)
 		if b.IPv4IPIPTunnelAddr != "" {
-			c.unsupported("spec.bgp.ipv4IPIPTunnelAddr", "IPIP is not available in this kernel")
+			c.noEffect("spec.bgp.ipv4IPIPTunnelAddr", whyIPIP)
 		}
 		if b.RouteReflectorClusterID != "" {
 			if a, err := netip.ParseAddr(b.RouteReflectorClusterID); err != nil || !a.Is4() {
@@ -649,7 +687,9 @@ func checkHostCIDR(c *errs, path, s string, family int) {
 
 // ---- BGP ----
 
-func validateBGPPeer(c *errs, s *BGPPeerSpec) {
+// localWorkload: spec.localWorkloadSelector is set (Calico's third way to
+// name the peer, stored here with no effect; see fields_table.go).
+func validateBGPPeer(c *errs, s *BGPPeerSpec, localWorkload bool) {
 	if s.Node != "" {
 		if err := checkName(s.Node); err != nil {
 			c.add("spec.node", "%v", err)
@@ -663,8 +703,8 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	switch {
 	case s.PeerIP != "" && s.PeerSelector != "":
 		c.add("spec.peerIP", "peerIP must be empty when peerSelector is specified")
-	case s.PeerIP == "" && s.PeerSelector == "":
-		c.add("spec.peerIP", "one of peerIP or peerSelector is required")
+	case s.PeerIP == "" && s.PeerSelector == "" && !localWorkload:
+		c.add("spec.peerIP", "one of peerIP, peerSelector or localWorkloadSelector is required")
 	case s.PeerIP != "":
 		if _, _, err := ParsePeerIP(s.PeerIP); err != nil {
 			c.add("spec.peerIP", "%v", err)
@@ -677,7 +717,7 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	}
 	validateBGPPeerSecurity(c, s)
 	if s.KeepOriginalNextHop {
-		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
+		c.noEffect("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
 	}
 	switch s.SourceAddress {
 	case "", "UseNodeIP", "None":
@@ -733,7 +773,7 @@ func validateFelixConfiguration(c *errs, s *FelixConfigurationSpec) {
 	checkDuration(c, "spec.routeRefreshInterval", s.RouteRefreshInterval, true)
 	checkDuration(c, "spec.nftablesRefreshInterval", s.NftablesRefreshInterval, true)
 	if s.IptablesRefreshInterval != nil {
-		c.unsupported("spec.iptablesRefreshInterval", "this dataplane uses nftables: set nftablesRefreshInterval")
+		c.noEffect("spec.iptablesRefreshInterval", whyIptables+": set nftablesRefreshInterval")
 	}
 	switch s.DefaultEndpointToHostAction {
 	case "", "Drop", "Accept", "Return":

@@ -77,6 +77,8 @@ type Calculator struct {
 	hostPortsDirty bool
 	withPorts      map[*wepEntry]struct{}
 	cpDirty        bool
+	// hosts: host endpoints and what they read (calculator_hosts.go).
+	hosts hostState
 }
 
 // NewCalculator returns an empty Calculator for host node.
@@ -116,6 +118,7 @@ func (c *Calculator) Dirty() bool { return c.dirty }
 
 func (c *Calculator) touch() {
 	c.dirty = true
+	c.hosts.dirty = c.hosts.dirty || len(c.hosts.heps) > 0
 	c.version++
 }
 
@@ -671,6 +674,7 @@ func (c *Calculator) detachLocal(e *wepEntry) {
 
 // UpsertProfile adds or replaces a profile.
 func (c *Calculator) UpsertProfile(p *api.Profile) {
+	c.recordProfile(p)
 	pe := c.profileEntry(p.Name)
 	sink, used := newSink()
 	chain := translateChain(selector.Parse, pe.chain.ID, p.Spec.Ingress, p.Spec.Egress, "", true, true, sink)
@@ -688,6 +692,7 @@ func (c *Calculator) UpsertProfile(p *api.Profile) {
 
 // DeleteProfile removes a profile; its endpoints lose its labels and rules.
 func (c *Calculator) DeleteProfile(name string) {
+	hostForget(c, c.hosts.profiles, name)
 	pe := c.profiles[name]
 	if pe == nil || !pe.exists {
 		return
@@ -735,11 +740,13 @@ func sameSets(have []*setEntry, want map[string]*matcher) bool {
 
 // UpsertGlobalNetworkPolicy adds or replaces a GlobalNetworkPolicy.
 func (c *Calculator) UpsertGlobalNetworkPolicy(p *api.GlobalNetworkPolicy) {
+	c.recordGNP(p)
 	c.upsertPolicy(gnpChainID(p.Name), "", p.Name, &p.Spec)
 }
 
 // DeleteGlobalNetworkPolicy removes a GlobalNetworkPolicy.
 func (c *Calculator) DeleteGlobalNetworkPolicy(name string) {
+	hostForget(c, c.hosts.gnps, name)
 	c.deletePolicy(gnpChainID(name))
 }
 
@@ -763,8 +770,8 @@ func matcherKey(m *matcher) (string, bool) {
 func (c *Calculator) upsertPolicy(id, ns, sortKey string, spec *api.PolicySpec) {
 	meta := newPolMeta(id, sortKey, spec)
 	m, err := policyMatcher(selector.Parse, ns, spec)
-	if err != nil {
-		m = nil
+	if err != nil || hostOnlyPolicy(spec) {
+		m = nil // a pre-DNAT or untracked policy selects host endpoints only
 	}
 	sink, used := newSink()
 	chain := translateChain(selector.Parse, id, spec.Ingress, spec.Egress, ns, meta.ingress, meta.egress, sink)
@@ -939,6 +946,8 @@ func relevantFelix(f *api.FelixConfigurationSpec) *api.FelixConfigurationSpec {
 		VXLANMTU:                    clonePtr(f.VXLANMTU),
 		HealthPort:                  clonePtr(f.HealthPort),
 		PrometheusMetricsPort:       clonePtr(f.PrometheusMetricsPort),
+		FailsafeInboundHostPorts:    cloneSlicePtr(f.FailsafeInboundHostPorts),
+		FailsafeOutboundHostPorts:   cloneSlicePtr(f.FailsafeOutboundHostPorts),
 	}
 }
 
@@ -1075,6 +1084,7 @@ func (c *Calculator) Desired() *dataplane.Desired {
 	if c.cpDirty {
 		d.ControlPlane = computeControlPlane(c.nodes, c.felix, c.cpPorts)
 	}
+	c.finishHosts(d, c.chainsDirty || c.chainOrderDirty, c.setsDirty || c.setOrderDirty)
 	c.last = d
 	c.dirty = false
 	c.endpointsDirty, c.orderDirty, c.chainsDirty, c.chainOrderDirty = false, false, false, false

@@ -187,10 +187,23 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	}
 	routes, vx := computeRoutes(in)
 
-	return &dataplane.Desired{
+	hepByName := map[string]*api.HostEndpoint{}
+	for i := range s.HostEndpoints {
+		hepByName[s.HostEndpoints[i].Name] = &s.HostEndpoints[i]
+	}
+	gnpByName := map[string]*api.GlobalNetworkPolicy{}
+	for i := range s.GlobalNetworkPolicies {
+		gnpByName[s.GlobalNetworkPolicies[i].Name] = &s.GlobalNetworkPolicies[i]
+	}
+	heps, gnps := mapValues(hepByName), mapValues(gnpByName)
+	host := computeHostEndpoints(&hostInput{node: s.Node, heps: heps, gnps: gnps, profiles: profiles, felix: s.Felix,
+		workloads: func(yield func(*epView, []netip.Prefix)) {
+			for _, ep := range eps {
+				yield(&ep.view, ep.addrs)
+			}
+		}})
+	d := &dataplane.Desired{
 		Endpoints:    endpoints,
-		Chains:       chains,
-		Sets:         sets,
 		Routes:       routes,
 		NAT:          computeNAT(poolList),
 		Host:         computeHost(s.Felix),
@@ -198,6 +211,8 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		HostPorts:    resolveHostPorts(hostPorts),
 		ControlPlane: computeControlPlane(nodes, s.Felix, s.ControlPlanePorts),
 	}
+	mergeHost(d, &host, chains, sets)
+	return d
 }
 
 // computePolicies lists every policy (later duplicates win) sorted in
@@ -208,6 +223,9 @@ func computePolicies(s *Snapshot, parse parseFunc) []*computePol {
 		p := &s.GlobalNetworkPolicies[i]
 		cp := &computePol{meta: newPolMeta(gnpChainID(p.Name), p.Name, &p.Spec), spec: &p.Spec}
 		cp.m, _ = policyMatcher(parse, "", &p.Spec)
+		if hostOnlyPolicy(&p.Spec) {
+			cp.m = nil // selects host endpoints only
+		}
 		byID[cp.meta.id] = cp
 	}
 	for i := range s.NetworkPolicies {

@@ -32,6 +32,9 @@ func loadCalculator(s *Snapshot) *Calculator {
 	for i := range s.Nodes {
 		c.UpsertNode(&s.Nodes[i])
 	}
+	for i := range s.HostEndpoints {
+		c.UpsertHostEndpoint(&s.HostEndpoints[i])
+	}
 	c.SetBlocks(s.Blocks)
 	c.SetFelix(s.Felix)
 	c.SetHostMTU(s.HostMTU)

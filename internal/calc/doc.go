@@ -64,6 +64,12 @@
 // (SetControlPlanePorts / Snapshot.ControlPlanePorts). Drivers drop
 // workload traffic to them unless an egress policy allows it.
 //
+// Host endpoints: Desired.Hosts lists this host's HostEndpoints with the
+// GlobalNetworkPolicies that select them, by kind (normal, applyOnForward,
+// preDNAT, doNotTrack), and the failsafe ports; their chains and sets are
+// merged into Chains and Sets. Pre-DNAT and untracked policies never
+// select workloads. See hostendpoints.go.
+//
 // Invariants: the package is pure (no I/O, no clock, no goroutines, no
 // globals that change); every output slice is sorted; empty slices are nil;
 // Compute(snapshot) equals Calculator.Desired() for the same state. A Desired

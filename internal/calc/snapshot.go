@@ -39,6 +39,8 @@ type Snapshot struct {
 	// with beyond DefaultControlPlanePorts and FelixConfiguration's (its
 	// etcd, BGP, health and metrics listen ports).
 	ControlPlanePorts []dataplane.ProtoPort
+	// HostEndpoints of every host (see hostendpoints.go).
+	HostEndpoints []api.HostEndpoint
 }
 
 // Block is one IPAM block and the host it is affine to ("" when none).

@@ -42,7 +42,7 @@ func newLabCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&name, "name", envOr("CALICO_LAB", "lab"), "lab name")
 
 	var hosts, subnets int
-	var noNodes bool
+	var noNodes, swarm bool
 	var iptBackend string
 	up := &cobra.Command{
 		Use:   "up",
@@ -57,7 +57,7 @@ func newLabCmd() *cobra.Command {
 			}
 			st, err := lab.Up(ctx, lab.Config{
 				Name: name, Hosts: hosts, Subnets: subnets, CalicoBin: self,
-				NodeImage: NodeImage(), TestImage: TestImage, StartNodes: !noNodes, IptablesBackend: iptBackend,
+				NodeImage: NodeImage(), TestImage: TestImage, StartNodes: !noNodes, IptablesBackend: iptBackend, Swarm: swarm,
 				Progress: cmd.ErrOrStderr(), Logger: newLogger("lab"),
 			})
 			if err != nil {
@@ -74,6 +74,7 @@ func newLabCmd() *cobra.Command {
 	up.Flags().IntVar(&hosts, "hosts", 2, "number of hosts")
 	up.Flags().IntVar(&subnets, "subnets", 1, "number of fabric subnets (more than 1 adds a router between them)")
 	up.Flags().BoolVar(&noNodes, "no-nodes", false, "do not start calico node on the hosts")
+	up.Flags().BoolVar(&swarm, "swarm", false, "make the hosts a Docker swarm (host1 manager) with the managed calico plugin on each")
 	up.Flags().StringVar(&iptBackend, "iptables-backend", "", "iptables back end of the hosts' dockerds: nft or legacy (default: what this machine's iptables is)")
 
 	down := &cobra.Command{

@@ -128,6 +128,7 @@ func newNodeRunCmd() *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		go releaseAfterFirstProgramming(ctx, a.Status)
 		return a.Run(ctx)
 	}
 	return cmd

@@ -38,6 +38,9 @@ type Desired struct {
 	// ControlPlane is what a workload may not reach unless one of its
 	// egress policies allows it explicitly.
 	ControlPlane ControlPlane
+	// Hosts protects this host's own interfaces (HostEndpoints, failsafe
+	// ports; see hostendpoint.go). Empty when no HostEndpoint is local.
+	Hosts HostProtection
 }
 
 // HostPort is one published port of a local workload (`docker run -p`):

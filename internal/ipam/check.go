@@ -436,6 +436,9 @@ func analyze(s *snapshot, opts CheckOptions) Report {
 					continue
 				}
 			}
+			if at.Endpoint == "" && at.ContainerID == "" && strings.HasPrefix(al.Handle, SwarmHandlePrefix) {
+				continue // the swarm's (swarm.go): its raft state owns it
+			}
 			if at.Endpoint == "" && at.ContainerID == "" {
 				r.Inconsistencies = append(r.Inconsistencies, Inconsistency{Kind: WorkloadUnnamed, IP: al.IP.String(), Block: b.CIDR.String(),
 					Handle: al.Handle, Node: at.Node, Detail: "workload address names no endpoint or container, so it cannot be judged"})

@@ -40,8 +40,12 @@ type Config struct {
 	// anything run with `lab exec`) get as `iptables`: "nft" or "legacy";
 	// "" means whatever the machine's own `iptables` is.
 	IptablesBackend string
-	Progress        io.Writer
-	Logger          *slog.Logger
+	// Swarm makes the hosts a Docker swarm (host1 the manager, the others
+	// workers) with the managed calico plugin installed on each; their
+	// dockerds then run without --live-restore, which swarm refuses.
+	Swarm    bool
+	Progress io.Writer
+	Logger   *slog.Logger
 }
 
 // State is what a lab is made of; it is persisted as state.json.
@@ -55,6 +59,8 @@ type State struct {
 	TestImage     string   `json:"test_image,omitempty"`
 	// IptablesBackend is "nft" or "legacy" (see Config).
 	IptablesBackend string `json:"iptables_backend,omitempty"`
+	// Swarm: see Config.
+	Swarm bool `json:"swarm,omitempty"`
 }
 
 // Host is one lab host.
@@ -122,7 +128,7 @@ func Plan(c Config) (*State, error) {
 		return nil, err
 	}
 	st := &State{Name: c.Name, Fabric: Fabric{NetNS: nsName(c.Name, "fab")},
-		NodeImage: c.NodeImage, TestImage: c.TestImage, IptablesBackend: c.IptablesBackend}
+		NodeImage: c.NodeImage, TestImage: c.TestImage, IptablesBackend: c.IptablesBackend, Swarm: c.Swarm}
 	if c.Subnets > 1 {
 		st.Router = nsName(c.Name, "rtr")
 	}

@@ -55,6 +55,9 @@ func Up(ctx context.Context, c Config) (*State, error) {
 			return nil, fmt.Errorf("lab %s exists with %d hosts and %d subnets; take it down first (calico lab down --name %s)",
 				c.Name, len(old.Hosts), len(old.Fabric.Bridges), c.Name)
 		}
+		if old.Swarm != st.Swarm {
+			return nil, fmt.Errorf("lab %s exists with swarm=%v; take it down first (calico lab down --name %s)", c.Name, old.Swarm, c.Name)
+		}
 		for i := range st.Hosts {
 			st.Hosts[i].DockerdPID = old.Hosts[i].DockerdPID
 		}
@@ -116,6 +119,11 @@ func (b *builder) build(ctx context.Context) error {
 		}
 	}
 	if !b.c.StartNodes {
+		if b.st.Swarm {
+			// The plugin only forwards: it installs without a node, and
+			// answers once one runs.
+			return b.swarm(ctx)
+		}
 		return nil
 	}
 	for i := range b.st.Hosts {
@@ -127,6 +135,11 @@ func (b *builder) build(ctx context.Context) error {
 	}
 	if err := b.revokeToken(ctx); err != nil {
 		return err
+	}
+	if b.st.Swarm {
+		if err := b.swarm(ctx); err != nil {
+			return err
+		}
 	}
 	// Learners are promoted once caught up, when the cluster reaches three
 	// voters: wait for that, so the lab is as resilient as it says.
@@ -290,7 +303,7 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 	if err := ensureBinDir(h, b.st.IptablesBackend); err != nil {
 		return err
 	}
-	if err := startDockerd(h); err != nil {
+	if err := startDockerd(h, !b.st.Swarm); err != nil {
 		return err
 	}
 	if err := b.st.save(); err != nil {
@@ -307,8 +320,9 @@ func (b *builder) dockerd(ctx context.Context, h *Host) error {
 // bridge present), as users run it, with `iptables` resolving to the lab's
 // back end through the host's bin directory; plus live-restore so that its
 // containers keep running (and keep their addresses) across a dockerd
-// restart, and its own socket, data, exec root and pidfile.
-func startDockerd(h *Host) error {
+// restart (not in a swarm lab: swarm refuses it), and its own socket, data,
+// exec root and pidfile.
+func startDockerd(h *Host, liveRestore bool) error {
 	for _, d := range []string{h.LibDir, h.RunDir, filepath.Join(h.LibDir, "docker"), filepath.Join(h.RunDir, "exec")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -323,9 +337,17 @@ func startDockerd(h *Host) error {
 	defer logf.Close()
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+h.NetNS, "--mount="+mountNSFile(h), "--",
 		"dockerd", "-H", h.DockerHost, "--data-root", filepath.Join(h.LibDir, "docker"),
-		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile, "--live-restore")
+		"--exec-root", filepath.Join(h.RunDir, "exec"), "--pidfile", pidfile)
+	if liveRestore {
+		cmd.Args = append(cmd.Args, "--live-restore")
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "PATH="+hostPath(h))
+	if !liveRestore {
+		// Swarm: tasks use the hosts' local images (no registry is
+		// reachable; without this each task waits for a pull to time out).
+		cmd.Env = append(cmd.Env, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1")
+	}
 	// A session of its own: dockerd outlives `calico lab up`.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -343,7 +365,7 @@ func RestartDockerd(ctx context.Context, st *State, h *Host) error {
 	if err := stopPID(h.DockerdPID, "dockerd", 30*time.Second); err != nil {
 		return err
 	}
-	if err := startDockerd(h); err != nil {
+	if err := startDockerd(h, !st.Swarm); err != nil {
 		return err
 	}
 	if err := st.save(); err != nil {

@@ -132,7 +132,12 @@ func testDockerDefaults(t *testing.T, backend string) {
 	l.ApplyFile("host1", seedPolicy)
 	check("with Docker's defaults")
 
+	t.Run("pre-DNAT policy on published ports", func(t *testing.T) { testPreDNATPublishedPorts(t, l, backend) })
+
 	t.Run("dockerd restart", func(t *testing.T) {
+		// A deadline of its own: the one above also covered the nodes' start.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
 		for _, name := range []string{"host1", "host2"} {
 			start := time.Now()
 			if err := lab.RestartDockerd(ctx, l.St, l.host(name)); err != nil {

@@ -52,6 +52,13 @@
 //     type local: the chain is also reached from input) and control-plane
 //     port, after its egress policies and before its profiles, so an
 //     explicit policy Allow opens a port and a profile cannot.
+//   - Host endpoints (Desired.Hosts, only while this host has one): base
+//     chains "host-raw-pre"/"host-raw-out" (untracked, -305),
+//     "host-prednat" (prerouting -110, before every DNAT), "host-in"/
+//     "host-out" (5), "host-fwd-in"/"host-fwd-out" (forward -6/-5), verdict
+//     maps "hep-*", per endpoint chains "hu-/hU-/hd-/hi-/ho-/hf-/hF-<h>",
+//     failsafe chains "host-fs-in"/"host-fs-out", and mark bit 0x80000
+//     (an untracked or pre-DNAT allow); see hostendpoints.go.
 //   - Mark bits 0x10000 (accept) and 0x20000 (pass) carry a policy chain's
 //     verdict back to the endpoint chain; they are cleared before use. Bit
 //     0x40000 (MarkForwardAllowed) is left on forwarded workload packets

@@ -386,10 +386,8 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 			b.flushChain(name) // drop its references before any chain goes
 		}
 	}
-	for _, name := range goneChains {
-		b.delChain(name)
-	}
-	st.ChainsDeleted = len(goneChains)
+	// Sets go before chains: a verdict map's elements may jump to a chain
+	// that goes too (host endpoint dispatch).
 	for _, name := range sortedKeys(cur.sets) {
 		if m.sets[name] == nil {
 			goneSets = append(goneSets, name)
@@ -397,6 +395,10 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 		}
 	}
 	st.SetsDeleted = len(goneSets)
+	for _, name := range goneChains {
+		b.delChain(name)
+	}
+	st.ChainsDeleted = len(goneChains)
 	commit := func() {
 		k.table = true
 		k.unfixable = nil

@@ -364,6 +364,17 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			}
 		}
 	}
+	// Host endpoints (hostendpoints.go); a chain they name that is not in
+	// Chains behaves as an empty policy, like an endpoint's.
+	compileHosts(d, h, addChain, addSet, func(id string) {
+		if seenPol[id] {
+			return
+		}
+		seenPol[id] = true
+		m.problems = append(m.problems, fmt.Sprintf("policy chain %s is referenced by host endpoints but not in Desired.Chains; treated as empty", id))
+		addChain(newChain(policyChainName(id, true), id+" ingress (missing)", nil, func() []rule { return nil }))
+		addChain(newChain(policyChainName(id, false), id+" egress (missing)", nil, func() []rule { return nil }))
+	})
 	for k := range c.pols {
 		if !seenPol[k] {
 			delete(c.pols, k)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -87,6 +88,16 @@ type Driver struct {
 	applyMu sync.Mutex
 	// configured maps an interface name to what its sysctls were set for.
 	configured map[string]ifaceConfig
+	// programmed are the routes of ours as last applied (incremental.go);
+	// nil: unknown, the next Apply reads the kernel's routes. gen counts
+	// the Applies that walked them.
+	programmed map[netip.Prefix]progRoute
+	gen        uint64
+	// links caches what Apply saw of links while WatchLinks runs
+	// (linkcache.go); guarded by applyMu, lc by linkMu.
+	links  map[string]cachedLink
+	linkMu sync.Mutex
+	lc     linkCache
 }
 
 // ifaceConfig identifies the interface settings applied: a new index (the
@@ -169,6 +180,7 @@ func (d *Driver) SetDesired(des *dataplane.Desired) {
 func (d *Driver) Resync(ctx context.Context) (ApplyStats, error) {
 	d.applyMu.Lock()
 	clear(d.configured)
+	d.programmed = nil
 	d.applyMu.Unlock()
 	return d.Apply(ctx)
 }
@@ -194,13 +206,9 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 		prefix = des.Host.InterfacePrefix
 	}
 
-	links, err := dump(d.dump.links)
+	byName, err := d.linksFor(des, d.programmed == nil)
 	if err != nil {
 		return st, fmt.Errorf("routes: list links: %w", err)
-	}
-	byName := make(map[string]netlink.Link, len(links))
-	for _, l := range links {
-		byName[l.Attrs().Name] = l
 	}
 	for name, c := range d.configured {
 		if l, ok := byName[name]; !ok || l.Attrs().Index != c.index {
@@ -302,6 +310,7 @@ func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, by
 			} else {
 				st.LinksChanged++
 			}
+			d.linkChangedLocally(name)
 		}
 		if a.Flags&net.FlagUp == 0 {
 			if err := d.h.LinkSetUp(l); err != nil {
@@ -309,6 +318,7 @@ func (d *Driver) configureInterfaces(eps []dataplane.Endpoint, prefix string, by
 			} else {
 				st.LinksChanged++
 			}
+			d.linkChangedLocally(name)
 		}
 		want := ifaceConfig{index: a.Index, v6: endpointHasIPv6(ep)}
 		if d.configured[name] == want {

@@ -188,9 +188,16 @@ func TestRoutesAddReplaceRemoveOursOnly(t *testing.T) {
 	}
 
 	// Someone replaces our local route by hand with one on another device:
-	// the next Apply puts ours back.
+	// an Apply trusts what it programmed (no dump of the kernel's routes),
+	// the Resync (periodic in the agent) reads the kernel and puts ours back.
 	ns.MustExec(t, "ip", "route", "replace", "10.65.0.2/32", "dev", "rtup0", "proto", "80")
-	st = apply(t, d, des2)
+	if st = apply(t, d, des2); st.Changes() != 0 {
+		t.Fatalf("an apply without a resync read the kernel's routes: %+v", st)
+	}
+	st, err := d.Resync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st.RoutesReplaced != 1 {
 		t.Fatalf("drift repair stats: %+v", st)
 	}

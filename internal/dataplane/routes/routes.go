@@ -27,8 +27,17 @@ func defaultPriority(p netip.Prefix) int {
 // protocol in the main table and applies the difference.
 func (d *Driver) applyRoutes(ctx context.Context, desired []dataplane.Route, byName map[string]netlink.Link,
 	pending map[string]bool, st *ApplyStats, ec *errCollector) {
+	if d.programmed != nil {
+		d.applyRoutesFast(ctx, desired, byName, pending, st, ec)
+		return
+	}
+	errsBefore, conflictsBefore := len(ec.errs)+ec.extra, st.RouteConflicts
 	wants := make(map[netip.Prefix]*netlink.Route, len(desired))
+	progs := make(map[netip.Prefix]progRoute, len(desired))
 	order := make([]netip.Prefix, 0, len(desired))
+	defer func() {
+		d.remember(progs, ctx.Err() == nil && len(ec.errs)+ec.extra == errsBefore && st.RouteConflicts == conflictsBefore)
+	}()
 	for _, r := range desired {
 		if !r.Dst.IsValid() {
 			ec.add(fmt.Errorf("route with invalid destination %v", r.Dst))
@@ -38,7 +47,7 @@ func (d *Driver) applyRoutes(ctx context.Context, desired []dataplane.Route, byN
 		if _, dup := wants[dst]; dup {
 			continue
 		}
-		nr, missing, err := d.toNetlink(r, dst, byName)
+		p, missing, err := wantRoute(r, dst, byName)
 		if err != nil {
 			ec.add(err)
 			continue
@@ -48,7 +57,8 @@ func (d *Driver) applyRoutes(ctx context.Context, desired []dataplane.Route, byN
 			pending[missing] = true
 			continue
 		}
-		wants[dst] = nr
+		wants[dst] = p.netlinkRoute(dst, d.proto)
+		progs[dst] = p
 		order = append(order, dst)
 	}
 
@@ -198,53 +208,11 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 // toNetlink builds the kernel route for r. missing names an interface the
 // route needs that does not exist yet.
 func (d *Driver) toNetlink(r dataplane.Route, dst netip.Prefix, byName map[string]netlink.Link) (nr *netlink.Route, missing string, err error) {
-	nr = &netlink.Route{
-		Dst:      prefixToIPNet(dst),
-		Protocol: d.proto,
-		Table:    unix.RT_TABLE_MAIN,
-		Type:     unix.RTN_UNICAST,
-		Scope:    netlink.SCOPE_UNIVERSE,
+	p, missing, err := wantRoute(r, dst, byName)
+	if err != nil || missing != "" {
+		return nil, missing, err
 	}
-	switch r.Type {
-	case dataplane.RouteLocal:
-		l, ok := byName[r.Iface]
-		if r.Iface == "" {
-			return nil, "", fmt.Errorf("local route %s has no interface", dst)
-		}
-		if !ok {
-			return nil, r.Iface, nil
-		}
-		nr.LinkIndex = l.Attrs().Index
-		if dst.Addr().Is4() {
-			// IPv6 has no route scopes; the kernel reports universe.
-			nr.Scope = netlink.SCOPE_LINK
-		}
-	case dataplane.RouteBlackhole:
-		nr.Type = unix.RTN_BLACKHOLE
-	case dataplane.RouteVia:
-		if !r.Gateway.IsValid() {
-			return nil, "", fmt.Errorf("route %s via: no gateway", dst)
-		}
-		nr.Gw = r.Gateway.AsSlice()
-	case dataplane.RouteVXLAN:
-		if !r.Gateway.IsValid() {
-			return nil, "", fmt.Errorf("vxlan route %s: no gateway", dst)
-		}
-		iface := r.Iface
-		if iface == "" {
-			iface = VXLANDevice
-		}
-		l, ok := byName[iface]
-		if !ok {
-			return nil, iface, nil
-		}
-		nr.LinkIndex = l.Attrs().Index
-		nr.Gw = r.Gateway.AsSlice()
-		nr.Flags = int(netlink.FLAG_ONLINK)
-	default:
-		return nil, "", fmt.Errorf("route %s: unknown type %d", dst, r.Type)
-	}
-	return nr, "", nil
+	return p.netlinkRoute(dst, d.proto), "", nil
 }
 
 // routeMatches says whether the kernel route h is what w asks for. A route

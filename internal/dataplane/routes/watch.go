@@ -52,6 +52,7 @@ func (d *Driver) watchLinks(ctx context.Context, out chan<- string) {
 			}
 		})
 		if err != nil {
+			d.setWatching(false)
 			d.log.Warn("link subscription failed; retrying", "err", err, "in", backoff)
 			select {
 			case <-ctx.Done():
@@ -62,6 +63,7 @@ func (d *Driver) watchLinks(ctx context.Context, out chan<- string) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		d.setWatching(true) // from now on every change of a link is marked
 		open := true
 		for open {
 			var send chan<- string
@@ -71,6 +73,7 @@ func (d *Driver) watchLinks(ctx context.Context, out chan<- string) {
 			}
 			select {
 			case <-ctx.Done():
+				d.setWatching(false)
 				close(done)
 				drain(updates)
 				return
@@ -91,6 +94,7 @@ func (d *Driver) watchLinks(ctx context.Context, out chan<- string) {
 				queue = queue[1:]
 			}
 		}
+		d.setWatching(false)
 		close(done)
 		drain(updates)
 	}
@@ -130,6 +134,7 @@ func (d *Driver) linkChanged(known map[string]linkState, u netlink.LinkUpdate) (
 	if !strings.HasPrefix(name, d.prefix()) && name != VXLANDevice {
 		return name, false
 	}
+	d.markLinkDirty(name)
 	if u.Header.Type == unix.RTM_DELLINK {
 		delete(known, name)
 		return name, false

@@ -108,6 +108,12 @@ type nodeProc struct {
 
 func newDockerLab(t *testing.T, hosts int) *dlab {
 	t.Helper()
+	return newDockerLabWith(t, hosts, nil)
+}
+
+// newDockerLabWith is newDockerLab with a change to the lab's config.
+func newDockerLabWith(t *testing.T, hosts int, tweak func(*lab.Config)) *dlab {
+	t.Helper()
 	requireDockerLab(t)
 	bin := calicoBin(t)
 	name := "dk" + testutil.RandSuffix(5)
@@ -115,7 +121,11 @@ func newDockerLab(t *testing.T, hosts int) *dlab {
 	defer cancel()
 	var progress bytes.Buffer
 	began := time.Now()
-	st, err := lab.Up(ctx, lab.Config{Name: name, Hosts: hosts, Subnets: 1, CalicoBin: bin, TestImage: testImage, Progress: &progress})
+	cfg := lab.Config{Name: name, Hosts: hosts, Subnets: 1, CalicoBin: bin, TestImage: testImage, Progress: &progress}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	st, err := lab.Up(ctx, cfg)
 	l := &dlab{t: t, st: st, bin: bin, dir: t.TempDir(), nodes: map[string]*nodeProc{}}
 	t.Cleanup(func() {
 		failed := t.Failed()

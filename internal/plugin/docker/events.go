@@ -258,6 +258,7 @@ func (s *Server) removeEndpoint(ctx context.Context, w *api.WorkloadEndpoint) er
 			return err
 		}
 	}
+	s.swarmEndpointGone(ctx, w)
 	s.log.Info("removed the endpoint of a container that is gone", "endpoint", w.Name, "addresses", w.Spec.IPNetworks)
 	return nil
 }

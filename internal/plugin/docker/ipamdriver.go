@@ -77,6 +77,9 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 		return requestPoolResponse{}, badf("--ip-range is not supported by calico-ipam: addresses come from the whole IPPool given with --subnet")
 	}
 	for k := range req.Options {
+		if k == optSerialAlloc {
+			continue // swarm's allocator asks for serial allocation; blocks decide
+		}
 		return requestPoolResponse{}, badf("calico-ipam takes no --ipam-opt options (got %q)", k)
 	}
 	fam, whole, poolID := 4, "0.0.0.0/0", PoolIDv4
@@ -85,7 +88,14 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 		fam, whole, poolID = 6, "::/0", PoolIDv6
 		gw = gatewayIPv6Pool + "/128"
 	}
-	if req.Pool == "" {
+	if req.AddressSpace == GlobalAddressSpace {
+		// A swarm network: a pool ID of its own, so that its ReleasePool
+		// can free what the swarm allocator still holds in it.
+		poolID += swarmPoolSep + newPoolToken()
+	}
+	if req.Pool == "" || req.Pool == whole {
+		// "" from `docker network create`; the whole space again on a swarm
+		// node, which creates the network with the pool the manager got.
 		return requestPoolResponse{PoolID: poolID, Pool: whole, Data: map[string]string{dataGateway: gw}}, nil
 	}
 	want, err := netip.ParsePrefix(req.Pool)
@@ -105,7 +115,13 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 			if p.Disabled {
 				return requestPoolResponse{}, badf("--subnet %s is IPPool %q, which is disabled", req.Pool, p.Name)
 			}
-			return requestPoolResponse{PoolID: p.CIDR.String(), Pool: p.CIDR.String(), Data: map[string]string{dataGateway: gw}}, nil
+			id := p.CIDR.String()
+			if tok, ok := strings.CutPrefix(poolID, PoolIDv4+swarmPoolSep); ok {
+				id += swarmPoolSep + tok
+			} else if tok, ok := strings.CutPrefix(poolID, PoolIDv6+swarmPoolSep); ok {
+				id += swarmPoolSep + tok
+			}
+			return requestPoolResponse{PoolID: id, Pool: p.CIDR.String(), Data: map[string]string{dataGateway: gw}}, nil
 		}
 		if p.Family() == fam && !p.Disabled {
 			names = append(names, fmt.Sprintf("%s (%s)", p.CIDR, p.Name))
@@ -118,13 +134,18 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 	return requestPoolResponse{}, badf("--subnet %s is not the CIDR of an IPPool; the IPv%d pools are: %s", req.Pool, fam, strings.Join(names, ", "))
 }
 
-func (s *Server) releasePool(context.Context, *releasePoolRequest) (empty, error) {
-	// Pools are the IPPools themselves; nothing was reserved.
+func (s *Server) releasePool(ctx context.Context, req *releasePoolRequest) (empty, error) {
+	// Pools are the IPPools themselves; nothing was reserved. A swarm
+	// network's pool frees what the swarm allocator still holds in it.
+	if _, tok, ok := strings.Cut(req.PoolID, swarmPoolSep); ok {
+		return empty{}, s.swarmReleasePool(ctx, tok)
+	}
 	return empty{}, nil
 }
 
 // poolFamily returns the family and the pool restriction of a pool ID.
 func poolFamily(poolID string) (int, []netip.Prefix, error) {
+	poolID, _, _ = strings.Cut(poolID, swarmPoolSep)
 	switch poolID {
 	case PoolIDv4:
 		return 4, nil, nil
@@ -173,9 +194,23 @@ func (s *Server) requestAddress(ctx context.Context, req *requestAddressRequest)
 		}
 		return requestAddressResponse{Address: hostPrefix(ip)}, nil
 	}
+	if req.Options[optMAC] == "" && isSwarmRequest(req.Options) {
+		_, tok, _ := strings.Cut(req.PoolID, swarmPoolSep)
+		return s.swarmAllocate(ctx, fam, pools, ip, tok)
+	}
 	handle := endpointHandle(s.node, req.Options[optMAC])
 	attrs := ipam.Attrs{Kind: ipam.KindWorkload, Node: s.node}
 	if ip.IsValid() {
+		info, err := s.ipam.ShowIP(ctx, ip)
+		if err != nil {
+			return requestAddressResponse{}, fmt.Errorf("look up %s: %w", ip, err)
+		}
+		if ok, err := s.swarmTakeUp(ctx, info, req.Options[optMAC]); err != nil || ok {
+			if err != nil {
+				return requestAddressResponse{}, err
+			}
+			return requestAddressResponse{Address: hostPrefix(ip)}, nil
+		}
 		if err := s.ipam.AssignIP(ctx, ip, handle, s.node, attrs); err != nil {
 			var inUse *ipam.InUseError
 			if errors.As(err, &inUse) {
@@ -229,6 +264,10 @@ func (s *Server) releaseAddress(ctx context.Context, req *releaseAddressRequest)
 	}
 	if !info.Assigned {
 		return empty{}, nil
+	}
+	if isSwarmHandle(info.Handle) {
+		_, tok, _ := strings.Cut(req.PoolID, swarmPoolSep)
+		return empty{}, s.swarmRelease(ctx, ip, tok)
 	}
 	if !strings.HasPrefix(info.Handle, libnetworkHandlePrefix+s.node+".") {
 		s.log.Info("not releasing an address that another owner holds", "ip", ip, "handle", info.Handle)

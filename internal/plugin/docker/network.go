@@ -26,8 +26,11 @@ import (
 
 var idRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
+// swarmIDRE: swarm's network IDs are 25 base-36 characters.
+var swarmIDRE = regexp.MustCompile(`^[0-9a-z]{25}$`)
+
 func checkID(what, id string) error {
-	if !idRE.MatchString(id) {
+	if !idRE.MatchString(id) && (what != "network ID" || !swarmIDRE.MatchString(id)) {
 		if len(id) > 80 { // a hostile value: quote the start only
 			return badf("%s %q... (%d bytes) is not a Docker ID (12-64 lower-case hex digits)", what, id[:64], len(id))
 		}
@@ -327,7 +330,7 @@ func (s *Server) adoptAddresses(ctx context.Context, wep string, addrs []netip.A
 		if !info.Assigned {
 			return "", badf("address %s was not assigned by calico-ipam (the network must use --ipam-driver %s)", ip, IPAMDriverName)
 		}
-		if !strings.HasPrefix(info.Handle, libnetworkHandlePrefix+s.node+".") {
+		if !strings.HasPrefix(info.Handle, libnetworkHandlePrefix+s.node+".") && !isSwarmHandle(info.Handle) {
 			return "", badf("address %s is held by %q, not by an endpoint of node %s", ip, info.Handle, s.node)
 		}
 		if info.Attrs != nil && info.Attrs.Endpoint != "" && info.Attrs.Endpoint != endpointRef(wep) {
@@ -358,6 +361,9 @@ func (s *Server) endpointInfo(context.Context, *endpointRequest) (endpointInfoRe
 func (s *Server) deleteEndpoint(ctx context.Context, req *endpointRequest) (empty, error) {
 	if err := checkID("endpoint ID", req.EndpointID); err != nil {
 		return empty{}, err
+	}
+	if w, _, err := getWEP(ctx, s.store, libnetworkWEPName(s.node, req.EndpointID)); err == nil {
+		defer s.swarmEndpointGone(ctx, w)
 	}
 	if err := deleteWEP(ctx, s.store, libnetworkWEPName(s.node, req.EndpointID)); err != nil {
 		return empty{}, err
