@@ -57,3 +57,19 @@ demo-down: build
 
 clean:
 	rm -rf bin
+
+# Fuzz every target for FUZZTIME each (their seed corpora, in the code and
+# under testdata/fuzz/, run as ordinary tests in `make test`). A crash found
+# is written to the package's testdata/fuzz/<Target>/: commit it with the fix.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := internal/selector:FuzzParseEvaluate internal/api:FuzzDecodeAndValidate internal/plugin/docker:FuzzPluginRequest
+.PHONY: fuzz test-reliability
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "== $$fn in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; done
+
+# The lab fault and isolation suite in full (needs root, dockerd, busybox);
+# `make test` runs its short form. See RELIABILITY.md.
+test-reliability: deps build
+	CALICO_BIN=$(CURDIR)/$(BIN) CALICO_RELIABILITY=full $(GO) test -count=1 -v -timeout 60m ./test/reliability/

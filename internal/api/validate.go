@@ -112,15 +112,38 @@ func validateMeta(c *errs, r Resource) {
 }
 
 func checkLabels(c *errs, path string, labels map[string]string) {
+	total, bad := 0, 0
 	for _, k := range sortedKeys(labels) {
-		if err := checkQualifiedName(k); err != nil {
-			c.add(path, "%v", err)
+		total += len(k) + len(labels[k])
+		kerr, verr := checkQualifiedName(k), checkLabelValue(labels[k])
+		if kerr == nil && verr == nil {
+			continue
 		}
-		if err := checkLabelValue(labels[k]); err != nil {
-			c.add(join(path, k), "%v", err)
+		if bad++; bad > maxReportedLabels {
+			continue
+		}
+		if kerr != nil {
+			c.add(path, "%v", kerr)
+		}
+		if verr != nil {
+			c.add(join(path, k), "%v", verr)
 		}
 	}
+	if bad > maxReportedLabels {
+		c.add(path, "and %d more invalid labels", bad-maxReportedLabels)
+	}
+	if total > maxLabelBytes {
+		c.add(path, "labels are too large (%d bytes, at most %d)", total, maxLabelBytes)
+	}
 }
+
+// maxLabelBytes bounds the labels of one resource (as annotations are
+// bounded): every endpoint's labels are matched against every selector, and
+// the datastore refuses values above about 1.5 MiB.
+const maxLabelBytes = 256 << 10
+
+// maxReportedLabels is how many invalid labels an error lists one by one.
+const maxReportedLabels = 20
 
 func checkAnnotations(c *errs, path string, ann map[string]string) {
 	total := 0

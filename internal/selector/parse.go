@@ -12,6 +12,10 @@ import (
 // stack. Real selectors nest two or three levels.
 const maxDepth = 100
 
+// MaxLen bounds a selector's length. Real selectors are short; a long list
+// of values in a set stays well under it.
+const MaxLen = 64 << 10
+
 type tokKind uint8
 
 const (
@@ -52,6 +56,9 @@ type parser struct {
 // runs of '!' and normalising set literals). normalise turns it into the
 // canonical tree.
 func parseRaw(s string) (*node, error) {
+	if len(s) > MaxLen {
+		return nil, &ParseError{Input: s, Pos: MaxLen, Msg: fmt.Sprintf("selector is too long (%d bytes, at most %d)", len(s), MaxLen)}
+	}
 	p := &parser{in: s}
 	p.advance()
 	if p.tok.kind == tEOF {

@@ -22,8 +22,19 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("selector %q: at position %d: %s", e.Input, e.Pos, e.Msg)
+	in := e.Input
+	if len(in) > maxQuoted {
+		// A long (perhaps hostile) selector is shown around the problem
+		// only, so the message stays readable.
+		from := max(0, min(e.Pos-maxQuoted/2, len(in)-maxQuoted))
+		in = in[from : from+maxQuoted]
+		return fmt.Sprintf("selector of %d bytes, at position %d (near %q): %s", len(e.Input), e.Pos, in, e.Msg)
+	}
+	return fmt.Sprintf("selector %q: at position %d: %s", in, e.Pos, e.Msg)
 }
+
+// maxQuoted is how much of a selector an error message quotes.
+const maxQuoted = 80
 
 var allSelector = &Selector{root: &node{op: opAll, str: "all()"}}
 

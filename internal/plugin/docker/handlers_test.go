@@ -451,7 +451,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	}
 	// Another endpoint claiming the same addresses (a shared MAC) is refused.
 	e.fails("/NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": epB,
-		"Interface": map[string]any{"Address": a, "MacAddress": macA}}, http.StatusInternalServerError, "already belongs to endpoint")
+		"Interface": map[string]any{"Address": a, "MacAddress": macA}}, http.StatusBadRequest, "already belongs to endpoint")
 
 	e.ok("/NetworkDriver.DeleteEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": epA})
 	e.ok("/NetworkDriver.DeleteEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": epA})
@@ -484,7 +484,7 @@ func TestCreateEndpointErrors(t *testing.T) {
 		{"bad address", map[string]any{"NetworkID": testNetID, "EndpointID": epA, "Interface": map[string]any{"Address": "x"}}, 400, "is not an IP address"},
 		{"bad mac", map[string]any{"NetworkID": testNetID, "EndpointID": epA, "Interface": map[string]any{"Address": a, "MacAddress": "zz"}}, 400, "is not a MAC address"},
 		{"bad endpoint id", map[string]any{"NetworkID": testNetID, "EndpointID": "x/y", "Interface": map[string]any{"Address": a}}, 400, "is not a Docker ID"},
-		{"unassigned address", map[string]any{"NetworkID": testNetID, "EndpointID": epA, "Interface": map[string]any{"Address": "10.65.77.1/32", "MacAddress": macA}}, 500, "was not assigned by calico-ipam"},
+		{"unassigned address", map[string]any{"NetworkID": testNetID, "EndpointID": epA, "Interface": map[string]any{"Address": "10.65.77.1/32", "MacAddress": macA}}, 400, "was not assigned by calico-ipam"},
 		{"unknown network", map[string]any{"NetworkID": strings.Repeat("c", 64), "EndpointID": epA, "Interface": map[string]any{"Address": a, "MacAddress": macA}}, 500, "no Docker client configured"},
 		{"malformed", `{"EndpointID": 5}`, 400, "not valid JSON"},
 	} {

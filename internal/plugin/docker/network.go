@@ -31,6 +31,9 @@ var swarmIDRE = regexp.MustCompile(`^[0-9a-z]{25}$`)
 
 func checkID(what, id string) error {
 	if !idRE.MatchString(id) && (what != "network ID" || !swarmIDRE.MatchString(id)) {
+		if len(id) > 80 { // a hostile value: quote the start only
+			return badf("%s %q... (%d bytes) is not a Docker ID (12-64 lower-case hex digits)", what, id[:64], len(id))
+		}
 		return badf("%s %q is not a Docker ID (12-64 lower-case hex digits)", what, id)
 	}
 	return nil
@@ -325,19 +328,19 @@ func (s *Server) adoptAddresses(ctx context.Context, wep string, addrs []netip.A
 			return "", fmt.Errorf("look up %s: %w", ip, err)
 		}
 		if !info.Assigned {
-			return "", fmt.Errorf("address %s was not assigned by calico-ipam (the network must use --ipam-driver %s)", ip, IPAMDriverName)
+			return "", badf("address %s was not assigned by calico-ipam (the network must use --ipam-driver %s)", ip, IPAMDriverName)
 		}
 		if !strings.HasPrefix(info.Handle, libnetworkHandlePrefix+s.node+".") && !isSwarmHandle(info.Handle) {
-			return "", fmt.Errorf("address %s is held by %q, not by an endpoint of node %s", ip, info.Handle, s.node)
+			return "", badf("address %s is held by %q, not by an endpoint of node %s", ip, info.Handle, s.node)
 		}
 		if info.Attrs != nil && info.Attrs.Endpoint != "" && info.Attrs.Endpoint != endpointRef(wep) {
 			other := strings.TrimPrefix(info.Attrs.Endpoint, Namespace+"/")
 			if _, _, err := getWEP(ctx, s.store, other); err == nil {
-				return "", fmt.Errorf("address %s already belongs to endpoint %s (do two endpoints share a MAC address?)", ip, other)
+				return "", badf("address %s already belongs to endpoint %s (do two endpoints share a MAC address?)", ip, other)
 			}
 		}
 		if handle != "" && handle != info.Handle {
-			return "", fmt.Errorf("the endpoint's addresses are held by two handles (%s, %s)", handle, info.Handle)
+			return "", badf("the endpoint's addresses are held by two handles (%s, %s)", handle, info.Handle)
 		}
 		handle = info.Handle
 	}
@@ -428,7 +431,7 @@ func (s *Server) endpoint(ctx context.Context, networkID, endpointID string) (ep
 	w, _, err := getWEP(ctx, s.store, libnetworkWEPName(s.node, endpointID))
 	if err != nil {
 		if errors.Is(err, datastore.ErrNotFound) {
-			return epInfo{}, fmt.Errorf("endpoint %.12s is unknown: it was not created by this node's calico driver", endpointID)
+			return epInfo{}, badf("endpoint %.12s is unknown: it was not created by this node's calico driver", endpointID)
 		}
 		return epInfo{}, fmt.Errorf("read endpoint %.12s: %w", endpointID, err)
 	}

@@ -245,7 +245,7 @@ func (s *Server) programExternalConnectivity(ctx context.Context, req *programRe
 	w, _, err := getWEP(ctx, s.store, name)
 	if err != nil {
 		if errors.Is(err, datastore.ErrNotFound) {
-			return empty{}, fmt.Errorf("endpoint %.12s is unknown: it was not created by this node's calico driver", req.EndpointID)
+			return empty{}, badf("endpoint %.12s is unknown: it was not created by this node's calico driver", req.EndpointID)
 		}
 		return empty{}, fmt.Errorf("read endpoint %.12s: %w", req.EndpointID, err)
 	}

@@ -297,13 +297,23 @@ func method[Req any, Resp any](s *Server, name string, f func(context.Context, *
 			if errors.As(err, &br) {
 				status = http.StatusBadRequest
 			}
-			s.log.Warn("plugin request failed", "method", name, "error", err, "request", string(body))
+			s.log.Warn("plugin request failed", "method", name, "error", err, "request", logBody(body))
 			writeJSON(w, status, errResponse{Err: err.Error()})
 			return
 		}
-		s.log.Debug("plugin request", "method", name, "request", string(body), "took", time.Since(start))
+		s.log.Debug("plugin request", "method", name, "request", logBody(body), "took", time.Since(start))
 		writeJSON(w, http.StatusOK, resp)
 	}
+}
+
+// logBody is a request body as logged: cut short, so a hostile client
+// cannot fill the log with megabytes per request.
+func logBody(b []byte) string {
+	const maxLogged = 2 << 10
+	if len(b) > maxLogged {
+		return fmt.Sprintf("%s... (%d bytes)", b[:maxLogged], len(b))
+	}
+	return string(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

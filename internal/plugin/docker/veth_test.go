@@ -91,7 +91,7 @@ func TestJoinLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.fails("/NetworkDriver.Join", map[string]any{"NetworkID": testNetID, "EndpointID": strings.Repeat("f", 64)},
-		http.StatusInternalServerError, "is unknown")
+		http.StatusBadRequest, "is unknown")
 }
 
 func TestUplinkMTUWithoutDefaultRoute(t *testing.T) {

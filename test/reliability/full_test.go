@@ -1,0 +1,135 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/calico-docker/calico/internal/cli"
+	"github.com/calico-docker/calico/internal/lab"
+	"github.com/calico-docker/calico/internal/testutil"
+)
+
+// dockerd on host1 restarted (live-restore, as the lab runs it) with
+// running containers: the same addresses, connectivity, no leaked or
+// doubled address.
+func testDockerdRestart(t *testing.T, l *Lab) {
+	names := strings.Fields(l.Docker("host1", "ps", "--format", "{{.Names}}", "--filter", "network=net"))
+	before := map[string]string{}
+	for _, n := range names {
+		before[n] = l.IP("host1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := lab.RestartDockerd(ctx, l.St, l.host("host1")); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	changed := 0
+	for n, ip := range before {
+		if got := l.IP("host1", n); got != ip {
+			changed++
+			t.Errorf("%s: address %s before the restart, %q after", n, ip, got)
+		}
+	}
+	l.EventuallyReach("host2", "cb", before["ca"], 60*time.Second)
+	c := l.Run("host1", "cafter", "net")
+	l.EventuallyReach("host2", "cb", c, 60*time.Second)
+	l.Docker("host1", "rm", "-f", "cafter")
+	l.IPAMCheck("host1")
+	report(t, record{"dockerd restarted", fmt.Sprintf("host1's dockerd stopped and started with %d running containers", len(before)),
+		"same addresses, connectivity, new containers work", fmt.Sprintf("%d addresses changed; ipam check: 0 problems", changed),
+		fmt.Sprintf("restart took %v", took.Round(time.Millisecond)),
+		"CALICO_RELIABILITY=full go test -run 'TestReliability/dockerd-restart' ./test/reliability/"})
+}
+
+// The plugin sockets are gone (node stopped) while Docker creates a
+// container on host2: Docker gives up with an error that names the plugin,
+// and no address is leaked; with the node back, the same run works.
+func testPluginSocketGone(t *testing.T, l *Lab) {
+	l.Calico("host2", "node", "stop")
+	start := time.Now()
+	out, err := l.Exec("host2", "docker", "run", "-d", "--name", "nosock", "--net", "net", cli.TestImage, "sleep", "1d")
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("docker run succeeded with no plugin socket: %s", out)
+	}
+	if !strings.Contains(out, "calico") {
+		t.Errorf("docker's error does not name the plugin: %s", out)
+	}
+	_, _ = l.Exec("host2", "docker", "rm", "-f", "nosock")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := lab.StartNode(ctx, l.St, l.host("host2"), l.bin, l.St.NodeImage, false); err != nil {
+		t.Fatal(err)
+	}
+	l.IPAMCheck("host2")
+	c := l.Run("host2", "sockback", "net")
+	l.EventuallyReach("host1", "ca", c, 60*time.Second)
+	l.Docker("host2", "rm", "-f", "sockback")
+	msg := strings.TrimSpace(out)
+	if i := strings.LastIndex(msg, "\n"); i >= 0 {
+		msg = msg[i+1:]
+	}
+	report(t, record{"plugin socket gone", "`docker run --net net` on host2 with its node (and sockets) stopped",
+		"clear error, no leak; works once the node is back", "the one container run",
+		fmt.Sprintf("docker gave up after %v: %.160s", took.Round(time.Second), strings.ReplaceAll(msg, "|", "/")),
+		"CALICO_RELIABILITY=full go test -run 'TestReliability/plugin-socket-gone' ./test/reliability/"})
+}
+
+// The datastore (embedded in host1's node) stops for a while: traffic
+// between existing containers keeps flowing, host2's node says not ready,
+// and everything recovers by itself when it is back.
+func testDatastoreDown(t *testing.T, l *Lab, a, b string) {
+	ping := l.Start(context.Background(), "host2", "docker", "exec", "cb", "ping", "-i", "0.2", "-w", "40", a)
+	start := time.Now()
+	l.Calico("host1", "node", "stop")
+	var notReady time.Duration
+	testutil.Eventually(t, 90*time.Second, func() error {
+		out, _ := l.Exec("host2", l.bin, "node", "status")
+		if !strings.Contains(out, "not ready") {
+			return fmt.Errorf("host2 still ready:\n%s", out)
+		}
+		notReady = time.Since(start)
+		return nil
+	})
+	// Down for a while; host2's existing traffic is measured by ping.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	testutil.Eventually(t, 60*time.Second, func() error {
+		if time.Since(start) < 20*time.Second {
+			return fmt.Errorf("datastore down for %v only", time.Since(start))
+		}
+		return nil
+	})
+	if err := lab.StartNode(ctx, l.St, l.host("host1"), l.bin, l.St.NodeImage, true); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	var ready time.Duration
+	testutil.Eventually(t, 2*time.Minute, func() error {
+		out, _ := l.Exec("host2", l.bin, "node", "status")
+		if strings.Contains(out, "not ready") || !strings.Contains(out, "ready") {
+			return fmt.Errorf("host2 not ready:\n%s", out)
+		}
+		ready = time.Since(back)
+		return nil
+	})
+	pout, _ := ping.Wait(90 * time.Second)
+	sent, recv, _ := pingCounts(pout)
+	// A change after it is back takes effect: a new container on host2.
+	c := l.Run("host2", "dsback", "net")
+	l.EventuallyReach("host1", "ca", c, 60*time.Second)
+	l.Docker("host2", "rm", "-f", "dsback")
+	report(t, record{"datastore stopped", "host1's node (which runs the embedded etcd) stopped for 20 s+ during a ping stream cb -> ca",
+		"traffic between existing containers; host2 went not-ready and recovered by itself",
+		fmt.Sprintf("%d of %d pings", sent-recv, sent),
+		fmt.Sprintf("host2 not ready after %v; ready %v after the datastore came back", notReady.Round(time.Millisecond), ready.Round(time.Millisecond)),
+		"CALICO_RELIABILITY=full go test -run 'TestReliability/datastore-down' ./test/reliability/"})
+	if sent == 0 || recv < sent*99/100 {
+		t.Errorf("traffic lost while the datastore was down: %d of %d", sent-recv, sent)
+	}
+}
