@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/calico-docker/calico/internal/dataplane"
@@ -31,8 +32,11 @@ type Agent struct {
 	// cluster is the managed datastore's state (nil with an external etcd).
 	cluster *cluster
 
-	kick  chan struct{}
-	maint chan struct{}
+	kick chan struct{}
+	// resyncReq asks the loop for a resync before its next apply (our
+	// nftables table was deleted).
+	resyncReq atomic.Bool
+	maint     chan struct{}
 
 	mu           sync.Mutex
 	inSync       bool
@@ -228,6 +232,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		syncer.New(store, a, a.log.With("component", "syncer")).Run(ctx)
 	}()
 
+	if w, ok := a.nft.(interface {
+		WatchTable(context.Context) <-chan struct{}
+	}); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range w.WatchTable(ctx) {
+				// Someone deleted our table: every workload of this host is
+				// unprotected (and its allowed traffic dropped by Docker's
+				// FORWARD policy) until it is back, so resync now.
+				a.resyncReq.Store(true)
+				a.trigger()
+			}
+		}()
+	}
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -335,6 +355,9 @@ func (a *Agent) loop(ctx context.Context) {
 			every = a.resyncEvery
 			a.mu.Unlock()
 			resync.Reset(every)
+		}
+		if a.resyncReq.Swap(false) {
+			needResync = true
 		}
 		a.mu.Lock()
 		ready := a.everInSync

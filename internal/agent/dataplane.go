@@ -13,9 +13,10 @@ import (
 // nftAdapter and routesAdapter give the drivers the agent's narrow interfaces.
 type nftAdapter struct{ d *nft.Driver }
 
-func (n nftAdapter) SetDesired(d *dataplane.Desired)  { n.d.SetDesired(d) }
-func (n nftAdapter) Apply(ctx context.Context) error  { _, err := n.d.Apply(ctx); return err }
-func (n nftAdapter) Resync(ctx context.Context) error { return n.d.Resync(ctx) }
+func (n nftAdapter) SetDesired(d *dataplane.Desired)                { n.d.SetDesired(d) }
+func (n nftAdapter) Apply(ctx context.Context) error                { _, err := n.d.Apply(ctx); return err }
+func (n nftAdapter) Resync(ctx context.Context) error               { return n.d.Resync(ctx) }
+func (n nftAdapter) WatchTable(ctx context.Context) <-chan struct{} { return n.d.WatchTable(ctx) }
 
 type routesAdapter struct{ d *routes.Driver }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -187,6 +188,46 @@ spec: {nftablesRefreshInterval: 5s}
 	}
 	reach(t, "a -> b after repair", pingP(a, b.v4))
 	blocked(t, "c -> a after repair", pingP(c, a.v4))
+}
+
+// Someone deleting our whole table (nft delete table, nft flush ruleset)
+// is repaired as soon as the kernel announces it, not at the next periodic
+// resync: the resync interval here is the default 90 s.
+func TestDeletedTableRepairedAtOnce(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a := e.newWorkload("a", "red", false, nil)
+	b := e.newWorkload("b", "red", false, nil)
+	c := e.newWorkload("c", "blue", false, nil)
+	e.addWorkloads(t, profileYAML("red")+profileYAML("blue"), a, b, c)
+	reach(t, "a -> b", pingP(a, b.v4))
+	blocked(t, "c -> a", pingP(c, a.v4))
+	want := e.nftTable(t)
+
+	e.host.MustExec(t, "nft", "delete", "table", "inet", "calico")
+	deleted := time.Now()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		// The same content; a table made again lists its sets in another
+		// order.
+		got, err := e.host.Exec("nft", "list", "table", "inet", "calico")
+		if err != nil || !slices.Equal(sortedLines(got), sortedLines(want)) {
+			return fmt.Errorf("table not repaired yet (%v)", err)
+		}
+		return nil
+	})
+	took := time.Since(deleted)
+	t.Logf("table back %v after its deletion", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Fatalf("repair took %v: it waited for the periodic resync", took)
+	}
+	reach(t, "a -> b after repair", pingP(a, b.v4))
+	blocked(t, "c -> a after repair", pingP(c, a.v4))
+}
+
+// sortedLines is s's lines, sorted.
+func sortedLines(s string) []string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	slices.Sort(l)
+	return l
 }
 
 // While the datastore is down the dataplane keeps its last state (traffic
