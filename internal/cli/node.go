@@ -32,6 +32,7 @@ func newNodeCmd() *cobra.Command {
 	}
 	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd(),
 		newNodeRemoveCmd(), newNodeInstallSystemdCmd(), newNodeTokenCmd())
+	cmd.AddCommand(newNodeDiagsCmd())
 	return cmd
 }
 
