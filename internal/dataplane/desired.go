@@ -38,6 +38,9 @@ type Desired struct {
 	// ControlPlane is what a workload may not reach unless one of its
 	// egress policies allows it explicitly.
 	ControlPlane ControlPlane
+	// FlowLogs asks the dataplane to report allowed and denied first
+	// packets with the rule that decided (nft: NFLOG, see nft.FlowLogGroup).
+	FlowLogs bool
 }
 
 // HostPort is one published port of a local workload (`docker run -p`):

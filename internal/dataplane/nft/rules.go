@@ -584,6 +584,10 @@ func compileRule(r *dataplane.Rule, fam int, chain string) (rl rule, ok bool, pr
 	if r.NotICMP != nil {
 		b.icmp(icmpProto == 58, r.NotICMP, true)
 	}
+	if r.Action == actionFlowLog {
+		b.flowLog(chain) // chain is the prefix here (compileRulesFlow)
+		return b.rule(), true, ""
+	}
 	b.counter()
 	switch r.Action {
 	case dataplane.Allow:
