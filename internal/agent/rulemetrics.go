@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +25,6 @@ type ruleCounterSource interface {
 type ruleCollector struct {
 	src                  ruleCounterSource
 	packets, bytes, cost *prometheus.Desc
-	mu                   sync.Mutex
-	last                 time.Duration
 }
 
 func newRuleCollector(src ruleCounterSource) *ruleCollector {

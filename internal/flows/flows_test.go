@@ -190,7 +190,7 @@ func TestFlowLogsFromKernel(t *testing.T) {
 		t.Fatal("db -> web ping got through")
 	}
 	r := find(func(r Record) bool { return r.Action == "deny" && r.Dst.String() == "10.67.0.1" })
-	if r.Endpoint != "docker/web" || r.Direction != "ingress" || r.Reason != "no policy or profile allowed it" || r.Proto != "icmp" || r.SrcEndpoint != "docker/db" {
+	if r.Endpoint != "docker/web" || r.Direction != "ingress" || r.Reason != "no policy or profile allowed it (profiles profile:front)" || r.Proto != "icmp" || r.SrcEndpoint != "docker/db" {
 		t.Errorf("denied flow: %+v", r)
 	}
 	// web -> db: allowed by the profile (egress of web, ingress of db).

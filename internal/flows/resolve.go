@@ -2,6 +2,7 @@ package flows
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/nft"
@@ -79,10 +80,13 @@ func (r *Resolver) Record(p LogPacket) (Record, bool) {
 				pols = e.IngressPolicies
 			}
 			switch {
+			case len(e.Profiles) == 0 && len(pols) == 0:
+				rec.Reason = "no policy or profile applies (fail closed)"
 			case len(pols) > 0:
 				rec.Reason = "passed to the profiles, and no profile allowed it"
-			case len(e.Profiles) == 0:
-				rec.Reason = "no policy or profile applies (fail closed)"
+			}
+			if len(e.Profiles) > 0 {
+				rec.Reason += " (profiles " + strings.Join(e.Profiles, ", ") + ")"
 			}
 		}
 	}
