@@ -508,3 +508,6 @@ func ParseProto(s string) (uint8, error) {
 	}
 	return uint8(n), nil
 }
+
+// Snapshot is the datastore state the Tracer computes from (read-only).
+func (t *Tracer) Snapshot() *calc.Snapshot { return t.snap }
