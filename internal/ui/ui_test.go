@@ -136,12 +136,12 @@ func TestViewInChromium(t *testing.T) {
 		}
 		return string(out)
 	}
-	dom := dump(3*time.Second)
+	dom := dump(3 * time.Second)
 	if !strings.Contains(dom, `id="matrix-table"`) || strings.Contains(dom, `class="deny"`) || !strings.Contains(dom, `class="allow"`) {
 		t.Fatalf("rendered page lacks the all-allowed matrix:\n%s", dom)
 	}
 	put("globalnetworkpolicies", "", "db-closed", denyPolicy())
-	dom = dump(3*time.Second)
+	dom = dump(3 * time.Second)
 	if !strings.Contains(dom, `class="deny" data-from="docker/h1-libnetwork-libnetwork-web" data-to="docker/h1-libnetwork-libnetwork-db"`) {
 		t.Fatalf("rendered page lacks the denied cell web -> db:\n%s", dom)
 	}
