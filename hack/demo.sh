@@ -74,22 +74,7 @@ say "Connectivity (ping): same network allowed, across networks denied"
 matrix
 
 say "Policy: let role=web reach role=db (then Pass, so db's own profile still applies)"
-policy=$(cat <<'EOF'
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: allow-web-to-db
-spec:
-  order: 100
-  selector: role == 'db'
-  types: [Ingress]
-  ingress:
-  - action: Allow
-    source:
-      selector: role == 'web'
-  - action: Pass
-EOF
-)
+policy=$(grep -v "^#" examples/allow-web-to-db.yaml)
 echo "$policy"
 echo "$policy" | "${calico[@]}" lab exec --name "$LAB" host1 -- calico apply -f -
 

@@ -141,8 +141,6 @@ spec:
 	// The other node's block with the other node as next hop (third-party
 	// next hop on the shared subnet), as a route reflector passes it on.
 	fmt.Fprintf(&statics, "  route %s via %s;\n", otherBlock, otherV4)
-	dir := t.TempDir()
-	conf, sock, pidf := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl"), filepath.Join(dir, "bird.pid")
 	cfg := fmt.Sprintf(`router id %[1]s;
 log stderr all;
 protocol device { scan time 1; }
@@ -160,25 +158,7 @@ protocol bgp calico {
   ipv4 { import all; export where source = RTS_STATIC; };
 }
 `, birdV4, statics.String(), hostV4)
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bird := exec.Command("ip", "netns", "exec", birdNS.Name, "bird", "-f", "-c", conf, "-s", sock, "-P", pidf)
-	var birdLog logBuffer
-	bird.Stdout, bird.Stderr = &birdLog, &birdLog
-	bird.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := bird.Start(); err != nil {
-		t.Fatal(err)
-	}
-	birdDone := make(chan struct{})
-	go func() { _ = bird.Wait(); close(birdDone) }()
-	t.Cleanup(func() {
-		_ = bird.Process.Kill()
-		<-birdDone
-		if t.Failed() {
-			t.Logf("bird log:\n%s\nconfig:\n%s", birdLog.String(), cfg)
-		}
-	})
+	testutil.StartBIRD(t, birdNS.Name, cfg)
 
 	// The session comes up with the password from the secret file, and the
 	// legitimate routes are installed.

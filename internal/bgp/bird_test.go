@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,10 +12,7 @@ import (
 	"github.com/calico-docker/calico/internal/testutil"
 )
 
-const (
-	birdPath  = "/usr/sbin/bird"
-	birdcPath = "/usr/sbin/birdc"
-)
+const birdPath = "/usr/sbin/bird"
 
 // birdConfig peers BIRD (fabric host 1) with our speaker (host 0) and
 // announces one static route.
@@ -48,53 +42,15 @@ protocol bgp calico {
 `, hostV4(1), hostV4(0), asn)
 }
 
-// runBIRD starts bird in the namespace with its own files in a temp dir and
-// returns the control socket; BIRD is killed by PID at cleanup.
+// runBIRD starts BIRD in the namespace (testutil.StartBIRD) and returns
+// its control socket.
 func runBIRD(t *testing.T, ns testutil.NetNS, config string) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, sock, pid, logPath := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl"), filepath.Join(dir, "bird.pid"), filepath.Join(dir, "bird.log")
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(birdPath, "-p", "-c", cfg).CombinedOutput(); err != nil {
-		t.Fatalf("bird rejects the config: %v: %s\n%s", err, out, config)
-	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	// -f keeps bird in the foreground, so the PID we hold is bird's own.
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, birdPath, "-f", "-c", cfg, "-s", sock, "-P", pid)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("bird log:\n%s", b)
-		}
-	})
-	testutil.Eventually(t, 5*time.Second, func() error {
-		_, err := birdc(sock, "show status")
-		return err
-	})
-	return sock
+	return testutil.StartBIRD(t, ns.Name, config).Sock
 }
 
 func birdc(sock string, args ...string) (string, error) {
-	out, err := exec.Command(birdcPath, append([]string{"-s", sock}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("birdc %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return (&testutil.BIRD{Sock: sock}).Ctl(args...)
 }
 
 // TestBIRDInterop peers our speaker with a real BIRD 2, over iBGP and eBGP,

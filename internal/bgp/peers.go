@@ -323,7 +323,7 @@ func (m *peerModel) meshPeers(emit func(candidate)) {
 				ASN:           n.asn,
 				Type:          PeerTypeMesh,
 				Name:          n.name,
-				Passive:       addr.Compare(mine) > 0,
+				Passive:       passiveTowards(addr, mine),
 				SourceAddress: mine,
 				RestartTime:   m.meshRestart,
 			}})
@@ -452,7 +452,7 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 			ASN:           n.asn,
 			Type:          typ,
 			Name:          p.res.Name,
-			Passive:       global && mine.IsValid() && addr.Compare(mine) > 0,
+			Passive:       passiveTowards(addr, mine),
 			SourceAddress: p.source(m, v6),
 			RestartTime:   p.restartTime(),
 		}, rrCluster: n.rrCluster}))
@@ -475,7 +475,7 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 		}
 		cluster = n.rrCluster
 		mine := m.me.addr(p.peerIP.Is6())
-		passive = global && mine.IsValid() && p.peerIP.Compare(mine) > 0
+		passive = passiveTowards(p.peerIP, mine)
 	}
 	if port == 0 {
 		port = DefaultPort
@@ -490,6 +490,16 @@ func (m *peerModel) forwardPeers(p parsedPeer, global bool, emit func(candidate)
 		SourceAddress: p.source(m, p.peerIP.Is6()),
 		RestartTime:   p.restartTime(),
 	}, rrCluster: cluster}))
+}
+
+// passiveTowards says whether this node (at mine) waits for a Calico node
+// at peer to connect: the higher address connects, the lower one listens.
+// Both ends of a session between two of our nodes (mesh, a BGPPeer and its
+// reverse) apply the same rule, so exactly one side connects; with both
+// connecting, the BGP collision between the two connections can leave a
+// session in OpenConfirm until a timer fires.
+func passiveTowards(peer, mine netip.Addr) bool {
+	return mine.IsValid() && peer.Compare(mine) > 0
 }
 
 // reversePeers emits the sessions back to the nodes a BGPPeer applies to,
@@ -524,6 +534,7 @@ func (m *peerModel) reversePeers(p parsedPeer, emit func(candidate)) {
 				ASN:           n.asn,
 				Type:          PeerTypeNode,
 				Name:          p.res.Name,
+				Passive:       passiveTowards(addr, m.me.addr(v6)),
 				SourceAddress: p.source(m, v6),
 				RestartTime:   p.restartTime(),
 			}, rrCluster: n.rrCluster}))

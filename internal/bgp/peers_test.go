@@ -180,7 +180,7 @@ func TestDesiredPeers(t *testing.T) {
 				Peers: []api.BGPPeer{bgpPeer("edges", api.BGPPeerSpec{PeerSelector: "edge == 'yes'"})}},
 			want: []Peer{
 				{Address: addr("10.0.0.1"), Port: 1790, ASN: 65001, Type: PeerTypeGlobal, Name: "edges", SourceAddress: addr("10.0.0.2")},
-				{Address: addr("10.0.0.3"), Port: 179, ASN: 64512, Type: PeerTypeNode, Name: "edges", SourceAddress: addr("10.0.0.2")},
+				{Address: addr("10.0.0.3"), Port: 179, ASN: 64512, Type: PeerTypeNode, Name: "edges", Passive: true, SourceAddress: addr("10.0.0.2")},
 			},
 		},
 		{
@@ -236,9 +236,9 @@ func TestDesiredPeers(t *testing.T) {
 			}},
 			want: []Peer{
 				{Address: addr("10.0.0.1"), Port: 179, ASN: 64512, Type: PeerTypeNode, Name: "to-rr", SourceAddress: addr("10.0.0.2"), RRClient: true, RRClusterID: "224.0.0.1"},
-				{Address: addr("10.0.0.3"), Port: 179, ASN: 64512, Type: PeerTypeNode, Name: "to-rr", SourceAddress: addr("10.0.0.2"), RRClient: true, RRClusterID: "224.0.0.1"},
+				{Address: addr("10.0.0.3"), Port: 179, ASN: 64512, Type: PeerTypeNode, Name: "to-rr", Passive: true, SourceAddress: addr("10.0.0.2"), RRClient: true, RRClusterID: "224.0.0.1"},
 				{Address: addr("10.0.0.4"), Port: 179, ASN: 64512, Type: PeerTypeGlobal, Name: "to-rr", Passive: true, SourceAddress: addr("10.0.0.2")},
-				{Address: addr("10.0.0.5"), Port: 179, ASN: 65009, Type: PeerTypeNode, Name: "to-rr", SourceAddress: addr("10.0.0.2")},
+				{Address: addr("10.0.0.5"), Port: 179, ASN: 65009, Type: PeerTypeNode, Name: "to-rr", Passive: true, SourceAddress: addr("10.0.0.2")},
 				{Address: addr("192.0.2.1"), Port: 179, ASN: 64512, Type: PeerTypeGlobal, Name: "tor", External: true, SourceAddress: addr("10.0.0.2"), RRClient: true, RRClusterID: "224.0.0.1"},
 			},
 		},

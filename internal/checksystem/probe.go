@@ -127,9 +127,50 @@ func nftProbe(s *scratchNS, family nftables.TableFamily, build func(c *nftables.
 	return nil
 }
 
-func baseChain(c *nftables.Conn, t *nftables.Table, name string, hook *nftables.ChainHook, typ nftables.ChainType, prio *nftables.ChainPriority) *nftables.Chain {
-	return c.AddChain(&nftables.Chain{Name: name, Table: t, Hooknum: hook, Priority: prio, Type: typ})
+// hook is the base chain a probe's rule sits in.
+type hook struct {
+	name string
+	num  *nftables.ChainHook
+	typ  nftables.ChainType
+	prio *nftables.ChainPriority
 }
+
+var (
+	forwardFilter    = hook{"forward", nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter}
+	preroutingRaw    = hook{"prerouting", nftables.ChainHookPrerouting, nftables.ChainTypeFilter, nftables.ChainPriorityRaw}
+	preroutingNAT    = hook{"prerouting", nftables.ChainHookPrerouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATDest}
+	preroutingFilter = hook{"prerouting", nftables.ChainHookPrerouting, nftables.ChainTypeFilter, nftables.ChainPriorityFilter}
+	postroutingNAT   = hook{"postrouting", nftables.ChainHookPostrouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATSource}
+)
+
+// ruleProbe commits an inet table with one base chain on h and one rule:
+// build adds what the rule needs (sets, chains) and returns its expressions.
+func ruleProbe(s *scratchNS, h hook, build func(c *nftables.Conn, t *nftables.Table) ([]expr.Any, error)) error {
+	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
+		ch := c.AddChain(&nftables.Chain{Name: h.name, Table: t, Hooknum: h.num, Priority: h.prio, Type: h.typ})
+		exprs, err := build(c, t)
+		if err != nil {
+			return err
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+		return nil
+	})
+}
+
+// rule is a ruleProbe build for a rule that needs nothing else.
+func rule(exprs ...expr.Any) func(*nftables.Conn, *nftables.Table) ([]expr.Any, error) {
+	return func(*nftables.Conn, *nftables.Table) ([]expr.Any, error) { return exprs, nil }
+}
+
+// ipv4Only is "meta nfproto ipv4" in an inet table.
+func ipv4Only(then ...expr.Any) []expr.Any {
+	return append([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}, then...)
+}
+
+var accept = &expr.Verdict{Kind: expr.VerdictAccept}
 
 func ifname(s string) []byte {
 	b := make([]byte, 16)
@@ -138,105 +179,87 @@ func ifname(s string) []byte {
 }
 
 func probeNFTBase(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "forward", nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter)
-		// iifname "cali*" meta l4proto tcp th dport 80-90 meta mark & 0x10000 == 0 accept
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("cali")[:4]},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{0, 80}, ToData: []byte{0, 90}},
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{0, 1, 0, 0}, Xor: []byte{0, 0, 0, 0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}})
-		return nil
-	})
+	// iifname "cali*" meta l4proto tcp th dport 80-90 meta mark & 0x10000 == 0 accept
+	return ruleProbe(s, forwardFilter, rule(
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("cali")[:4]},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{0, 80}, ToData: []byte{0, 90}},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{0, 1, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		accept,
+	))
 }
 
 func probeNFTVmap(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "forward", nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter)
+	return ruleProbe(s, forwardFilter, func(c *nftables.Conn, t *nftables.Table) ([]expr.Any, error) {
 		c.AddChain(&nftables.Chain{Name: "fw-probe", Table: t})
 		m := &nftables.Set{Table: t, Name: "fw-map", KeyType: nftables.TypeIFName, DataType: nftables.TypeVerdict, IsMap: true}
 		if err := c.AddSet(m, []nftables.SetElement{{Key: ifname("caliprobe0"), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: "fw-probe"}}}); err != nil {
-			return err
+			return nil, err
 		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
-		}})
-		return nil
+		}, nil
 	})
 }
 
 func probeNFTInterval(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "forward", nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter)
+	return ruleProbe(s, forwardFilter, func(c *nftables.Conn, t *nftables.Table) ([]expr.Any, error) {
 		s4 := &nftables.Set{Table: t, Name: "s4", KeyType: nftables.TypeIPAddr, Interval: true}
 		if err := c.AddSet(s4, []nftables.SetElement{
 			{Key: []byte{10, 65, 0, 0}}, {Key: []byte{10, 65, 1, 0}, IntervalEnd: true},
 		}); err != nil {
-			return err
+			return nil, err
 		}
 		s6 := &nftables.Set{Table: t, Name: "s6", KeyType: nftables.TypeIP6Addr, Interval: true}
 		a := netip.MustParseAddr("fd00:65::").As16()
 		b := netip.MustParseAddr("fd00:66::").As16()
 		if err := c.AddSet(s6, []nftables.SetElement{{Key: a[:]}, {Key: b[:], IntervalEnd: true}}); err != nil {
-			return err
+			return nil, err
 		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		return ipv4Only(
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 			&expr.Lookup{SourceRegister: 1, SetName: s4.Name, SetID: s4.ID},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}})
-		return nil
+			accept,
+		), nil
 	})
 }
 
 func probeNFTConcat(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "prerouting", nftables.ChainHookPrerouting, nftables.ChainTypeFilter, nftables.ChainPriorityRaw)
+	return ruleProbe(s, preroutingRaw, func(c *nftables.Conn, t *nftables.Table) ([]expr.Any, error) {
 		key := nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)
 		hash := &nftables.Set{Table: t, Name: "spoof4", KeyType: key, Concatenation: true}
 		k := append(ifname("caliprobe0"), 10, 65, 0, 1)
 		if err := c.AddSet(hash, []nftables.SetElement{{Key: k}}); err != nil {
-			return err
+			return nil, err
 		}
 		ivl := &nftables.Set{Table: t, Name: "spoof4net", KeyType: key, Concatenation: true, Interval: true}
 		end := append(ifname("caliprobe0"), 10, 65, 0, 255)
 		if err := c.AddSet(ivl, []nftables.SetElement{{Key: k, KeyEnd: end}}); err != nil {
-			return err
+			return nil, err
 		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		return ipv4Only(
 			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 			&expr.Payload{DestRegister: 2 /* the 16-byte register after the ifname's */, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 			&expr.Lookup{SourceRegister: 1, SetName: ivl.Name, SetID: ivl.ID},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}})
-		return nil
+			accept,
+		), nil
 	})
 }
 
 func probeNFTCt(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "forward", nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryLE(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: []byte{0, 0, 0, 0}},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}})
-		return nil
-	})
+	return ruleProbe(s, forwardFilter, rule(
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryLE(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		accept,
+	))
 }
 
 func binaryLE(v uint32) []byte {
@@ -244,47 +267,27 @@ func binaryLE(v uint32) []byte {
 }
 
 func probeNFTMasq(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "postrouting", nftables.ChainHookPostrouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATSource)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{&expr.Masq{}}})
-		return nil
-	})
+	return ruleProbe(s, postroutingNAT, rule(&expr.Masq{}))
 }
 
 func probeNFTLog(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "forward", nftables.ChainHookForward, nftables.ChainTypeFilter, nftables.ChainPriorityFilter)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte("calico-probe ")},
-		}})
-		return nil
-	})
+	return ruleProbe(s, forwardFilter, rule(&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte("calico-probe ")}))
 }
 
 func probeNFTDnat(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "prerouting", nftables.ChainHookPrerouting, nftables.ChainTypeNAT, nftables.ChainPriorityNATDest)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-			&expr.Immediate{Register: 1, Data: []byte{10, 65, 0, 1}},
-			&expr.Immediate{Register: 2, Data: []byte{0, 80}},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2},
-		}})
-		return nil
-	})
+	return ruleProbe(s, preroutingNAT, rule(ipv4Only(
+		&expr.Immediate{Register: 1, Data: []byte{10, 65, 0, 1}},
+		&expr.Immediate{Register: 2, Data: []byte{0, 80}},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2},
+	)...))
 }
 
 func probeNFTFib(s *scratchNS) error {
-	return nftProbe(s, nftables.TableFamilyINet, func(c *nftables.Conn, t *nftables.Table) error {
-		ch := baseChain(c, t, "prerouting", nftables.ChainHookPrerouting, nftables.ChainTypeFilter, nftables.ChainPriorityFilter)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryLE(unix.RTN_LOCAL)},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}})
-		return nil
-	})
+	return ruleProbe(s, preroutingFilter, rule(
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryLE(unix.RTN_LOCAL)},
+		accept,
+	))
 }
 
 // probeDriver runs the node's own nftables driver against a sample desired

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -108,4 +109,44 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 			interval *= 2
 		}
 	}
+}
+
+// WorkloadLinkLocal is the IPv6 link-local address of a host-side workload
+// interface with Calico's MAC ee:ee:ee:ee:ee:ee: the workload's IPv6 gateway.
+const WorkloadLinkLocal = "fe80::ecee:eeff:feee:eeee"
+
+// PlumbWorkload wires namespace w behind host interface iface in namespace
+// host the way the node wires a container (a veth with Calico's MAC, proxy
+// ARP, a /32 and a /128 route to it, 169.254.1.1 and the link-local address
+// as the workload's gateways), so that tests of one dataplane part do not
+// need the others. It returns once the host side's link-local address is
+// usable.
+func PlumbWorkload(t testing.TB, host, w NetNS, iface string, v4, v6 netip.Addr) {
+	t.Helper()
+	host.MustExec(t, "ip", "link", "add", iface, "type", "veth", "peer", "name", "eth0", "netns", w.Name)
+	host.MustExec(t, "ip", "link", "set", iface, "address", "ee:ee:ee:ee:ee:ee")
+	host.MustExec(t, "sysctl", "-qw", "net.ipv4.conf."+iface+".proxy_arp=1", "net.ipv4.neigh."+iface+".proxy_delay=0",
+		"net.ipv6.conf."+iface+".accept_dad=0")
+	host.MustExec(t, "ip", "link", "set", iface, "up")
+	host.MustExec(t, "ip", "route", "add", v4.String()+"/32", "dev", iface, "scope", "link")
+	host.MustExec(t, "ip", "-6", "route", "add", v6.String()+"/128", "dev", iface)
+	w.MustExec(t, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
+	w.MustExec(t, "ip", "addr", "add", v4.String()+"/32", "dev", "eth0")
+	w.MustExec(t, "ip", "addr", "add", v6.String()+"/128", "dev", "eth0", "nodad")
+	w.MustExec(t, "ip", "link", "set", "eth0", "up")
+	w.MustExec(t, "ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
+	w.MustExec(t, "ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+	w.MustExec(t, "ip", "-6", "route", "add", "default", "via", WorkloadLinkLocal, "dev", "eth0")
+	// The host side's link-local address must exist before the workload
+	// can use it as its IPv6 gateway.
+	Eventually(t, 5*time.Second, func() error {
+		out, err := host.Exec("ip", "-6", "addr", "show", "dev", iface, "scope", "link")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, WorkloadLinkLocal) || strings.Contains(out, "tentative") {
+			return fmt.Errorf("no usable link-local address on %s yet: %s", iface, out)
+		}
+		return nil
+	})
 }

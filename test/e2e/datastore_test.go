@@ -32,6 +32,7 @@ func countVoters(out string) int { return strings.Count(out, " voter ") }
 // only) that only holders of a cluster certificate can use, joins by token,
 // and a cluster that keeps working when one member's host goes down.
 func TestDatastoreSecurityAndFailover(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 4, 1)
 	h1 := l.host("host1")
 	if out := l.Calico("host4", "datastore", "member", "list"); countVoters(out) != 3 || strings.Contains(out, "host4") {

@@ -19,8 +19,8 @@ import (
 // hosts with each iptables back end, and check that the only change to
 // Docker's tables is our documented DOCKER-USER rule.
 
-func TestDockerDefaultsNFT(t *testing.T)    { testDockerDefaults(t, "nft") }
-func TestDockerDefaultsLegacy(t *testing.T) { testDockerDefaults(t, "legacy") }
+func TestDockerDefaultsNFT(t *testing.T)    { t.Parallel(); testDockerDefaults(t, "nft") }
+func TestDockerDefaultsLegacy(t *testing.T) { t.Parallel(); testDockerDefaults(t, "legacy") }
 
 // ourRuleLine is how iptables-save shows our rule.
 var ourRuleLine = "-A DOCKER-USER " + strings.Join(quoteComment(dockerfw.WantedRule(0x40000)), " ")
@@ -129,20 +129,7 @@ func testDockerDefaults(t *testing.T, backend string) {
 		// get into calico workloads that policy does not open to it.
 		l.AssertBlocked("host1", "br1", web1)
 	}
-	l.Apply("host1", `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: allow-web-to-db
-spec:
-  order: 100
-  selector: role == 'db'
-  types: [Ingress]
-  ingress:
-  - action: Allow
-    source:
-      selector: role == 'web'
-  - action: Pass
-`)
+	l.ApplyFile("host1", seedPolicy)
 	check("with Docker's defaults")
 
 	t.Run("dockerd restart", func(t *testing.T) {

@@ -124,6 +124,19 @@ func (l *Lab) Docker(host string, args ...string) string {
 	return l.MustExec(host, append([]string{"docker"}, args...)...)
 }
 
+// seedPolicy is the seed scenario's policy, shared with `make demo`.
+const seedPolicy = "../../examples/allow-web-to-db.yaml"
+
+// ApplyFile applies the manifest in file (relative to this package) on host.
+func (l *Lab) ApplyFile(host, file string) {
+	l.t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.Apply(host, string(b))
+}
+
 // Apply applies a manifest through host's calico.
 func (l *Lab) Apply(host, manifest string) {
 	l.t.Helper()

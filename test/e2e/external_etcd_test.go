@@ -22,6 +22,7 @@ import (
 // error (no embedded fallback), and the certificate files are mounted
 // read-only into the node container.
 func TestExternalEtcdTLS(t *testing.T) {
+	t.Parallel()
 	requireLab(t)
 	bin := calicoBin(t)
 	name := "x" + testutil.RandSuffix(5)

@@ -13,6 +13,7 @@ import (
 // other networks are isolated, a label-selected policy opens a path, a new
 // container is reachable from the other host, and node status shows the mesh.
 func TestTwoHostSeedScenario(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 2, 1)
 	l.Network("frontend", "host1", "host2")
 	l.Network("backend", "host1", "host2")
@@ -30,20 +31,7 @@ func TestTwoHostSeedScenario(t *testing.T) {
 	l.AssertBlocked("host1", "web1", db2)
 	l.AssertBlocked("host2", "db2", web1)
 
-	l.Apply("host1", `apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: allow-web-to-db
-spec:
-  order: 100
-  selector: role == 'db'
-  types: [Ingress]
-  ingress:
-  - action: Allow
-    source:
-      selector: role == 'web'
-  - action: Pass
-`)
+	l.ApplyFile("host1", seedPolicy)
 	l.EventuallyReach("host1", "web1", db2, 15*time.Second)
 	l.EventuallyReach("host2", "web2", db1, 15*time.Second)
 	// Pass keeps the profile: db to db still allowed, db to web still denied.
@@ -65,6 +53,7 @@ spec:
 // Three hosts in a full mesh learn each other's blocks; removing a host
 // withdraws its routes from the others.
 func TestThreeHostMeshAndHostRemoval(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 3, 1)
 	for _, h := range []string{"host1", "host2", "host3"} {
 		l.Network("net", h)
@@ -108,6 +97,7 @@ func via(l *Lab, host string) string { return "via " + l.host(host).Addr() }
 // A restarted node keeps cross-host traffic flowing: the kernel routes stay
 // while it is down and graceful restart keeps them on the peers.
 func TestNodeRestartKeepsCrossHostTraffic(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 2, 1)
 	l.Network("net", "host1", "host2")
 	l.Run("host1", "ca", "net")
@@ -151,6 +141,7 @@ func TestNodeRestartKeepsCrossHostTraffic(t *testing.T) {
 
 // Route reflector topology: mesh off, host1 reflects for host2 and host3.
 func TestRouteReflector(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 3, 1)
 	l.Apply("host1", `apiVersion: projectcalico.org/v3
 kind: BGPConfiguration

@@ -86,6 +86,7 @@ func (l *Lab) connectAll(ps []probe, want bool) []probe {
 // and metrics ports of every host are shut, while another port of the same
 // hosts is open; an explicit egress policy opens one of them.
 func TestWorkloadsCannotReachControlPlane(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 2, 1)
 	hosts := []string{"host1", "host2"}
 	// Workload to own host allowed, so that only the control-plane rule
@@ -177,6 +178,7 @@ spec:
 // write still gets written: per-interface sysctls (IPv4 and IPv6) and the
 // plugin sockets' mode.
 func TestNodeLeastPrivilege(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 1, 1)
 	var insp []struct {
 		HostConfig struct {

@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 // Two hosts on different subnets (a router between them) reach each other's
 // containers through VXLAN for a CrossSubnet pool.
 func TestCrossSubnetVXLAN(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, 2, 2)
 	l.Apply("host1", `apiVersion: projectcalico.org/v3
 kind: IPPool
@@ -44,6 +42,7 @@ spec:
 // A BIRD 2 router on the fabric peers with both hosts through a BGPPeer: it
 // learns the container routes, and a route it announces reaches the hosts.
 func TestBIRDInterop(t *testing.T) {
+	t.Parallel()
 	testutil.RequireCmd(t, "bird", "birdc")
 	l := newLab(t, 2, 1)
 	// BIRD lives in its own namespace on the fabric bridge.
@@ -57,10 +56,6 @@ func TestBIRDInterop(t *testing.T) {
 	testutil.Run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
 	testutil.Run(t, "ip", "-n", ns, "addr", "add", "10.99.1.200/24", "dev", "eth0")
 
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "bird.conf")
-	sock := filepath.Join(dir, "bird.ctl")
-	pidf := filepath.Join(dir, "bird.pid")
 	var nb strings.Builder
 	for _, h := range l.St.Hosts {
 		fmt.Fprintf(&nb, "protocol bgp %s {\n  local 10.99.1.200 as 64512;\n  neighbor %s as 64512;\n  direct;\n  ipv4 { import all; export where source = RTS_STATIC; next hop self; gateway direct; };\n}\n", h.Name, h.Addr())
@@ -70,21 +65,7 @@ protocol device { }
 protocol kernel { ipv4 { export none; import none; }; }
 protocol static { ipv4; route 10.200.0.0/24 blackhole; }
 %s`, nb.String())
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Run(t, "ip", "netns", "exec", ns, "bird", "-c", conf, "-s", sock, "-P", pidf)
-	t.Cleanup(func() {
-		b, err := os.ReadFile(pidf)
-		if err != nil {
-			return
-		}
-		var pid int
-		fmt.Sscan(strings.TrimSpace(string(b)), &pid)
-		if pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-		}
-	})
+	bird := testutil.StartBIRD(t, ns, cfg)
 
 	l.Apply("host1", `apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -98,11 +79,11 @@ spec:
 	a := l.Run("host1", "ca", "net")
 
 	birdc := func(args ...string) string {
-		out, err := exec.Command("birdc", append([]string{"-s", sock}, args...)...).CombinedOutput()
+		out, err := bird.Ctl(args...)
 		if err != nil {
-			return fmt.Sprintf("birdc: %v: %s", err, out)
+			return err.Error()
 		}
-		return string(out)
+		return out
 	}
 	// BIRD learns host1's block, which holds container a.
 	testutil.Eventually(t, 60*time.Second, func() error {

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/nft"
@@ -32,8 +31,6 @@ type peer struct {
 	iface  string
 	v4, v6 netip.Addr
 }
-
-const hostLL = "fe80::ecee:eeff:feee:eeee"
 
 func (tp *topo) ipt(t *testing.T, v6 bool, args ...string) string {
 	t.Helper()
@@ -92,32 +89,7 @@ func (tp *topo) addPeer(t *testing.T, iface string, n int, cali bool) peer {
 	t.Helper()
 	p := peer{ns: testutil.NewNetNS(t, "dfw-w"), iface: iface,
 		v4: netip.MustParseAddr(fmt.Sprintf("10.66.0.%d", n)), v6: netip.MustParseAddr(fmt.Sprintf("fd00:66::%x", n))}
-	h := tp.host
-	h.MustExec(t, "ip", "link", "add", iface, "type", "veth", "peer", "name", "eth0", "netns", p.ns.Name)
-	h.MustExec(t, "ip", "link", "set", iface, "address", "ee:ee:ee:ee:ee:ee")
-	h.MustExec(t, "sysctl", "-qw", "net.ipv4.conf."+iface+".proxy_arp=1", "net.ipv4.neigh."+iface+".proxy_delay=0",
-		"net.ipv6.conf."+iface+".accept_dad=0")
-	h.MustExec(t, "ip", "link", "set", iface, "up")
-	h.MustExec(t, "ip", "route", "add", p.v4.String()+"/32", "dev", iface, "scope", "link")
-	h.MustExec(t, "ip", "-6", "route", "add", p.v6.String()+"/128", "dev", iface)
-	w := p.ns
-	w.MustExec(t, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
-	w.MustExec(t, "ip", "addr", "add", p.v4.String()+"/32", "dev", "eth0")
-	w.MustExec(t, "ip", "addr", "add", p.v6.String()+"/128", "dev", "eth0", "nodad")
-	w.MustExec(t, "ip", "link", "set", "eth0", "up")
-	w.MustExec(t, "ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
-	w.MustExec(t, "ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-	w.MustExec(t, "ip", "-6", "route", "add", "default", "via", hostLL, "dev", "eth0")
-	testutil.Eventually(t, 5*time.Second, func() error {
-		out, err := h.Exec("ip", "-6", "addr", "show", "dev", iface, "scope", "link")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, hostLL) || strings.Contains(out, "tentative") {
-			return fmt.Errorf("no usable link-local address on %s yet", iface)
-		}
-		return nil
-	})
+	testutil.PlumbWorkload(t, tp.host, p.ns, iface, p.v4, p.v6)
 	return p
 }
 

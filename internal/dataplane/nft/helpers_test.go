@@ -349,7 +349,7 @@ type workload struct {
 
 // hostLL is the host veth's link-local address (EUI-64 of ee:ee:ee:ee:ee:ee),
 // the IPv6 gateway of every workload.
-const hostLL = "fe80::ecee:eeff:feee:eeee"
+const hostLL = testutil.WorkloadLinkLocal
 
 func newTopo(t testing.TB) *topo {
 	t.Helper()
@@ -394,34 +394,7 @@ func (tp *topo) addWorkload(t testing.TB, iface string, n int) *workload {
 		v4:    netip.MustParseAddr(fmt.Sprintf("10.65.0.%d", n)),
 		v6:    netip.MustParseAddr(fmt.Sprintf("fd00:65::%x", n)),
 	}
-	h := tp.host
-	h.MustExec(t, "ip", "link", "add", iface, "type", "veth", "peer", "name", "eth0", "netns", w.ns.Name)
-	h.MustExec(t, "ip", "link", "set", iface, "address", "ee:ee:ee:ee:ee:ee")
-	h.MustExec(t, "sysctl", "-qw", "net.ipv4.conf."+iface+".proxy_arp=1", "net.ipv4.neigh."+iface+".proxy_delay=0",
-		"net.ipv6.conf."+iface+".accept_dad=0")
-	h.MustExec(t, "ip", "link", "set", iface, "up")
-	h.MustExec(t, "ip", "route", "add", w.v4.String()+"/32", "dev", iface, "scope", "link")
-	h.MustExec(t, "ip", "-6", "route", "add", w.v6.String()+"/128", "dev", iface)
-	wn := w.ns
-	wn.MustExec(t, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
-	wn.MustExec(t, "ip", "addr", "add", w.v4.String()+"/32", "dev", "eth0")
-	wn.MustExec(t, "ip", "addr", "add", w.v6.String()+"/128", "dev", "eth0", "nodad")
-	wn.MustExec(t, "ip", "link", "set", "eth0", "up")
-	wn.MustExec(t, "ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
-	wn.MustExec(t, "ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-	wn.MustExec(t, "ip", "-6", "route", "add", "default", "via", hostLL, "dev", "eth0")
-	// The host side's link-local address must exist before workloads can
-	// use it as their IPv6 gateway.
-	testutil.Eventually(t, 5*time.Second, func() error {
-		out, err := h.Exec("ip", "-6", "addr", "show", "dev", iface, "scope", "link")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, hostLL) || strings.Contains(out, "tentative") {
-			return fmt.Errorf("no usable link-local address on %s yet: %s", iface, out)
-		}
-		return nil
-	})
+	testutil.PlumbWorkload(t, tp.host, w.ns, iface, w.v4, w.v6)
 	return w
 }
 
