@@ -87,6 +87,8 @@ func (s *calcState) apply(us []syncer.Update) changes {
 			} else {
 				s.c.UpsertGlobalNetworkPolicy(u.Object.(*api.GlobalNetworkPolicy))
 			}
+		case api.KindGlobalNetworkSet, api.KindNetworkSet, api.KindTier:
+			s.applyMore(u)
 		case api.KindIPPool:
 			ch.bgp = true
 			if del {
@@ -287,4 +289,29 @@ func (s *calcState) setHostMTU(mtu int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.c.SetHostMTU(mtu)
+}
+
+// applyMore feeds network sets and tiers to the calculator. s.mu is held.
+func (s *calcState) applyMore(u syncer.Update) {
+	del := u.Object == nil
+	switch u.Kind {
+	case api.KindGlobalNetworkSet:
+		if del {
+			s.c.DeleteGlobalNetworkSet(u.Name)
+		} else {
+			s.c.UpsertGlobalNetworkSet(u.Object.(*api.GlobalNetworkSet))
+		}
+	case api.KindNetworkSet:
+		if del {
+			s.c.DeleteNetworkSet(u.Namespace, u.Name)
+		} else {
+			s.c.UpsertNetworkSet(u.Object.(*api.NetworkSet))
+		}
+	case api.KindTier:
+		if del {
+			s.c.DeleteTier(u.Name)
+		} else {
+			s.c.UpsertTier(u.Object.(*api.Tier))
+		}
+	}
 }

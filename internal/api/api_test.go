@@ -21,6 +21,9 @@ func TestLookupKind(t *testing.T) {
 		"bgpconfiguration": KindBGPConfiguration, "bgpconfig": KindBGPConfiguration, "bgpconfigs": KindBGPConfiguration,
 		"felixconfiguration": KindFelixConfiguration, "felixconfig": KindFelixConfiguration, "FelixConfigs": KindFelixConfiguration,
 		"bgpfilter": KindBGPFilter, "bgpfilters": KindBGPFilter, "bf": KindBGPFilter,
+		"gnetsets": KindGlobalNetworkSet, "netsets": KindNetworkSet, "tiers": KindTier, "sgnp": KindStagedGlobalNetworkPolicy,
+		"spols": KindStagedNetworkPolicy, "sknp": KindStagedKubernetesNetworkPolicy, "reservations": KindIPReservation,
+		"kubecontrollersconfig": KindKubeControllersConfiguration,
 	}
 	for name, want := range cases {
 		ki, err := LookupKind(name)
@@ -31,7 +34,7 @@ func TestLookupKind(t *testing.T) {
 	if _, err := LookupKind("firewall"); err == nil || !strings.Contains(err.Error(), `unknown resource type "firewall"`) {
 		t.Errorf("unknown kind: %v", err)
 	}
-	if _, err := LookupKind("globalnetworkset"); err == nil || !strings.Contains(err.Error(), "not supported here") {
+	if _, err := LookupKind("caliconodestatus"); err == nil || !strings.Contains(err.Error(), "not supported here") {
 		t.Errorf("unsupported kind: %v", err)
 	}
 }
@@ -42,7 +45,10 @@ func TestKindTable(t *testing.T) {
 		KindGlobalNetworkPolicy: "globalnetworkpolicies", KindWorkloadEndpoint: "workloadendpoints",
 		KindHostEndpoint: "hostendpoints", KindNode: "nodes", KindBGPPeer: "bgppeers",
 		KindBGPConfiguration: "bgpconfigurations", KindFelixConfiguration: "felixconfigurations",
-		KindBGPFilter: "bgpfilters",
+		KindBGPFilter: "bgpfilters", KindGlobalNetworkSet: "globalnetworksets", KindNetworkSet: "networksets",
+		KindTier: "tiers", KindStagedGlobalNetworkPolicy: "stagedglobalnetworkpolicies",
+		KindStagedNetworkPolicy: "stagednetworkpolicies", KindStagedKubernetesNetworkPolicy: "stagedkubernetesnetworkpolicies",
+		KindIPReservation: "ipreservations", KindKubeControllersConfiguration: "kubecontrollersconfigurations",
 	}
 	if len(Kinds()) != len(wantPlural) {
 		t.Fatalf("%d kinds, want %d", len(Kinds()), len(wantPlural))
@@ -51,7 +57,8 @@ func TestKindTable(t *testing.T) {
 		if ki.Plural != wantPlural[ki.Kind] {
 			t.Errorf("%s plural %q", ki.Kind, ki.Plural)
 		}
-		if ns := ki.Kind == KindNetworkPolicy || ki.Kind == KindWorkloadEndpoint; ns != ki.Namespaced {
+		if ns := ki.Kind == KindNetworkPolicy || ki.Kind == KindWorkloadEndpoint || ki.Kind == KindNetworkSet ||
+			ki.Kind == KindStagedNetworkPolicy || ki.Kind == KindStagedKubernetesNetworkPolicy; ns != ki.Namespaced {
 			t.Errorf("%s namespaced = %v", ki.Kind, ki.Namespaced)
 		}
 		r, err := New(ki.Kind)
@@ -62,8 +69,8 @@ func TestKindTable(t *testing.T) {
 			t.Errorf("LookupPlural(%s) = %v", ki.Plural, got.Kind)
 		}
 	}
-	if _, err := New("Tier"); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("New(Tier): %v", err)
+	if _, err := New("CalicoNodeStatus"); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("New(CalicoNodeStatus): %v", err)
 	}
 }
 
@@ -151,7 +158,7 @@ func TestValidate(t *testing.T) {
 		{"pool block 32", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/30", BlockSize: 32}}, ""},
 		{"pool v6 block 128", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "fd00::/120", BlockSize: 128}}, ""},
 		{"pool v6 link local", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "fe80::/64"}}, "IPv6 link-local"},
-		{"pool ipip crosssubnet refused", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", IPIPMode: "CrossSubnet"}}, "spec.ipipMode: not supported here"},
+		{"pool ipip crosssubnet stored", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", IPIPMode: "CrossSubnet"}}, ""},
 		{"pool vxlan always ok", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", VXLANMode: "Always"}}, ""},
 		{"pool loadbalancer", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AllowedUses: []string{"LoadBalancer"}}}, "spec.allowedUses[0]: not supported here"},
 		{"pool unknown use", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AllowedUses: []string{"Workload", "Pets"}}}, `spec.allowedUses[1]: unknown use "Pets"`},
@@ -204,7 +211,7 @@ func TestValidate(t *testing.T) {
 		{"wep hostPort sctp", &WorkloadEndpoint{ObjectMeta: ObjectMeta{Name: "n-docker-w-eth0", Namespace: "default"}, Spec: WorkloadEndpointSpec{Node: "n", Orchestrator: "docker", Workload: "w", Endpoint: "eth0", Ports: []WorkloadEndpointPort{{Protocol: Protocol{Name: "SCTP"}, Port: 80, HostPort: 80}}}}, "spec.ports[0].protocol: a port with hostPort must use protocol TCP or UDP"},
 		{"wep hostIP bad", &WorkloadEndpoint{ObjectMeta: ObjectMeta{Name: "n-docker-w-eth0", Namespace: "default"}, Spec: WorkloadEndpointSpec{Node: "n", Orchestrator: "docker", Workload: "w", Endpoint: "eth0", Ports: []WorkloadEndpointPort{{Protocol: Protocol{Name: "TCP"}, Port: 80, HostPort: 80, HostIP: "10.0.0.0/8"}}}}, `spec.ports[0].hostIP: invalid host IP "10.0.0.0/8"`},
 		{"wep hostIP without hostPort", &WorkloadEndpoint{ObjectMeta: ObjectMeta{Name: "n-docker-w-eth0", Namespace: "default"}, Spec: WorkloadEndpointSpec{Node: "n", Orchestrator: "docker", Workload: "w", Endpoint: "eth0", Ports: []WorkloadEndpointPort{{Name: "p", Protocol: Protocol{Name: "TCP"}, Port: 80, HostIP: "10.0.0.1"}}}}, "spec.ports[0].hostIP: hostIP needs hostPort"},
-		{"wep spoof", &WorkloadEndpoint{ObjectMeta: ObjectMeta{Name: "n-docker-w-eth0", Namespace: "default"}, Spec: WorkloadEndpointSpec{Node: "n", Orchestrator: "docker", Workload: "w", Endpoint: "eth0", AllowSpoofedSourcePrefixes: []string{"0.0.0.0/0"}}}, "spec.allowSpoofedSourcePrefixes: not supported here"},
+		{"wep spoof", &WorkloadEndpoint{ObjectMeta: ObjectMeta{Name: "n-docker-w-eth0", Namespace: "default"}, Spec: WorkloadEndpointSpec{Node: "n", Orchestrator: "docker", Workload: "w", Endpoint: "eth0", AllowSpoofedSourcePrefixes: []string{"0.0.0.0/0"}}}, ""},
 		{"hep wildcard", &HostEndpoint{ObjectMeta: meta("h"), Spec: HostEndpointSpec{Node: "n", InterfaceName: "*"}}, ""},
 		{"hep bad ip", &HostEndpoint{ObjectMeta: meta("h"), Spec: HostEndpointSpec{Node: "n", ExpectedIPs: []string{"10.0.0.0/8"}}}, `spec.expectedIPs[0]: invalid IP address "10.0.0.0/8"`},
 		{"hep no node", &HostEndpoint{ObjectMeta: meta("h"), Spec: HostEndpointSpec{InterfaceName: "eth0"}}, "spec.node: node is required"},
@@ -216,7 +223,7 @@ func TestValidate(t *testing.T) {
 		{"peer selector ok", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()"}}, ""},
 		{"peer v4 port ok", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1:1179", ASNumber: 1}}, ""},
 		{"peer port 0", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1:0", ASNumber: 1}}, "port must be 1-65535"},
-		{"peer neither", &BGPPeer{ObjectMeta: meta("b")}, "one of peerIP or peerSelector is required"},
+		{"peer neither", &BGPPeer{ObjectMeta: meta("b")}, "one of peerIP, peerSelector or localWorkloadSelector is required"},
 		{"peer selector with as", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", ASNumber: 5}}, "asNumber must be empty when peerSelector"},
 		{"peer filters", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Filters: []string{"f"}}}, ""},
 		{"peer password without ref", &BGPPeer{ObjectMeta: meta("b"), Spec: BGPPeerSpec{PeerSelector: "all()", Password: &BGPPassword{}}}, "spec.password.secretKeyRef: secretKeyRef is required"},
@@ -243,12 +250,12 @@ func TestValidate(t *testing.T) {
 }
 
 func TestNotSupportedIsDistinguishable(t *testing.T) {
-	err := Validate(&IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", IPIPMode: "Always"}})
+	err := Validate(&GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", HTTP: &HTTPMatch{Methods: []string{"GET"}}}}}})
 	if !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("%v does not match ErrNotSupported", err)
 	}
 	var fes FieldErrors
-	if !errors.As(err, &fes) || len(fes) != 1 || fes[0].Field != "spec.ipipMode" {
+	if !errors.As(err, &fes) || len(fes) != 1 || fes[0].Field != "spec.ingress[0].http" {
 		t.Fatalf("field errors %v", fes)
 	}
 	err = Validate(&IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/33"}})

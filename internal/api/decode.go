@@ -22,6 +22,9 @@ type Document struct {
 	Document int
 	// Item is the position in a List (from 1), or 0.
 	Item int
+	// Warnings name the fields that are stored without effect here (set
+	// by DecodeAndValidate).
+	Warnings []string
 }
 
 // Error wraps err with the document's position and resource name.
@@ -49,11 +52,14 @@ func Decode(data []byte) ([]Resource, error) {
 // An empty manifest is an error.
 func DecodeAndValidate(data []byte) ([]Document, error) {
 	docs, problems := decodeDocuments(data)
-	for _, d := range docs {
+	for i := range docs {
+		d := &docs[i]
 		Default(d.Resource)
-		if verr := Validate(d.Resource); verr != nil {
+		warn, verr := ValidateWarn(d.Resource)
+		if verr != nil {
 			problems = append(problems, &DocumentError{Document: d.Document, Item: d.Item, Resource: displayIdent(d.Resource), Err: verr})
 		}
+		d.Warnings = warn
 	}
 	if len(problems) > 0 {
 		return nil, joinSorted(problems)

@@ -42,6 +42,8 @@ func Default(r Resource) {
 		v.Spec.Types = DefaultPolicyTypes(v.Spec)
 	case *GlobalNetworkPolicy:
 		v.Spec.Types = DefaultPolicyTypes(v.Spec)
+	default:
+		defaultMoreKinds(r)
 	}
 }
 

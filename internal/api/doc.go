@@ -2,8 +2,15 @@
 // understands, with Calico's field names and defaults, and validates them.
 //
 // It is pure: no I/O, no datastore, no kernel. Decoding is strict: unknown
-// kinds and fields are refused, and fields that Calico has but this project
-// does not enforce are refused with "not supported" rather than ignored.
+// kinds and fields are refused. Every field of Calico's v3 schema is
+// accepted: the field table (fields.go, fields_table.go) checks the fields
+// that have no Go field as Calico's validator does, and says of every field
+// whether it acts here, is stored without effect (a warning on write:
+// ValidateWarn, Document.Warnings), or is refused because ignoring it would
+// widen policy. Fields without a Go field travel with the resource
+// (extras.go: kept from the manifest or the stored value, returned by
+// MarshalResource and EncodeStored); FieldDocs renders the table for
+// docs/resources.md.
 //
 // The pieces:
 //   - The kind table (Kinds, LookupKind, LookupPlural, New): canonical kind,
@@ -33,6 +40,6 @@
 //
 // Invariants: a resource that passed Default and Validate has a name, a
 // namespace exactly when its kind is namespaced, parseable selectors,
-// CIDRs and ports, and no field this project would silently ignore.
+// CIDRs and ports, and no field this project ignores without a warning.
 // Rule nets may carry host bits, as in Calico; use ParseNet, which masks.
 package api

@@ -90,8 +90,17 @@ func (e *DocumentError) prefix() string {
 
 func (e *DocumentError) Unwrap() error { return e.Err }
 
-// errs collects field errors during validation.
-type errs struct{ list FieldErrors }
+// errs collects field errors during validation, and warnings about fields
+// that are stored without effect.
+type errs struct {
+	list FieldErrors
+	warn []string
+}
+
+// noEffect records a field that is stored but has no effect here.
+func (c *errs) noEffect(field, why string) {
+	c.warn = append(c.warn, noEffectMessage(field, why))
+}
 
 func (c *errs) add(field, format string, args ...any) {
 	c.list = append(c.list, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})

@@ -120,10 +120,14 @@ func checkTieredName(c *errs, name, tier string) {
 		tier = DefaultTier
 	}
 	prefix, _, dotted := strings.Cut(name, ".")
-	if name == "" || strings.HasPrefix(name, "knp.default.") || !dotted {
+	if name == "" || strings.HasPrefix(name, "knp.default.") {
 		return
 	}
-	if prefix != tier {
+	if !dotted && tier != DefaultTier {
+		c.add("metadata.name", "invalid policy name %q: a policy of tier %q must be named %q", name, tier, tier+"."+name)
+		return
+	}
+	if dotted && prefix != tier {
 		c.add("metadata.name", "invalid policy name %q: a name with a '.' must start with its tier (%q.); policies of the default tier may also be named without it", name, tier)
 	}
 }

@@ -47,15 +47,14 @@ var kinds = []KindInfo{
 		Aliases: []string{"felixconfiguration", "felixconfigurations", "felixconfig", "felixconfigs"},
 		new:     func() Resource { return &FelixConfiguration{} }},
 	bgpFilterKind,
+	globalNetworkSetKind, networkSetKind, tierKind, stagedGNPKind, stagedNPKind, stagedKNPKind,
+	ipReservationKind, kubeControllersKind,
 }
 
 // unsupportedKinds are Calico kinds this project knows of but does not
 // implement; naming them gives a clearer error than "unknown kind".
 var unsupportedKinds = map[string]bool{
-	"Tier": true, "NetworkSet": true, "GlobalNetworkSet": true,
-	"IPReservation": true, "KubeControllersConfiguration": true, "ClusterInformation": true,
-	"IPAMConfiguration": true, "CalicoNodeStatus": true, "StagedNetworkPolicy": true,
-	"StagedGlobalNetworkPolicy": true, "StagedKubernetesNetworkPolicy": true, "BlockAffinity": true,
+	"ClusterInformation": true, "IPAMConfiguration": true, "CalicoNodeStatus": true, "BlockAffinity": true,
 }
 
 var (

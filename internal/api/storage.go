@@ -38,7 +38,7 @@ const (
 
 // IsTiered reports whether a kind is stored under a tiered name.
 func IsTiered(kind string) bool {
-	return kind == KindNetworkPolicy || kind == KindGlobalNetworkPolicy
+	return kind == KindNetworkPolicy || kind == KindGlobalNetworkPolicy || isStagedPolicyKind(kind)
 }
 
 // StoredName is the name a resource of kind is stored under (the last
@@ -84,7 +84,21 @@ func annotatedName(annotations map[string]string) string {
 // of it this project does not know is kept (see PreserveUnknown), so an
 // update never drops what a newer Calico wrote. r is not modified.
 func EncodeStored(r Resource, prev []byte) ([]byte, error) {
-	b, err := json.Marshal(r)
+	x := r.GetObjectMeta().extra
+	return encodeStored(r, prev, x != nil && x.manifest)
+}
+
+// EncodeStoredApply is EncodeStored for a resource a user wrote in full
+// (apply, create, replace, patch): the fields of Calico's schema that have
+// no Go field here (fields.go) come from r only, so leaving one out of a
+// manifest removes it. Fields this project does not know at all are still
+// kept from prev.
+func EncodeStoredApply(r Resource, prev []byte) ([]byte, error) {
+	return encodeStored(r, prev, true)
+}
+
+func encodeStored(r Resource, prev []byte, replaceTable bool) ([]byte, error) {
+	b, err := MarshalResource(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", Ident(r), err)
 	}
@@ -98,6 +112,11 @@ func EncodeStored(r Resource, prev []byte) ([]byte, error) {
 		obj["metadata"] = md
 	}
 	delete(md, "resourceVersion")
+	if _, ok := obj["status"]; !ok && r.Kind() == KindNode {
+		// Calico's Node has a status that is not a pointer: calicoctl
+		// always writes "status": {}.
+		obj["status"] = map[string]any{}
+	}
 	if IsTiered(r.Kind()) {
 		name := r.GetObjectMeta().Name
 		ann, _ := md["annotations"].(map[string]any)
@@ -108,10 +127,19 @@ func EncodeStored(r Resource, prev []byte) ([]byte, error) {
 		nb, _ := json.Marshal(map[string]string{"name": name})
 		ann[MetadataAnnotation] = string(nb)
 		md["name"] = StoredName(r.Kind(), name)
+		if spec := PolicySpecOf(r); spec != nil && spec.Tier != "" && spec.Tier != DefaultTier {
+			// calicoctl labels the policies of other tiers with their tier.
+			labels, _ := md["labels"].(map[string]any)
+			if labels == nil {
+				labels = map[string]any{}
+				md["labels"] = labels
+			}
+			labels[LabelTier] = spec.Tier
+		}
 	}
 	if prev != nil {
 		if old, err := parseObject(prev); err == nil {
-			mergeUnknown(obj, old, reflect.TypeOf(r).Elem())
+			mergeUnknown(obj, old, reflect.TypeOf(r).Elem(), replaceTable)
 		}
 	}
 	return json.Marshal(obj)
@@ -127,6 +155,7 @@ func DecodeStored(kind, storedName string, value []byte, rev int64) (Resource, e
 	if err != nil {
 		return nil, err
 	}
+	keepExtraFrom(r, value)
 	m := r.GetObjectMeta()
 	if m.Name == "" {
 		m.Name = storedName
@@ -139,13 +168,7 @@ func DecodeStored(kind, storedName string, value []byte, rev int64) (Resource, e
 		}
 		// calicoctl shows the tier in spec.tier and as a label, though
 		// neither is stored for the default tier.
-		var spec *PolicySpec
-		switch v := r.(type) {
-		case *NetworkPolicy:
-			spec = &v.Spec
-		case *GlobalNetworkPolicy:
-			spec = &v.Spec
-		}
+		spec := PolicySpecOf(r)
 		if spec.Tier == "" {
 			spec.Tier = DefaultTier
 		}
@@ -218,7 +241,7 @@ func PreserveUnknown(t reflect.Type, prev, encoded []byte) ([]byte, error) {
 		// What is stored is not JSON: nothing to keep.
 		return encoded, nil
 	}
-	return json.Marshal(mergeUnknown(nv, ov, t))
+	return json.Marshal(mergeUnknown(nv, ov, t, false))
 }
 
 func parseAny(b []byte) (any, error) {
@@ -271,7 +294,9 @@ var marshalerType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
 
 // mergeUnknown adds to nv (new JSON data of Go type t) what ov (the stored
 // JSON data) has and t does not know, recursively; it returns the result.
-func mergeUnknown(nv, ov any, t reflect.Type) any {
+// With skipTable, fields of the field table (fields.go) are not taken from
+// ov: nv has them all.
+func mergeUnknown(nv, ov any, t reflect.Type, skipTable bool) any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -290,13 +315,16 @@ func mergeUnknown(nv, ov any, t reflect.Type) any {
 		for k, v := range o {
 			ft, known := fields[k]
 			if !known {
-				if _, set := n[k]; !set {
+				if skipTable && extraField(t, k) != nil {
+					continue
+				}
+				if _, set := n[k]; !set && v != nil {
 					n[k] = v
 				}
 				continue
 			}
 			if cur, set := n[k]; set {
-				n[k] = mergeUnknown(cur, v, ft)
+				n[k] = mergeUnknown(cur, v, ft, skipTable)
 			}
 		}
 		return n
@@ -308,7 +336,7 @@ func mergeUnknown(nv, ov any, t reflect.Type) any {
 		}
 		for k, cur := range n {
 			if v, ok := o[k]; ok {
-				n[k] = mergeUnknown(cur, v, t.Elem())
+				n[k] = mergeUnknown(cur, v, t.Elem(), skipTable)
 			}
 		}
 		return n
@@ -320,7 +348,7 @@ func mergeUnknown(nv, ov any, t reflect.Type) any {
 		}
 		for i := 0; i < len(n) && i < len(o); i++ {
 			if reflect.DeepEqual(normalizeNumbers(known(o[i], t.Elem())), normalizeNumbers(known(n[i], t.Elem()))) {
-				n[i] = mergeUnknown(n[i], o[i], t.Elem())
+				n[i] = mergeUnknown(n[i], o[i], t.Elem(), skipTable)
 			}
 		}
 		return n

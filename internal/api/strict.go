@@ -40,12 +40,27 @@ func decodeStrict(data []byte, tree any, v any) error {
 	if fe := walk(tree, t, ""); fe != nil {
 		return fe
 	}
+	known, extra := splitExtra(tree, t)
+	if extra {
+		// Fields of Calico's schema without a Go field: decode the rest,
+		// and keep the whole document to return them unchanged.
+		b, err := json.Marshal(known)
+		if err != nil {
+			return &FieldError{Reason: err.Error()}
+		}
+		data = b
+	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		// The walk accepts everything encoding/json accepts, so this is a
 		// gap in the walk rather than in the manifest; report it as is.
 		return &FieldError{Reason: err.Error()}
+	}
+	if r, ok := v.(Resource); ok && extra {
+		if m, ok := tree.(map[string]any); ok {
+			r.GetObjectMeta().extra = &extraData{tree: m, manifest: true}
+		}
 	}
 	return nil
 }
@@ -84,6 +99,15 @@ func walk(v any, t reflect.Type, path string) *FieldError {
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
+				if f := extraField(t, k); f != nil {
+					if obj[k] == nil {
+						continue
+					}
+					if fe := f.Check.run(obj[k], join(path, k)); fe != nil {
+						return fe
+					}
+					continue
+				}
 				return unknownField(path, k, fields)
 			}
 			if fe := walk(obj[k], ft, join(path, k)); fe != nil {

@@ -44,6 +44,9 @@ type ObjectMeta struct {
 	CreationTimestamp string            `json:"creationTimestamp,omitempty"`
 	Labels            map[string]string `json:"labels,omitempty"`
 	Annotations       map[string]string `json:"annotations,omitempty"`
+
+	// extra keeps the fields without a Go field (see extras.go).
+	extra *extraData
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s").

@@ -17,6 +17,14 @@ import (
 // named by its field path. Run Default first: Validate treats empty
 // defaulted fields as their defaults but does not fill them in.
 func Validate(r Resource) error {
+	_, err := ValidateWarn(r)
+	return err
+}
+
+// ValidateWarn is Validate that also returns a warning for every field
+// that is stored without effect here (see fields.go), each naming the
+// field and why.
+func ValidateWarn(r Resource) ([]string, error) {
 	var c errs
 	validateMeta(&c, r)
 	validateIdentity(&c, r)
@@ -36,7 +44,7 @@ func Validate(r Resource) error {
 	case *Node:
 		validateNode(&c, &v.Spec)
 	case *BGPPeer:
-		validateBGPPeer(&c, &v.Spec)
+		validateBGPPeer(&c, &v.Spec, strOf(extraSpec(v)["localWorkloadSelector"]) != "")
 	case *BGPConfiguration:
 		validateBGPConfiguration(&c, &v.Spec)
 	case *FelixConfiguration:
@@ -44,9 +52,12 @@ func Validate(r Resource) error {
 	case *BGPFilter:
 		validateBGPFilter(&c, &v.Spec)
 	default:
-		c.add("kind", "unknown resource type %T", r)
+		if !validateMoreKinds(&c, r) {
+			c.add("kind", "unknown resource type %T", r)
+		}
 	}
-	return c.err()
+	validateExtras(&c, r)
+	return append(extraWarnings(r), c.warn...), c.err()
 }
 
 // ---- metadata ----
@@ -61,7 +72,7 @@ func validateMeta(c *errs, r Resource) {
 		c.add("metadata.name", "name is required")
 	case len(m.Name) > maxNameLen:
 		c.add("metadata.name", "name is too long (%d characters, at most %d)", len(m.Name), maxNameLen)
-	case r.Kind() == KindNetworkPolicy || r.Kind() == KindGlobalNetworkPolicy:
+	case r.Kind() == KindNetworkPolicy || r.Kind() == KindGlobalNetworkPolicy || isStagedPolicyKind(r.Kind()):
 		if strings.HasPrefix(m.Name, "knp.default.") {
 			c.add("metadata.name", "invalid name %q: the prefix knp.default. is reserved for Kubernetes network policies", m.Name)
 		} else if !policyNameRe.MatchString(m.Name) {
@@ -198,7 +209,7 @@ func validateIPPool(c *errs, s *IPPoolSpec) {
 		c.add("spec.ipipMode", "ipipMode and vxlanMode cannot both be enabled")
 	}
 	if encapEnabled(s.IPIPMode) {
-		c.unsupported("spec.ipipMode", "IPIP is not available in this kernel; use vxlanMode instead")
+		c.noEffect("spec.ipipMode", whyIPIP+" (the pool is routed without encapsulation)")
 	}
 	checkSelector(c, "spec.nodeSelector", s.NodeSelector)
 	for i, u := range s.AllowedUses {
@@ -232,8 +243,8 @@ func validateProfile(c *errs, s *ProfileSpec) {
 // ---- NetworkPolicy and GlobalNetworkPolicy ----
 
 func validatePolicy(c *errs, s *PolicySpec, global bool) {
-	if s.Tier != "" && s.Tier != DefaultTier {
-		c.unsupported("spec.tier", "only the default tier exists here")
+	if s.Tier != "" && (len(s.Tier) > maxTierNameLen || !tierNameRe.MatchString(s.Tier)) {
+		c.add("spec.tier", "invalid tier name %q: at most 63 lower case alphanumeric characters or '-'", s.Tier)
 	}
 	if s.Order != nil && (math.IsNaN(*s.Order) || math.IsInf(*s.Order, 0)) {
 		c.add("spec.order", "order must be a finite number")
@@ -457,10 +468,10 @@ func validateWorkloadEndpoint(c *errs, s *WorkloadEndpointSpec) {
 		}
 	}
 	if len(s.IPNATs) > 0 {
-		c.unsupported("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
+		c.noEffect("spec.ipNATs", "1:1 NAT (floating IPs) is not available in this dataplane")
 	}
 	if len(s.AllowSpoofedSourcePrefixes) > 0 {
-		c.unsupported("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses")
+		c.noEffect("spec.allowSpoofedSourcePrefixes", "workloads may only send from their own addresses here")
 	}
 	checkGateway(c, "spec.ipv4Gateway", s.IPv4Gateway, 4)
 	checkGateway(c, "spec.ipv6Gateway", s.IPv6Gateway, 6)
@@ -574,7 +585,7 @@ func validateNode(c *errs, s *NodeSpec) {
 		checkHostCIDR(c, "spec.bgp.ipv4Address", b.IPv4Address, 4)
 		checkHostCIDR(c, "spec.bgp.ipv6Address", b.IPv6Address, 6)
 		if b.IPv4IPIPTunnelAddr != "" {
-			c.unsupported("spec.bgp.ipv4IPIPTunnelAddr", "IPIP is not available in this kernel")
+			c.noEffect("spec.bgp.ipv4IPIPTunnelAddr", whyIPIP)
 		}
 		if b.RouteReflectorClusterID != "" {
 			if a, err := netip.ParseAddr(b.RouteReflectorClusterID); err != nil || !a.Is4() {
@@ -624,7 +635,9 @@ func checkHostCIDR(c *errs, path, s string, family int) {
 
 // ---- BGP ----
 
-func validateBGPPeer(c *errs, s *BGPPeerSpec) {
+// localWorkload: spec.localWorkloadSelector is set (Calico's third way to
+// name the peer, stored here with no effect; see fields_table.go).
+func validateBGPPeer(c *errs, s *BGPPeerSpec, localWorkload bool) {
 	if s.Node != "" {
 		if err := checkName(s.Node); err != nil {
 			c.add("spec.node", "%v", err)
@@ -638,8 +651,8 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	switch {
 	case s.PeerIP != "" && s.PeerSelector != "":
 		c.add("spec.peerIP", "peerIP must be empty when peerSelector is specified")
-	case s.PeerIP == "" && s.PeerSelector == "":
-		c.add("spec.peerIP", "one of peerIP or peerSelector is required")
+	case s.PeerIP == "" && s.PeerSelector == "" && !localWorkload:
+		c.add("spec.peerIP", "one of peerIP, peerSelector or localWorkloadSelector is required")
 	case s.PeerIP != "":
 		if _, _, err := ParsePeerIP(s.PeerIP); err != nil {
 			c.add("spec.peerIP", "%v", err)
@@ -652,7 +665,7 @@ func validateBGPPeer(c *errs, s *BGPPeerSpec) {
 	}
 	validateBGPPeerSecurity(c, s)
 	if s.KeepOriginalNextHop {
-		c.unsupported("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
+		c.noEffect("spec.keepOriginalNextHop", "the embedded speaker always sets itself as next hop towards peers")
 	}
 	switch s.SourceAddress {
 	case "", "UseNodeIP", "None":
@@ -708,7 +721,7 @@ func validateFelixConfiguration(c *errs, s *FelixConfigurationSpec) {
 	checkDuration(c, "spec.routeRefreshInterval", s.RouteRefreshInterval, true)
 	checkDuration(c, "spec.nftablesRefreshInterval", s.NftablesRefreshInterval, true)
 	if s.IptablesRefreshInterval != nil {
-		c.unsupported("spec.iptablesRefreshInterval", "this dataplane uses nftables: set nftablesRefreshInterval")
+		c.noEffect("spec.iptablesRefreshInterval", whyIptables+": set nftablesRefreshInterval")
 	}
 	switch s.DefaultEndpointToHostAction {
 	case "", "Drop", "Accept", "Return":

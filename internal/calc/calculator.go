@@ -43,6 +43,9 @@ type Calculator struct {
 	setIdx *shapeIndex[*setEntry]
 	polIdx *shapeIndex[*policyEntry]
 
+	netsets map[string]*wepEntry // network sets, by key (see netsets.go)
+	tiers   map[string]tierInfo  // Tier resources (see tiers.go)
+
 	pools   map[string]*api.IPPool
 	blocks  map[netip.Prefix]Block
 	nodes   map[string]*api.Node
@@ -1094,7 +1097,7 @@ func (c *Calculator) buildOut(e *wepEntry) dataplane.Endpoint {
 		pols = append(pols, &p.meta)
 	}
 	slices.SortFunc(pols, comparePolMeta)
-	return buildEndpoint(e.w, e.addrs, pols, endpointProfiles(e.w.Spec.Profiles, c.profileExists))
+	return tieredEndpoint(e.w, e.addrs, pols, endpointProfiles(e.w.Spec.Profiles, c.profileExists), c.tiers)
 }
 
 func (c *Calculator) poolList() []*api.IPPool {

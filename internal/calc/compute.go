@@ -84,6 +84,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	slices.SortFunc(eps, func(a, b *computeEP) int { return strings.Compare(wepID(a.w), wepID(b.w)) })
 
 	pols := computePolicies(s, parse)
+	tiers := computeTiers(s)
 
 	// Local endpoints and the chains they use.
 	var endpoints []dataplane.Endpoint
@@ -100,7 +101,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 				matched = append(matched, &p.meta)
 			}
 		}
-		e := buildEndpoint(ep.w, ep.addrs, matched, endpointProfiles(ep.w.Spec.Profiles, exists))
+		e := tieredEndpoint(ep.w, ep.addrs, matched, endpointProfiles(ep.w.Spec.Profiles, exists), tiers)
 		for _, ids := range [][]string{e.IngressPolicies, e.EgressPolicies, e.Profiles} {
 			for _, id := range ids {
 				used[id] = true
@@ -132,12 +133,14 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		chains = append(chains, translateChain(parse, id, pr.Spec.Ingress, pr.Spec.Egress, "", true, true, sink))
 	}
 
-	// Sets: the addresses of every matching endpoint on every host.
+	// Sets: the addresses of every matching endpoint on every host, and
+	// the nets of every matching network set.
+	netsets := computeNetSets(s)
 	var sets []dataplane.IPSet
 	for _, id := range sortedKeys(setMatchers) {
 		m := setMatchers[id]
 		var members []netip.Prefix
-		for _, ep := range eps {
+		for _, ep := range slices.Concat(eps, netsets) {
 			if m.matches(&ep.view) {
 				members = append(members, ep.addrs...)
 			}

@@ -19,6 +19,7 @@ func loadCalculator(s *Snapshot) *Calculator {
 	for i := range s.WorkloadEndpoints {
 		c.UpsertWorkloadEndpoint(&s.WorkloadEndpoints[i])
 	}
+	loadMore(c, s)
 	for i := range s.GlobalNetworkPolicies {
 		c.UpsertGlobalNetworkPolicy(&s.GlobalNetworkPolicies[i])
 	}

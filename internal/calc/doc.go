@@ -28,7 +28,12 @@
 //     A serviceAccountSelector is evaluated against
 //     projectcalico.org/name = <serviceAccountName>.
 //   - Every selector used by a rule becomes one IPSet of the addresses of all
-//     matching endpoints on every host. The set ID is "s-" plus the first 16
+//     matching endpoints on every host, and of the nets of every matching
+//     GlobalNetworkSet and NetworkSet (see netsets.go for how their labels
+//     and namespaces are seen).
+//   - Policies are grouped into tiers (spec.tier, default "default") and
+//     tiers ordered and closed as Felix does (see tiers.go); staged
+//     policies never reach calc. The set ID is "s-" plus the first 16
 //     hex digits of the SHA-256 of the canonical selector text, so equal
 //     selectors share a set.
 //

@@ -75,6 +75,7 @@ type epView struct {
 	labels   map[string]string // effective labels
 	nsLabels map[string]string // labels of its namespace
 	saLabels map[string]string // labels of its service account (nil: none)
+	global   bool              // not namespaced (a GlobalNetworkSet)
 }
 
 // profileLabels looks up the labelsToApply of an existing profile.
@@ -144,19 +145,20 @@ func parsePrefixOrAddr(s string) (netip.Prefix, bool) {
 // plus, optionally, conditions on the endpoint's namespace and service
 // account. key is its canonical text and identifies it (and its IPSet).
 type matcher struct {
-	key  string
-	sel  *selector.Selector
-	ns   *selector.Selector // nil: no namespace condition
-	sa   *selector.Selector // nil: no service account condition
-	none bool               // namespaceSelector global(): no workload endpoint matches
-	keys []string           // label keys sel depends on
+	key   string
+	sel   *selector.Selector
+	ns    *selector.Selector // nil: no namespace condition
+	sa    *selector.Selector // nil: no service account condition
+	none  bool               // namespaceSelector global(): only what has no namespace matches
+	nsAll bool               // namespaceSelector all(): anything with a namespace
+	keys  []string           // label keys sel depends on
 }
 
 func (m *matcher) matches(v *epView) bool {
-	if m.none {
+	if m.none && !v.global {
 		return false
 	}
-	if m.ns != nil && !m.ns.Evaluate(v.nsLabels) {
+	if m.ns != nil && (v.global && m.nsAll || !m.ns.Evaluate(v.nsLabels)) {
 		return false
 	}
 	if m.sa != nil && !m.sa.Evaluate(v.saLabels) {
@@ -189,6 +191,7 @@ func newMatcher(parse parseFunc, sel, nsSel, saSel string) (*matcher, error) {
 				return nil, fmt.Errorf("namespaceSelector: %w", err)
 			}
 			m.ns = ns
+			m.nsAll = ns.String() == "all()"
 			key = joinKey(key, "namespaceSelector("+ns.String()+")")
 		}
 	}
@@ -265,6 +268,7 @@ type polMeta struct {
 	id      string  // chain ID
 	order   float64 // +Inf when unset
 	sortKey string  // name Felix compares: "name" (GNP) or "ns/name" (NP)
+	tier    string  // its tier (see tiers.go)
 	ingress bool
 	egress  bool
 }
@@ -280,7 +284,7 @@ func comparePolMeta(a, b *polMeta) int {
 }
 
 func newPolMeta(id, sortKey string, spec *api.PolicySpec) polMeta {
-	m := polMeta{id: id, sortKey: sortKey, order: math.Inf(1)}
+	m := polMeta{id: id, sortKey: sortKey, order: math.Inf(1), tier: tierOf(spec)}
 	if spec.Order != nil && !math.IsNaN(*spec.Order) {
 		m.order = *spec.Order
 	}

@@ -58,7 +58,7 @@ func newShapeIndex[T comparable](onMatch func(T, *wepEntry, bool)) *shapeIndex[T
 
 func shapeID(m *matcher) string {
 	id := strings.Join(m.keys, "\x00")
-	if m.ns != nil {
+	if m.ns != nil || m.none {
 		id += "\x00ns"
 	}
 	if m.sa != nil {
@@ -83,6 +83,9 @@ func (sh *shape[T]) project(e *wepEntry) string {
 	}
 	if sh.ns {
 		b = append(b, '|')
+		if e.view.global {
+			b = append(b, 0)
+		}
 		b = append(b, e.w.Namespace...)
 	}
 	if sh.sa {
@@ -230,7 +233,7 @@ func (ix *shapeIndex[T]) addMatcher(t T, m *matcher) {
 	id := shapeID(m)
 	sh := ix.shapes[id]
 	if sh == nil {
-		sh = &shape[T]{id: id, keys: m.keys, ns: m.ns != nil, sa: m.sa != nil,
+		sh = &shape[T]{id: id, keys: m.keys, ns: m.ns != nil || m.none, sa: m.sa != nil,
 			matchers: map[T]*matcher{}, classes: map[string]*class[T]{}}
 		ix.shapes[id] = sh
 		for _, k := range sh.keys {

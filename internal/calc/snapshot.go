@@ -14,8 +14,15 @@ type Snapshot struct {
 	// Node is this host's name: endpoints with spec.node == Node are local.
 	Node string
 	// WorkloadEndpoints of every host: remote ones fill selector sets.
-	WorkloadEndpoints     []api.WorkloadEndpoint
-	Profiles              []api.Profile
+	WorkloadEndpoints []api.WorkloadEndpoint
+	Profiles          []api.Profile
+	// GlobalNetworkSets and NetworkSets add their nets to the sets of the
+	// rule selectors that match them (see netsets.go).
+	GlobalNetworkSets []api.GlobalNetworkSet
+	NetworkSets       []api.NetworkSet
+	// Tiers order and close groups of policies (see tiers.go); the
+	// default tier exists even when it is not listed.
+	Tiers                 []api.Tier
 	NetworkPolicies       []api.NetworkPolicy
 	GlobalNetworkPolicies []api.GlobalNetworkPolicy
 	IPPools               []api.IPPool

@@ -67,6 +67,14 @@ func loadAPIConfig(path string) (datastore.Config, error) {
 // a datastore flag nor an ETCD_* variable was given. path "" searches
 // defaultConfigPaths; a path given explicitly must exist.
 func resolveDatastoreConfig(cmd *cobra.Command, cfg *datastore.Config, path string) error {
+	// calicoctl's DATASTORE_TYPE: etcdv3 is the only datastore here.
+	switch dt := os.Getenv("DATASTORE_TYPE"); dt {
+	case "", "etcdv3":
+	case "kubernetes":
+		return errors.New("DATASTORE_TYPE=kubernetes is not supported: this project stores its data in etcd; set DATASTORE_TYPE=etcdv3 (or unset it) and ETCD_ENDPOINTS")
+	default:
+		return fmt.Errorf("DATASTORE_TYPE=%q is not supported: want etcdv3", dt)
+	}
 	explicit := false
 	for _, f := range []string{"etcd-endpoints", "etcd-ca-cert-file", "etcd-cert-file", "etcd-key-file"} {
 		if fl := cmd.Flags().Lookup(f); fl != nil && fl.Changed {

@@ -23,7 +23,7 @@ import (
 func addDatastoreFlags(cmd *cobra.Command) *datastore.Config {
 	cfg := addDatastoreFlagsOnly(cmd)
 	var path string
-	cmd.PersistentFlags().StringVar(&path, "config", "",
+	cmd.PersistentFlags().StringVarP(&path, "config", "c", "",
 		"calicoctl CalicoAPIConfig file with the datastore settings (default: "+configPathsHelp()+", when no --etcd-* flag or ETCD_* variable is given)")
 	prev := cmd.PersistentPreRunE
 	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {

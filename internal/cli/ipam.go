@@ -304,16 +304,33 @@ func printRepair(w io.Writer, r ipam.RepairResult) {
 
 func newIPAMShowCmd(cfg *datastore.Config) *cobra.Command {
 	var ipArg, output string
-	var showBlocks bool
+	var showBlocks, showBorrowed, showConfig bool
 	cmd := &cobra.Command{
-		Use:   "show [--ip IP] [--show-blocks] [-o json]",
-		Short: "Show pool and block usage, or who holds an address",
+		Use:   "show [--ip IP | --show-blocks | --show-borrowed | --show-configuration] [-o json]",
+		Short: "Show pool and block usage, who holds an address, borrowed addresses or the IPAM configuration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "" && output != "json" && output != "table" {
 				return fmt.Errorf("-o %q: want json or table", output)
 			}
+			n := 0
+			for _, set := range []bool{ipArg != "", showBlocks, showBorrowed, showConfig} {
+				if set {
+					n++
+				}
+			}
+			if n > 1 {
+				return errors.New("--ip, --show-blocks, --show-borrowed and --show-configuration cannot be combined")
+			}
 			out := cmd.OutOrStdout()
+			if showBorrowed || showConfig {
+				return withAllocator(cmd.Context(), cfg, func(a *ipam.Allocator) error {
+					if showConfig {
+						return showIPAMConfig(cmd.Context(), out, a, output)
+					}
+					return showBorrowedAddrs(cmd.Context(), out, a, output)
+				})
+			}
 			if ipArg != "" {
 				ip, err := netip.ParseAddr(strings.TrimSpace(ipArg))
 				if err != nil {
@@ -347,6 +364,8 @@ func newIPAMShowCmd(cfg *datastore.Config) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&ipArg, "ip", "", "say who holds this address")
 	f.BoolVar(&showBlocks, "show-blocks", false, "list every block with its node and usage")
+	f.BoolVar(&showBorrowed, "show-borrowed", false, "list addresses held for a node other than their block's")
+	f.BoolVar(&showConfig, "show-configuration", false, "show the IPAM configuration (as ipam configure sets it)")
 	f.StringVarP(&output, "output", "o", "", "output format: table (default) or json")
 	return cmd
 }
@@ -515,6 +534,13 @@ blocks one node claims per IP family (0: no cap).`,
 					if err := a.SetConfig(cmd.Context(), c); err != nil {
 						return err
 					}
+					// calicoctl's lines, then the whole configuration.
+					if cmd.Flags().Changed("strictaffinity") {
+						fmt.Fprintln(cmd.OutOrStdout(), "Successfully set StrictAffinity to:", c.StrictAffinity)
+					}
+					if cmd.Flags().Changed("max-blocks-per-host") {
+						fmt.Fprintln(cmd.OutOrStdout(), "Successfully set MaxBlocksPerHost to:", c.MaxBlocksPerHost)
+					}
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "StrictAffinity: %t\nMaxBlocksPerHost: %d\nAutoAllocateBlocks: %t\n", c.StrictAffinity, c.MaxBlocksPerHost, c.AutoAllocateBlocks)
 				return nil
@@ -524,4 +550,47 @@ blocks one node claims per IP family (0: no cap).`,
 	cmd.Flags().BoolVar(&strict, "strictaffinity", false, "forbid borrowing from other nodes' blocks")
 	cmd.Flags().IntVar(&maxBlocks, "max-blocks-per-host", 0, "cap on blocks per node and family (0: none)")
 	return cmd
+}
+
+// showBorrowedAddrs prints calicoctl's --show-borrowed table.
+func showBorrowedAddrs(ctx context.Context, w io.Writer, a *ipam.Allocator, output string) error {
+	list, unclassified, err := a.Borrowed(ctx)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		if list == nil {
+			list = []ipam.BorrowedAddr{}
+		}
+		return writeJSON(w, map[string]any{"borrowed": list, "unclassified": unclassified})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IP\tBORROWING-NODE\tBLOCK\tBLOCK OWNER\tTYPE\tALLOCATED-TO")
+	for _, b := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.IP, b.BorrowingNode, b.Block, b.BlockOwner, b.Type, b.AllocatedTo)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if unclassified > 0 {
+		fmt.Fprintf(w, "\nNote: found %d IP allocations without an explicit node association. Unable to determine if they are borrowed.\n", unclassified)
+	}
+	return nil
+}
+
+// showIPAMConfig prints calicoctl's --show-configuration table.
+func showIPAMConfig(ctx context.Context, w io.Writer, a *ipam.Allocator, output string) error {
+	c, err := a.Config(ctx)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return writeJSON(w, map[string]any{"StrictAffinity": c.StrictAffinity, "AutoAllocateBlocks": c.AutoAllocateBlocks, "MaxBlocksPerHost": c.MaxBlocksPerHost})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROPERTY\tVALUE")
+	fmt.Fprintf(tw, "StrictAffinity\t%t\n", c.StrictAffinity)
+	fmt.Fprintf(tw, "AutoAllocateBlocks\t%t\n", c.AutoAllocateBlocks)
+	fmt.Fprintf(tw, "MaxBlocksPerHost\t%d\n", c.MaxBlocksPerHost)
+	return tw.Flush()
 }

@@ -121,11 +121,15 @@ has that version in the datastore.`,
 			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), res.summary(mode.past()))
+		printWarnings(cmd.ErrOrStderr(), docs)
 		for _, d := range docs {
 			if d.Resource.Kind() == api.KindHostEndpoint {
 				// Stored for calicoctl compatibility, but nothing enforces it yet:
 				// say so rather than let the operator believe the host is protected.
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is stored but not enforced: this dataplane programs workload endpoints only\n", api.Ident(d.Resource))
+			}
+			if why := api.NoEffect(d.Resource); why != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", why)
 			}
 		}
 		return nil
@@ -379,7 +383,7 @@ func writeResources(ctx context.Context, st datastore.Store, docs []api.Document
 		if exists {
 			prev = kv.Value
 		}
-		value, err := api.EncodeStored(r, prev)
+		value, err := api.EncodeStoredApply(r, prev)
 		if err != nil {
 			return nil, d.Error(err)
 		}
@@ -579,22 +583,25 @@ globalnetworkpolicy, gnp, workloadendpoint, wep, hostendpoint, hep, node,
 bgppeer, bgpconfig, felixconfig, ...), case-insensitive.
 
 Output (-o): ps (a table, the default), wide (a table with more columns),
-yaml, json (a <Kind>List when listing; applies back unchanged), name.`,
+yaml, json (a <Kind>List when listing; applies back unchanged), name,
+custom-columns=NAME,CIDR,... (the named columns of the ps and wide tables),
+go-template=TEMPLATE and go-template-file=FILE (as calicoctl: the template
+gets a list of one value, the resource or a list with .Items, and the Go
+field names: {{range .}}{{range .Items}}{{.ObjectMeta.Name}} {{end}}{{end}};
+functions join, joinAndTruncate and config "asnumber").`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", api.DefaultNamespace, "namespace of namespaced kinds")
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list namespaced kinds across all namespaces")
-	cmd.Flags().StringVarP(&output, "output", "o", "ps", "output format: ps, wide, yaml, json or name")
+	cmd.Flags().StringVarP(&output, "output", "o", "ps", "output format: ps, wide, yaml, json, name, custom-columns=COL,..., go-template=TEMPLATE or go-template-file=FILE")
 	cfg := addDatastoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ki, err := api.LookupKind(args[0])
 		if err != nil {
 			return err
 		}
-		switch output {
-		case "ps", "wide", "yaml", "json", "name":
-		default:
-			return fmt.Errorf("unknown output format %q: want ps, wide, yaml, json or name", output)
+		if err := checkOutputFormat(output); err != nil {
+			return err
 		}
 		names := args[1:]
 		if allNamespaces && len(names) > 0 && ki.Namespaced {
@@ -694,16 +701,25 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQuery, items []api.Resource, rev int64, output string) error {
 	switch output {
 	case "yaml", "json":
+		// Each resource with every field it was stored with (api.MarshalResource).
+		raws := make([]json.RawMessage, len(items))
+		for i, r := range items {
+			b, err := api.MarshalResource(r)
+			if err != nil {
+				return fmt.Errorf("encode %s: %w", api.Ident(r), err)
+			}
+			raws[i] = b
+		}
 		var obj any
 		if len(q.names) == 1 {
-			obj = items[0]
+			obj = raws[0]
 		} else {
 			obj = struct {
-				APIVersion string         `json:"apiVersion"`
-				Kind       string         `json:"kind"`
-				Metadata   map[string]any `json:"metadata"`
-				Items      []api.Resource `json:"items"`
-			}{api.APIVersion, q.kind.Kind + "List", map[string]any{"resourceVersion": strconv.FormatInt(rev, 10)}, items}
+				APIVersion string            `json:"apiVersion"`
+				Kind       string            `json:"kind"`
+				Metadata   map[string]any    `json:"metadata"`
+				Items      []json.RawMessage `json:"items"`
+			}{api.APIVersion, q.kind.Kind + "List", map[string]any{"resourceVersion": strconv.FormatInt(rev, 10)}, raws}
 		}
 		var out []byte
 		var err error
@@ -723,6 +739,9 @@ func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQ
 			fmt.Fprintf(w, "%s/%s\n", strings.ToLower(q.kind.Kind), r.GetObjectMeta().Name)
 		}
 		return nil
+	}
+	if handled, err := printCalicoctlFormat(ctx, w, st, q, items, rev, output); handled {
+		return err
 	}
 	cols := tableColumns(ctx, st, q.kind.Kind, output == "wide")
 	if q.kind.Namespaced && q.all {
@@ -943,6 +962,7 @@ func newValidateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			printWarnings(cmd.ErrOrStderr(), docs)
 			fmt.Fprintf(cmd.OutOrStdout(), "Successfully validated %d resource(s)\n", len(docs))
 			return nil
 		},

@@ -267,7 +267,7 @@ spec:
 apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: ipip}
-spec: {cidr: 10.1.0.0/16, ipipMode: Always}
+spec: {cidr: 10.1.0.0/16, ipip: {enabled: true}}
 ---
 apiVersion: projectcalico.org/v3
 kind: Firewall
@@ -276,7 +276,7 @@ metadata: {name: x}
 		stderr := c.fail("apply", "-f", bad)
 		for _, want := range []string{
 			`document 2 (GlobalNetworkPolicy typo): spec.selektor: unknown field "selektor"`,
-			`document 3 (IPPool ipip): spec.ipipMode: not supported here: IPIP is not available in this kernel`,
+			`document 3 (IPPool ipip): spec.ipip: field must not be set: it is the deprecated v1 form, use ipipMode`,
 			`document 4: unknown kind "Firewall"`,
 		} {
 			if !strings.Contains(stderr, want) {

@@ -47,7 +47,11 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Execute runs the command line and returns the process exit code.
 func Execute() int {
-	err := NewRoot().Execute()
+	root := NewRoot()
+	if IsCalicoctl(os.Args[0]) {
+		root = NewCalicoctlRoot()
+	}
+	err := root.Execute()
 	if err == nil {
 		return 0
 	}

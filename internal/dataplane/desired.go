@@ -146,6 +146,27 @@ type Endpoint struct {
 	EgressPolicies  []string
 	// Profiles are PolicyChain IDs in evaluation order.
 	Profiles []string
+	// IngressTiers and EgressTiers split IngressPolicies and
+	// EgressPolicies into consecutive tiers (Calico's Tier), in order. Nil
+	// means one tier holding every policy whose default action is Deny,
+	// which is the semantics described above. With tiers, a rule's Pass
+	// and the end of a tier whose DefaultPass is set go on to the next
+	// tier, the end of any other tier drops, and past the last tier come
+	// the profiles.
+	IngressTiers []EndpointTier
+	EgressTiers  []EndpointTier
+}
+
+// EndpointTier is one tier of an endpoint's policies in one direction.
+type EndpointTier struct {
+	// Name is the tier's name (for humans).
+	Name string
+	// Policies is how many policy IDs, following the previous tier's, the
+	// tier holds (at least one).
+	Policies int
+	// DefaultPass: a packet that no policy of the tier accepts or denies
+	// goes to the next tier (defaultAction Pass) instead of being dropped.
+	DefaultPass bool
 }
 
 // PolicyChain is one policy or profile: its rules per direction.

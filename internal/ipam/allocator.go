@@ -126,6 +126,7 @@ type call struct {
 	fresh      bool         // nothing assigned yet in this call
 	got        []netip.Addr // assigned so far for the family in progress
 	num        int          // asked for the family in progress
+	reserved   Reserved     // IPReservation networks: never assigned here
 }
 
 // AutoAssign assigns Num4 IPv4 and Num6 IPv6 addresses to args.Handle. If the
@@ -167,6 +168,9 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AssignArgs) (AssignResu
 		c.maxRetries = a.maxRetries
 	}
 	if c.h, c.hrev, err = a.getHandle(ctx, args.Handle); err != nil {
+		return res, err
+	}
+	if c.reserved, err = a.Reservations(ctx); err != nil {
 		return res, err
 	}
 	var fresh []netip.Addr
@@ -283,8 +287,8 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 			return nil, false, err
 		}
-		if err == nil && b.Host() == node && b.NumFree() > 0 {
-			ips := b.Assign(need, c.handle, sec)
+		if err == nil && b.Host() == node && b.numFreeFor(c.reserved) > 0 {
+			ips := b.assignFor(need, c.handle, sec, c.reserved)
 			ok, err := a.commit(ctx, c, b.CIDR, len(ips), blockPut(b, rev))
 			return ips, ok, err
 		}
@@ -317,10 +321,10 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		}
 		b := bk.b
 		nodeBlocks++
-		if !inPools(b.CIDR) || b.NumFree() == 0 {
+		if !inPools(b.CIDR) || b.numFreeFor(c.reserved) == 0 {
 			continue
 		}
-		ips := b.Assign(need, c.handle, sec)
+		ips := b.assignFor(need, c.handle, sec, c.reserved)
 		ok, err := a.commit(ctx, c, b.CIDR, len(ips), blockPut(b, bk.rev))
 		if ok {
 			a.setHint(node, fam, b.CIDR)
@@ -348,7 +352,7 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 				continue
 			}
 			b := NewBlock(cidr, node)
-			ips := b.Assign(need, c.handle, sec)
+			ips := b.assignFor(need, c.handle, sec, c.reserved)
 			ops := []datastore.Op{
 				{Type: datastore.OpCreate, Key: BlockKey(cidr), Value: mustJSON(b)},
 				{Type: datastore.OpPut, Key: AffinityKey(node, cidr), Value: confirmedAffinity},
@@ -367,10 +371,10 @@ func (a *Allocator) assignStep(ctx context.Context, c *call, fam, need int, node
 		for _, p := range pools {
 			for _, bk := range all {
 				b := bk.b
-				if !p.CIDR.Overlaps(b.CIDR) || b.NumFree() == 0 || b.StrictAffinity || b.Host() == node {
+				if !p.CIDR.Overlaps(b.CIDR) || b.numFreeFor(c.reserved) == 0 || b.StrictAffinity || b.Host() == node {
 					continue
 				}
-				ips := b.Assign(need, c.handle, sec)
+				ips := b.assignFor(need, c.handle, sec, c.reserved)
 				ok, err := a.commit(ctx, c, b.CIDR, len(ips), blockPut(b, bk.rev))
 				return ips, ok, err
 			}

@@ -28,4 +28,7 @@
 //     is the retry loop around them.
 //   - An assigned address records what it is for (Attrs): a workload endpoint
 //     or a manual reservation. Check never calls a manual reservation a leak.
+//   - Automatic assignment never hands out an address of an IPReservation
+//     (reservations.go): it stays free in its block and is skipped, as in
+//     Calico; AssignIP of a reserved address by name still succeeds.
 package ipam

@@ -175,7 +175,7 @@ func (s *Syncer) setStatus(prefix string, ok bool, err error) {
 func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 	u, err := Decode(kv)
 	if errors.Is(err, ErrOtherKind) {
-		// Calico kinds this dataplane does not use (tiers, cluster information, ...).
+		// Calico kinds this dataplane does not use (cluster information, IPAM configuration, ...).
 		return Update{}, false
 	}
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *Syncer) decode(kv datastore.KV) (Update, bool) {
 }
 
 // ErrOtherKind: a resource of a kind this project does not read (Calico
-// stores more kinds, e.g. tiers and cluster information, than the dataplane
+// stores more kinds, e.g. cluster information, than the dataplane
 // uses).
 var ErrOtherKind = errors.New("resource type not used here")
 

@@ -135,14 +135,16 @@ func compileRulesFlow(rs []dataplane.Rule, chain string) (out []rule, problems [
 
 // endpointChain is endpointChain with a flow log rule before each of its
 // policy-end and chain-end drops when flow logs are on.
-func (c *cache) endpointChain(pols, profiles []string, ingress bool) func() []rule {
+func (c *cache) endpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) func() []rule {
 	if !c.flowLogs {
-		return func() []rule { return endpointChain(pols, profiles, ingress) }
+		return func() []rule { return tieredEndpointChain(pols, tiers, profiles, ingress) }
 	}
-	return func() []rule { return endpointChainFlow(pols, profiles, ingress) }
+	return func() []rule { return endpointChainFlow(pols, tiers, profiles, ingress) }
 }
 
-func endpointChainFlow(pols, profiles []string, ingress bool) []rule {
+// endpointChainFlow logs before each end-of-tier drop ("pol") and the
+// chain's final drop ("end").
+func endpointChainFlow(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) []rule {
 	dir := "fw"
 	if ingress {
 		dir = "tw"
@@ -150,7 +152,7 @@ func endpointChainFlow(pols, profiles []string, ingress bool) []rule {
 	polEnd := rules(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })[0].text
 	end := rules(func(b *builder) { b.verdict(expr.VerdictDrop, "") })[0].text
 	var out []rule
-	for _, r := range endpointChain(pols, profiles, ingress) {
+	for _, r := range tieredEndpointChain(pols, tiers, profiles, ingress) {
 		switch r.text {
 		case polEnd:
 			out = append(out, rules(func(b *builder) {

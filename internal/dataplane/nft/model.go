@@ -119,6 +119,7 @@ func (e *derivedEdit) finish() {
 type epEntry struct {
 	id              string
 	in, eg, profile []string
+	inT, egT        []dataplane.EndpointTier
 	addrs           []netip.Prefix
 	fwName, twName  string
 	fw, tw          elem
@@ -248,10 +249,12 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		}
 		m.endpoints++
 		if e == nil || e.id != ep.ID || !slices.Equal(e.in, ep.IngressPolicies) || !slices.Equal(e.eg, ep.EgressPolicies) ||
-			!slices.Equal(e.profile, ep.Profiles) || !slices.Equal(e.addrs, ep.Addrs) {
-			e = &epEntry{id: ep.ID, in: ep.IngressPolicies, eg: ep.EgressPolicies, profile: ep.Profiles, addrs: ep.Addrs}
-			e.fwName = endpointChainName(ep.EgressPolicies, ep.Profiles, false)
-			e.twName = endpointChainName(ep.IngressPolicies, ep.Profiles, true)
+			!slices.Equal(e.profile, ep.Profiles) || !slices.Equal(e.addrs, ep.Addrs) ||
+			!slices.Equal(e.inT, ep.IngressTiers) || !slices.Equal(e.egT, ep.EgressTiers) {
+			e = &epEntry{id: ep.ID, in: ep.IngressPolicies, eg: ep.EgressPolicies, profile: ep.Profiles, addrs: ep.Addrs,
+				inT: ep.IngressTiers, egT: ep.EgressTiers}
+			e.fwName = tieredChainName(ep.EgressPolicies, ep.EgressTiers, ep.Profiles, false)
+			e.twName = tieredChainName(ep.IngressPolicies, ep.IngressTiers, ep.Profiles, true)
 			e.fw = elem{key: ifnameKey(ep.Iface), verdict: "jump " + e.fwName}
 			e.tw = elem{key: ifnameKey(ep.Iface), verdict: "goto " + e.twName}
 			for _, r := range ranges(ep.Addrs, 4) {
@@ -275,17 +278,18 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		for _, x := range []struct {
 			name    string
 			pols    []string
+			tiers   []dataplane.EndpointTier
 			ingress bool
-		}{{e.fwName, e.eg, false}, {e.twName, e.in, true}} {
+		}{{e.fwName, e.eg, e.egT, false}, {e.twName, e.in, e.inT, true}} {
 			ce := c.epChains[x.name]
 			if ce != nil && ce.round == round {
 				continue
 			}
 			if ce == nil {
-				pols, profiles, ingress := x.pols, e.profile, x.ingress
+				pols, tiers, profiles, ingress := x.pols, x.tiers, e.profile, x.ingress
 				ce = &epChainEntry{pols: pols, profiles: profiles}
-				ce.ch = newChain(x.name, endpointChainComment(pols, profiles, ingress), nil,
-					c.endpointChain(pols, profiles, ingress))
+				ce.ch = newChain(x.name, tieredChainComment(pols, tiers, profiles, ingress), nil,
+					c.endpointChain(pols, tiers, profiles, ingress))
 				c.epChains[x.name] = ce
 			}
 			ce.round = round

@@ -1,0 +1,134 @@
+package nft
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables/expr"
+
+	"github.com/calico-docker/calico/internal/dataplane"
+)
+
+// Tiered endpoint chains (dataplane.Endpoint.IngressTiers/EgressTiers).
+// An endpoint chain with tiers evaluates each tier's policies as
+// endpointChain evaluates its one list: the first policy to set the accept
+// or pass mark ends the tier; accept ends the evaluation allowed; at the end
+// of a tier the pass bit is cleared and the next tier begins, unless no
+// policy passed and the tier denies by default, which drops. Past the last
+// tier, the control-plane rules and the profiles follow as in endpointChain.
+
+func tierSignature(tiers []dataplane.EndpointTier) string {
+	var sb strings.Builder
+	sb.WriteByte(2)
+	for _, t := range tiers {
+		fmt.Fprintf(&sb, "%s/%d/%t;", t.Name, t.Policies, t.DefaultPass)
+	}
+	return sb.String()
+}
+
+// tieredChainName is endpointChainName for lists split into tiers.
+func tieredChainName(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) string {
+	if tiers == nil {
+		return endpointChainName(pols, profiles, ingress)
+	}
+	return endpointChainName(append(slices.Clone(pols), tierSignature(tiers)), profiles, ingress)
+}
+
+func tieredChainComment(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) string {
+	if tiers == nil {
+		return endpointChainComment(pols, profiles, ingress)
+	}
+	var parts []string
+	i := 0
+	for _, t := range tiers {
+		end := min(i+t.Policies, len(pols))
+		action := "deny"
+		if t.DefaultPass {
+			action = "pass"
+		}
+		parts = append(parts, fmt.Sprintf("tier %s (%s) [%s]", t.Name, action, strings.Join(pols[i:end], " ")))
+		i = end
+	}
+	dir := "from workload: egress"
+	if ingress {
+		dir = "to workload: ingress"
+	}
+	return fmt.Sprintf("%s %s, profiles [%s]", dir, strings.Join(parts, ", "), strings.Join(profiles, " "))
+}
+
+// tierSpans splits pols by tiers; policies the tiers do not account for
+// (a broken contract) form a last tier that denies by default.
+func tierSpans(pols []string, tiers []dataplane.EndpointTier) (spans [][]string, pass []bool) {
+	i := 0
+	for _, t := range tiers {
+		n := max(t.Policies, 0)
+		end := min(i+n, len(pols))
+		if end > i {
+			spans = append(spans, pols[i:end])
+			pass = append(pass, t.DefaultPass)
+		}
+		i = end
+	}
+	if i < len(pols) {
+		spans = append(spans, pols[i:])
+		pass = append(pass, false)
+	}
+	return spans, pass
+}
+
+// tieredEndpointChain compiles an endpoint chain whose policies are split
+// into tiers; without tiers it is endpointChain.
+func tieredEndpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) []rule {
+	if tiers == nil {
+		return endpointChain(pols, profiles, ingress)
+	}
+	allow := expr.VerdictReturn
+	if ingress {
+		allow = expr.VerdictAccept
+	}
+	var out []rule
+	add := func(f func(b *builder)) {
+		b := &builder{}
+		f(b)
+		out = append(out, b.rule())
+	}
+	if ingress && len(pols)+len(profiles) > 0 {
+		add(func(b *builder) { b.markClear() })
+	}
+	spans, pass := tierSpans(pols, tiers)
+	for ti, span := range spans {
+		if ti > 0 {
+			// A new tier: forget the previous tier's pass.
+			add(func(b *builder) { b.markSet(^uint32(markPass), 0, fmt.Sprintf("& 0x%08x", ^uint32(markPass))) })
+		}
+		for i, id := range span {
+			add(func(b *builder) {
+				if i > 0 {
+					b.markTest(markAccept|markPass, 0)
+				}
+				b.verdict(expr.VerdictJump, policyChainName(id, ingress))
+			})
+		}
+		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
+		if !pass[ti] {
+			add(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
+		}
+	}
+	if !ingress && len(profiles) > 0 {
+		out = append(out, controlPlaneRules()...)
+	}
+	for i, id := range profiles {
+		add(func(b *builder) {
+			if i > 0 {
+				b.markTest(markAccept, 0)
+			}
+			b.verdict(expr.VerdictJump, policyChainName(id, ingress))
+		})
+	}
+	if len(profiles) > 0 {
+		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
+	}
+	add(func(b *builder) { b.verdict(expr.VerdictDrop, "") })
+	return out
+}
