@@ -79,9 +79,9 @@ func validateKubeControllers(c *errs, s *KubeControllersConfigurationSpec) {
 	}
 }
 
-// NoEffect says why a resource is stored but changes nothing here ("" when
+// KindNoEffect says why a resource is stored but changes nothing here ("" when
 // it acts), for a warning on apply.
-func NoEffect(r Resource) string {
+func KindNoEffect(r Resource) string {
 	switch r.(type) {
 	case *KubeControllersConfiguration:
 		return fmt.Sprintf("%s is stored but has no effect here: no kube-controllers run", Ident(r))

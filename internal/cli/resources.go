@@ -128,7 +128,7 @@ has that version in the datastore.`,
 				// say so rather than let the operator believe the host is protected.
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is stored but not enforced: this dataplane programs workload endpoints only\n", api.Ident(d.Resource))
 			}
-			if why := api.NoEffect(d.Resource); why != "" {
+			if why := api.KindNoEffect(d.Resource); why != "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", why)
 			}
 		}
