@@ -351,24 +351,39 @@ func (t *Tracer) side(e *Endpoint, pkt Packet, ingress bool) Side {
 		s.Steps = append(s.Steps, Step{Kind: KindEnd, Rule: -1, Action: "Deny", Detail: "no policy and no profile applies: dropped (fail closed)"})
 		return decide(false, "", -1, "no policy or profile applies (fail closed)")
 	}
-	passed := false
-	for _, id := range pols {
-		v, idx := t.evalChain(d, id, ingress, pkt, KindPolicy, &s)
-		switch v {
-		case dataplane.Allow:
-			return decide(true, id, idx, ruleName(id, idx))
-		case dataplane.Deny:
-			return decide(false, id, idx, ruleName(id, idx))
-		case dataplane.Pass:
-			passed = true
-		}
-		if passed {
-			break
-		}
+	tiers := ep.EgressTiers
+	if ingress {
+		tiers = ep.IngressTiers
 	}
-	if len(pols) > 0 && !passed {
-		s.Steps = append(s.Steps, Step{Kind: KindEnd, Rule: -1, Action: "Deny", Detail: "end of policies: no policy allowed it"})
-		return decide(false, "", -1, "no policy allowed it (end of policies)")
+	spans, names, defPass := tierSpans(pols, tiers)
+	for ti, span := range spans {
+		passed := false
+		for _, id := range span {
+			v, idx := t.evalChain(d, id, ingress, pkt, KindPolicy, &s)
+			switch v {
+			case dataplane.Allow:
+				return decide(true, id, idx, ruleName(id, idx))
+			case dataplane.Deny:
+				return decide(false, id, idx, ruleName(id, idx))
+			case dataplane.Pass:
+				passed = true
+			}
+			if passed {
+				break
+			}
+		}
+		if passed || defPass[ti] {
+			if tiers != nil && !passed {
+				s.Steps = append(s.Steps, Step{Kind: KindEnd, Rule: -1, Detail: "end of tier " + names[ti] + ": default action Pass, on to the next tier"})
+			}
+			continue
+		}
+		if tiers == nil {
+			s.Steps = append(s.Steps, Step{Kind: KindEnd, Rule: -1, Action: "Deny", Detail: "end of policies: no policy allowed it"})
+			return decide(false, "", -1, "no policy allowed it (end of policies)")
+		}
+		s.Steps = append(s.Steps, Step{Kind: KindEnd, Rule: -1, Action: "Deny", Detail: "end of tier " + names[ti] + ": no policy allowed it"})
+		return decide(false, "", -1, "no policy allowed it (end of tier "+names[ti]+")")
 	}
 	if !ingress && len(profiles) > 0 && controlPlaneHit(d, pkt) {
 		s.Steps = append(s.Steps, Step{Kind: KindControlPlane, Rule: -1, Action: "Deny",
@@ -511,3 +526,27 @@ func ParseProto(s string) (uint8, error) {
 
 // Snapshot is the datastore state the Tracer computes from (read-only).
 func (t *Tracer) Snapshot() *calc.Snapshot { return t.snap }
+
+// tierSpans splits pols by tiers as the nft driver does (a nil tiers list
+// is one tier that denies by default; policies the tiers do not account
+// for form a last tier that denies by default).
+func tierSpans(pols []string, tiers []dataplane.EndpointTier) (spans [][]string, names []string, pass []bool) {
+	if tiers == nil {
+		if len(pols) == 0 {
+			return nil, nil, nil
+		}
+		return [][]string{pols}, []string{"default"}, []bool{false}
+	}
+	i := 0
+	for _, t := range tiers {
+		end := min(i+max(t.Policies, 0), len(pols))
+		if end > i {
+			spans, names, pass = append(spans, pols[i:end]), append(names, t.Name), append(pass, t.DefaultPass)
+		}
+		i = end
+	}
+	if i < len(pols) {
+		spans, names, pass = append(spans, pols[i:]), append(names, "(unaccounted)"), append(pass, false)
+	}
+	return spans, names, pass
+}
