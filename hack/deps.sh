@@ -23,6 +23,7 @@ want nsenter util-linux
 want unshare util-linux
 want modprobe kmod
 want ps procps
+want chromium chromium # headless browser for the web view test (internal/ui)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 # dedupe
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -31,6 +31,8 @@ type Agent struct {
 	bgp   *bgpRunner
 	// cluster is the managed datastore's state (nil with an external etcd).
 	cluster *cluster
+	// flows records flow logs once FelixConfiguration turns them on.
+	flows flowRunner
 
 	kick chan struct{}
 	// resyncReq asks the loop for a resync before its next apply (our
@@ -426,6 +428,7 @@ func (a *Agent) applyOnce(ctx context.Context) error {
 	if learned := a.guardLearned(a.learnedRoutes()); len(learned) > 0 {
 		d = withRoutes(d, learned)
 	}
+	d = a.withFlowLogs(ctx, d)
 	a.nft.SetDesired(d)
 	a.rt.SetDesired(d)
 	errN := a.nft.Apply(ctx)

@@ -263,6 +263,9 @@ func mergeFelix(dst, src *api.FelixConfigurationSpec) {
 	if src.PrometheusMetricsPort != nil {
 		dst.PrometheusMetricsPort = src.PrometheusMetricsPort
 	}
+	if src.FlowLogsFileEnabled != nil {
+		dst.FlowLogsFileEnabled = src.FlowLogsFileEnabled
+	}
 }
 
 // resyncInterval is the dataplane refresh interval: an explicit override,

@@ -75,6 +75,10 @@ type Config struct {
 	HealthAddr string
 	// MetricsAddr serves /metrics.
 	MetricsAddr string
+	// FlowsSocket is where `calico flows` asks for the node's flow logs
+	// once FelixConfiguration flowLogsFileEnabled turns them on ("" = no
+	// socket; the flows are still counted on /metrics).
+	FlowsSocket string
 	// NetNS is the network namespace to program ("" = the current one); tests
 	// point it at a namespace they created.
 	NetNS string

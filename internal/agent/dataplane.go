@@ -44,6 +44,7 @@ func (a *Agent) openDataplane() error {
 		return fmt.Errorf("routes driver: %w", err)
 	}
 	a.nft, a.rt = nftAdapter{nd}, routesAdapter{rd}
+	_ = a.m.reg.Register(newRuleCollector(nd))
 	if a.cfg.DockerFirewall {
 		a.fw = dockerfw.New(dockerfw.Options{NetNS: a.cfg.NetNS, Logger: a.cfg.Logger.With("component", "dockerfw")})
 	}

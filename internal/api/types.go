@@ -544,6 +544,10 @@ type FelixConfigurationSpec struct {
 	HealthPort                  *int         `json:"healthPort,omitempty"`
 	PrometheusMetricsEnabled    *bool        `json:"prometheusMetricsEnabled,omitempty"`
 	PrometheusMetricsPort       *int         `json:"prometheusMetricsPort,omitempty"`
+	// FlowLogsFileEnabled turns flow logs on (Calico Enterprise's name):
+	// the node records allowed and denied flows with the deciding rule for
+	// `calico flows`. Default off.
+	FlowLogsFileEnabled *bool `json:"flowLogsFileEnabled,omitempty"`
 }
 
 // ProtoPort is a protocol and port, as in failsafe port lists.

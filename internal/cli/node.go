@@ -18,6 +18,7 @@ import (
 	"github.com/calico-docker/calico/internal/bgp"
 	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/flows"
 	"github.com/calico-docker/calico/internal/join"
 	"github.com/calico-docker/calico/internal/nodectl"
 	"github.com/calico-docker/calico/internal/pki"
@@ -32,6 +33,7 @@ func newNodeCmd() *cobra.Command {
 	}
 	cmd.AddCommand(newNodeRunCmd(), newNodeStartCmd(), newNodeStopCmd(), newNodeStatusCmd(), newNodeImageCmd(), newNodeCheckSystemCmd(),
 		newNodeRemoveCmd(), newNodeInstallSystemdCmd(), newNodeTokenCmd())
+	cmd.AddCommand(newNodeDiagsCmd())
 	return cmd
 }
 
@@ -51,6 +53,7 @@ type nodeFlags struct {
 	joinPort            int
 	healthAddr          string
 	metricsAddr         string
+	flowsSocket         string
 	resync              time.Duration
 	bgpPort             int
 	ds                  *datastore.Config
@@ -78,6 +81,7 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().IntVar(&f.joinPort, "join-port", def.JoinPort, "port the first host serves joins on (0: none)")
 	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
+	cmd.Flags().StringVar(&f.flowsSocket, "flows-socket", flows.DefaultSocket, "unix socket `calico flows` asks (served once FelixConfiguration flowLogsFileEnabled is true; \"\" for none)")
 	cmd.Flags().DurationVar(&f.resync, "resync-interval", 0, "dataplane resync interval (default: FelixConfiguration, else 90s)")
 	cmd.Flags().IntVar(&f.bgpPort, "bgp-port", 179, "BGP listen port")
 	f.ds = addDatastoreFlagsOnly(cmd)
@@ -119,6 +123,7 @@ func newNodeRunCmd() *cobra.Command {
 		cfg.PKIDir = f.pkiDir
 		cfg.JoinURL, cfg.JoinToken, cfg.JoinPort = f.joinURL, f.joinToken, f.joinPort
 		cfg.HealthAddr, cfg.MetricsAddr = f.healthAddr, f.metricsAddr
+		cfg.FlowsSocket = f.flowsSocket
 		cfg.ResyncInterval = f.resync
 		cfg.BGPPort = f.bgpPort
 		cfg.Logger = newLogger("") // each part of the node names itself

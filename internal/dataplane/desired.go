@@ -41,6 +41,9 @@ type Desired struct {
 	// Hosts protects this host's own interfaces (HostEndpoints, failsafe
 	// ports; see hostendpoint.go). Empty when no HostEndpoint is local.
 	Hosts HostProtection
+	// FlowLogs asks the dataplane to report allowed and denied first
+	// packets with the rule that decided (nft: NFLOG, see nft.FlowLogGroup).
+	FlowLogs bool
 }
 
 // HostPort is one published port of a local workload (`docker run -p`):

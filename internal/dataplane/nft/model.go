@@ -79,6 +79,7 @@ type cache struct {
 	eps      map[string]*epEntry      // by interface
 	epChains map[string]*epChainEntry // shared endpoint chains by name
 	pols     map[string]*polEntry
+	flowLogs bool // Desired.FlowLogs the cached chains were compiled for
 	sets     map[string]*ipsetEntry
 	// The endpoint-derived sets, always equal to the union of the
 	// elements of eps.
@@ -168,6 +169,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	if c == nil {
 		c = newCache()
 	}
+	c.setFlowLogs(d.FlowLogs)
 	m := &model{chains: map[string]*chainModel{}, sets: map[string]*setModel{}}
 	h := hostOf(d.Host)
 	addChain := func(ch *chainModel) {
@@ -287,7 +289,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 				pols, tiers, profiles, ingress := x.pols, x.tiers, e.profile, x.ingress
 				ce = &epChainEntry{pols: pols, profiles: profiles}
 				ce.ch = newChain(x.name, tieredChainComment(pols, tiers, profiles, ingress), nil,
-					func() []rule { return tieredEndpointChain(pols, tiers, profiles, ingress) })
+					c.endpointChain(pols, tiers, profiles, ingress))
 				c.epChains[x.name] = ce
 			}
 			ce.round = round
@@ -331,14 +333,14 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			pcCopy := *pc
 			e = &polEntry{pc: pcCopy}
 			pi, pe := policyChainName(pc.ID, true), policyChainName(pc.ID, false)
-			in, p1 := compileRules(pcCopy.Ingress, pi)
-			eg, p2 := compileRules(pcCopy.Egress, pe)
+			in, p1 := c.compileRules(pcCopy.Ingress, pi)
+			eg, p2 := c.compileRules(pcCopy.Egress, pe)
 			e.pi = chainFrom(pi, pc.ID+" ingress", nil, in, func() []rule {
-				rs, _ := compileRules(pcCopy.Ingress, pi)
+				rs, _ := c.compileRules(pcCopy.Ingress, pi)
 				return rs
 			})
 			e.pe = chainFrom(pe, pc.ID+" egress", nil, eg, func() []rule {
-				rs, _ := compileRules(pcCopy.Egress, pe)
+				rs, _ := c.compileRules(pcCopy.Egress, pe)
 				return rs
 			})
 			e.problems = append(p1, p2...)

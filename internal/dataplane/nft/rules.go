@@ -36,6 +36,9 @@ type rule struct {
 	text  string
 	exprs []expr.Any
 	anon  []*anonSet
+	// src is the index of the dataplane.Rule a policy chain rule was
+	// compiled from (see RuleCounters); 0 elsewhere.
+	src int
 }
 
 // anonSet is an anonymous constant set that one rule looks up. Its lookup
@@ -483,6 +486,7 @@ func compileRules(rs []dataplane.Rule, chain string) (out []rule, problems []str
 				problems = append(problems, fmt.Sprintf("chain %s rule %d: %s", chain, i, problem))
 			}
 			if ok {
+				rl.src = i
 				out = append(out, rl)
 			}
 		}
@@ -580,6 +584,11 @@ func compileRule(r *dataplane.Rule, fam int, chain string) (rl rule, ok bool, pr
 	if r.NotICMP != nil {
 		b.icmp(icmpProto == 58, r.NotICMP, true)
 	}
+	if r.Action == actionFlowLog {
+		b.flowLog(chain) // chain is the prefix here (compileRulesFlow)
+		return b.rule(), true, ""
+	}
+	b.counter()
 	switch r.Action {
 	case dataplane.Allow:
 		b.markOr(markAccept)
