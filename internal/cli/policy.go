@@ -104,7 +104,7 @@ be any address (one outside the cluster has no side of its own).`,
 			}
 			// An endpoint given by name uses its address of the other side's family.
 			if se != nil && !isAddr(src) && de != nil && !isAddr(dst) {
-				if a, b, ok := pairFamily(se, de); ok {
+				if a, b, ok := trace.CommonFamily(se, de); ok {
 					sa, da = a, b
 				}
 			} else if se != nil && !isAddr(src) {
@@ -156,26 +156,6 @@ be any address (one outside the cluster has no side of its own).`,
 func isAddr(s string) bool {
 	_, err := netip.ParseAddr(s)
 	return err == nil
-}
-
-func pairFamily(a, b *trace.Endpoint) (netip.Addr, netip.Addr, bool) {
-	for _, v4 := range []bool{true, false} {
-		var s, d netip.Addr
-		for _, p := range a.Addrs {
-			if p.Addr().Is4() == v4 && !s.IsValid() {
-				s = p.Addr()
-			}
-		}
-		for _, p := range b.Addrs {
-			if p.Addr().Is4() == v4 && !d.IsValid() {
-				d = p.Addr()
-			}
-		}
-		if s.IsValid() && d.IsValid() {
-			return s, d, true
-		}
-	}
-	return netip.Addr{}, netip.Addr{}, false
 }
 
 func newPolicyMatrixCmd(cfg *datastore.Config) *cobra.Command {

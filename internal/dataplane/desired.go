@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -288,4 +289,22 @@ type VTEP struct {
 	NodeIP   netip.Addr
 	TunnelIP netip.Addr
 	MAC      string
+}
+
+// ProtoName is the usual name of an IP protocol number ("tcp", "icmpv6"),
+// or the number itself, for output.
+func ProtoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 58:
+		return "icmpv6"
+	case 132:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
 }

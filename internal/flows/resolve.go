@@ -48,7 +48,7 @@ func (r *Resolver) Record(p LogPacket) (Record, bool) {
 	if !ok {
 		return Record{}, false
 	}
-	rec := Record{Host: r.host, Src: t.Src, Dst: t.Dst, Proto: protoName(t.Proto), SrcPort: t.SrcPort, DstPort: t.DstPort, Rule: -1}
+	rec := Record{Host: r.host, Src: t.Src, Dst: t.Dst, Proto: dataplane.ProtoName(t.Proto), SrcPort: t.SrcPort, DstPort: t.DstPort, Rule: -1}
 	if e := r.eps[t.Src]; e != nil {
 		rec.SrcEndpoint = e.ID
 	}
@@ -98,20 +98,4 @@ func (r *Record) endpointAddr() netip.Addr {
 		return r.Dst
 	}
 	return r.Src
-}
-
-func protoName(p uint8) string {
-	switch p {
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 58:
-		return "icmpv6"
-	case 132:
-		return "sctp"
-	}
-	return itoa(int(p))
 }

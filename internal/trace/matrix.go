@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/calico-docker/calico/internal/dataplane"
 )
 
 // Cell is one pair of a reachability matrix.
@@ -47,7 +49,7 @@ func (t *Tracer) Matrix(network string, proto uint8, port uint16) *Matrix {
 				row[j] = c
 				continue
 			}
-			src, dst, ok := commonFamily(from, to)
+			src, dst, ok := CommonFamily(from, to)
 			if !ok {
 				c.Skipped = "no common IP family"
 				row[j] = c
@@ -80,7 +82,9 @@ func containsStr(l []string, s string) bool {
 	return false
 }
 
-func commonFamily(a, b *Endpoint) (src, dst netip.Addr, ok bool) {
+// CommonFamily picks one address of each endpoint in a family both have
+// (IPv4 first).
+func CommonFamily(a, b *Endpoint) (src, dst netip.Addr, ok bool) {
 	for _, v4 := range []bool{true, false} {
 		var s, d netip.Addr
 		for _, p := range a.Addrs {
@@ -138,7 +142,7 @@ func (r *Result) WriteText(w io.Writer) {
 	if p.Protocol == 1 || p.Protocol == 58 {
 		port = fmt.Sprintf(" type %d code %d", p.ICMPType, p.ICMPCode)
 	}
-	fmt.Fprintf(w, "packet: %s -> %s %s%s\n", p.Src, p.Dst, protoName(p.Protocol), port)
+	fmt.Fprintf(w, "packet: %s -> %s %s%s\n", p.Src, p.Dst, dataplane.ProtoName(p.Protocol), port)
 	for _, s := range []struct {
 		name string
 		side *Side

@@ -387,7 +387,7 @@ func (t *Tracer) side(e *Endpoint, pkt Packet, ingress bool) Side {
 	}
 	if !ingress && len(profiles) > 0 && controlPlaneHit(d, pkt) {
 		s.Steps = append(s.Steps, Step{Kind: KindControlPlane, Rule: -1, Action: "Deny",
-			Detail: fmt.Sprintf("%s %d on a node address is a control-plane port: only a policy Allow opens it", protoName(pkt.Protocol), pkt.DstPort)})
+			Detail: fmt.Sprintf("%s %d on a node address is a control-plane port: only a policy Allow opens it", dataplane.ProtoName(pkt.Protocol), pkt.DstPort)})
 		return decide(false, "", -1, "control-plane port (only a policy Allow opens it)")
 	}
 	for _, id := range profiles {
@@ -484,24 +484,8 @@ func controlPlaneHit(d *dataplane.Desired, pkt Packet) bool {
 	return slices.Contains(d.ControlPlane.Ports, dataplane.ProtoPort{Protocol: pkt.Protocol, Port: pkt.DstPort})
 }
 
-func protoName(p uint8) string {
-	switch p {
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 58:
-		return "icmpv6"
-	case 132:
-		return "sctp"
-	}
-	return fmt.Sprint(p)
-}
-
 // ProtoName is the protocol's name (tcp, udp, icmp, icmpv6, sctp) or number.
-func ProtoName(p uint8) string { return protoName(p) }
+func ProtoName(p uint8) string { return dataplane.ProtoName(p) }
 
 // ParseProto reads a protocol name or number.
 func ParseProto(s string) (uint8, error) {
