@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -498,8 +499,16 @@ func (e *env) nftTable(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return withoutCounts(out)
 }
+
+// withoutCounts drops the values of the per-rule counters from an nft
+// listing: traffic changes them, the ruleset is what tests compare.
+func withoutCounts(listing string) string {
+	return counterValues.ReplaceAllString(listing, "counter")
+}
+
+var counterValues = regexp.MustCompile(`counter packets \d+ bytes \d+`)
 
 // ourRoutes lists the routes with the agent's protocol (80), both families.
 func (e *env) ourRoutes(t testing.TB) string {

@@ -20,7 +20,7 @@ import (
 func (l *Lab) fabricCalico(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.St.Fabric.NetNS, l.bin}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.St.Fabric.NetNS, l.Bin}, args...)...)
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ETCD_") })
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -88,7 +88,7 @@ func TestDatastoreSecurityAndFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(l.bin, "get", "nodes")
+	cmd := exec.Command(l.Bin, "get", "nodes")
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ETCD_") }), env...)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "host3") {
 		t.Fatalf("calico with `lab env` from the machine: %v\n%s", err, out)
@@ -101,7 +101,7 @@ func TestDatastoreSecurityAndFailover(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, func() error {
 		f := filepath.Join(t.TempDir(), "p.yaml")
 		_ = os.WriteFile(f, []byte(profile), 0o644)
-		_, err := l.Exec("host2", l.bin, "apply", "-f", f)
+		_, err := l.Exec("host2", l.Bin, "apply", "-f", f)
 		return err
 	})
 	t.Logf("writable from host2 %v after host1's node stopped", time.Since(began).Round(time.Millisecond))
@@ -116,7 +116,7 @@ func TestDatastoreSecurityAndFailover(t *testing.T) {
 	local := []string{"get", "profiles", "--etcd-endpoints", "unixs:///var/run/calico/etcd.sock",
 		"--etcd-ca-cert-file", "/var/lib/calico/pki/ca.crt", "--etcd-cert-file", "/var/lib/calico/pki/node.crt", "--etcd-key-file", "/var/lib/calico/pki/node.key"}
 	testutil.Eventually(t, 30*time.Second, func() error {
-		out, err := l.Exec("host1", append([]string{l.bin}, local...)...)
+		out, err := l.Exec("host1", append([]string{l.Bin}, local...)...)
 		if err != nil || !strings.Contains(out, "written-while-host1-down") {
 			return fmt.Errorf("host1's own member: %v\n%s", err, out)
 		}

@@ -39,7 +39,7 @@ func quoteComment(spec []string) []string {
 // dockerTables is iptables-save of the filter and nat tables of the lab's
 // back end, without comments and counters.
 func (l *Lab) dockerTables(host, backend string) string {
-	l.t.Helper()
+	l.T.Helper()
 	var b strings.Builder
 	for _, table := range []string{"filter", "nat"} {
 		out := l.MustExec(host, "iptables-"+backend+"-save", "-t", table)
@@ -77,7 +77,7 @@ func testDockerDefaults(t *testing.T, backend string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	for i, h := range l.St.Hosts {
-		if err := lab.StartNode(ctx, l.St, &h, l.bin, cli.NodeImage(), i == 0); err != nil {
+		if err := lab.StartNode(ctx, l.St, &h, l.Bin, cli.NodeImage(), i == 0); err != nil {
 			t.Fatal(err)
 		}
 	}

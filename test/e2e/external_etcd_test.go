@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-docker/calico/internal/cli"
 	"github.com/calico-docker/calico/internal/lab"
 	"github.com/calico-docker/calico/internal/pki"
-	"github.com/calico-docker/calico/internal/testutil"
 )
 
 // A node on an external etcd with TLS: a configured datastore that is
@@ -23,23 +21,8 @@ import (
 // read-only into the node container.
 func TestExternalEtcdTLS(t *testing.T) {
 	t.Parallel()
-	requireLab(t)
-	bin := calicoBin(t)
-	name := "x" + testutil.RandSuffix(5)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	st, err := lab.Up(ctx, lab.Config{Name: name, Hosts: 1, Subnets: 1, CalicoBin: bin,
-		NodeImage: cli.NodeImage(), TestImage: cli.TestImage})
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLab(t, name)
-		}
-		_ = lab.Down(context.Background(), name, nil)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Lab{t: t, St: st, bin: bin}
+	l := newLabWith(t, lab.Config{Hosts: 1, Subnets: 1})
+	st, bin := l.St, l.Bin
 	h := l.host("host1")
 
 	// The operator's own etcd, with its own CA, in host1.

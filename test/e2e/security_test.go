@@ -23,7 +23,7 @@ import (
 // cleanup. It returns false when the port is already served there (the
 // real etcd or BGP listener answers instead).
 func (l *Lab) listenIn(host, addr string) bool {
-	l.t.Helper()
+	l.T.Helper()
 	var ln net.Listener
 	err := nsexec.Do("/run/netns/"+l.host(host).NetNS, func() error {
 		var err error
@@ -34,9 +34,9 @@ func (l *Lab) listenIn(host, addr string) bool {
 		return false
 	}
 	if err != nil {
-		l.t.Fatalf("listen on %s in %s: %v", addr, host, err)
+		l.T.Fatalf("listen on %s in %s: %v", addr, host, err)
 	}
-	l.t.Cleanup(func() { ln.Close() })
+	l.T.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -47,13 +47,6 @@ func (l *Lab) listenIn(host, addr string) bool {
 		}
 	}()
 	return true
-}
-
-// TCPConnects reports whether container (on host) completes a TCP
-// connection to ip:port within 2 s (busybox nc; a dropped SYN times out).
-func (l *Lab) TCPConnects(host, container, ip string, port int) bool {
-	_, err := l.Exec(host, "docker", "exec", container, "nc", "-w", "2", ip, strconv.Itoa(port))
-	return err == nil
 }
 
 type probe struct {

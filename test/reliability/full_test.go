@@ -63,7 +63,7 @@ func testPluginSocketGone(t *testing.T, l *Lab) {
 	_, _ = l.Exec("host2", "docker", "rm", "-f", "nosock")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := lab.StartNode(ctx, l.St, l.host("host2"), l.bin, l.St.NodeImage, false); err != nil {
+	if err := lab.StartNode(ctx, l.St, l.host("host2"), l.Bin, l.St.NodeImage, false); err != nil {
 		t.Fatal(err)
 	}
 	l.IPAMCheck("host2")
@@ -89,7 +89,7 @@ func testDatastoreDown(t *testing.T, l *Lab, a, b string) {
 	l.Calico("host1", "node", "stop")
 	var notReady time.Duration
 	testutil.Eventually(t, 90*time.Second, func() error {
-		out, _ := l.Exec("host2", l.bin, "node", "status")
+		out, _ := l.Exec("host2", l.Bin, "node", "status")
 		if !strings.Contains(out, "not ready") {
 			return fmt.Errorf("host2 still ready:\n%s", out)
 		}
@@ -105,13 +105,13 @@ func testDatastoreDown(t *testing.T, l *Lab, a, b string) {
 		}
 		return nil
 	})
-	if err := lab.StartNode(ctx, l.St, l.host("host1"), l.bin, l.St.NodeImage, true); err != nil {
+	if err := lab.StartNode(ctx, l.St, l.host("host1"), l.Bin, l.St.NodeImage, true); err != nil {
 		t.Fatal(err)
 	}
 	back := time.Now()
 	var ready time.Duration
 	testutil.Eventually(t, 2*time.Minute, func() error {
-		out, _ := l.Exec("host2", l.bin, "node", "status")
+		out, _ := l.Exec("host2", l.Bin, "node", "status")
 		if strings.Contains(out, "not ready") || !strings.Contains(out, "ready") {
 			return fmt.Errorf("host2 not ready:\n%s", out)
 		}

@@ -52,7 +52,7 @@ func TestReliability(t *testing.T) {
 // services, even with NET_ADMIN in its namespace.
 func testIsolation(t *testing.T, l *Lab, a, b string) {
 	// The attacker can change its own addresses and MAC.
-	l.Run("host1", "evil", "net", "--cap-add", "NET_ADMIN")
+	l.RunWith("host1", "evil", "net", "--cap-add", "NET_ADMIN")
 	l.EventuallyReach("host1", "evil", b, 30*time.Second)
 	tried := 0
 	// Spoofed source: evil claims ca's address and pings cb from it.
@@ -253,7 +253,7 @@ func testNodeKill(t *testing.T, l *Lab, a, b string) {
 	h2 := l.host("host2")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := lab.StartNode(ctx, l.St, h2, l.bin, l.St.NodeImage, false); err != nil {
+	if err := lab.StartNode(ctx, l.St, h2, l.Bin, l.St.NodeImage, false); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Since(start)
