@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"text/template"
 
 	"github.com/spf13/cobra"
@@ -184,20 +183,7 @@ func printCustomColumns(ctx context.Context, w io.Writer, st datastore.Store, q 
 		}
 		cols = append(cols, c)
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	heads := make([]string, len(cols))
-	for i, c := range cols {
-		heads[i] = c.header
-	}
-	fmt.Fprintln(tw, strings.Join(heads, "\t"))
-	for _, r := range items {
-		vals := make([]string, len(cols))
-		for i, c := range cols {
-			vals[i] = c.value(r)
-		}
-		fmt.Fprintln(tw, strings.Join(vals, "\t"))
-	}
-	return tw.Flush()
+	return writeTable(w, cols, items)
 }
 
 // getOne reads one resource by the name a user gives.

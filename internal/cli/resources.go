@@ -745,6 +745,11 @@ func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQ
 	if q.kind.Namespaced && q.all {
 		cols = append([]column{{"NAMESPACE", func(r api.Resource) string { return r.GetObjectMeta().Namespace }}}, cols...)
 	}
+	return writeTable(w, cols, items)
+}
+
+// writeTable prints items as a table of cols, as calicoctl aligns them.
+func writeTable(w io.Writer, cols []column, items []api.Resource) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	heads := make([]string, len(cols))
 	for i, c := range cols {
