@@ -137,7 +137,7 @@ func compileRulesFlow(rs []dataplane.Rule, chain string) (out []rule, problems [
 // policy-end and chain-end drops when flow logs are on.
 func (c *cache) endpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) func() []rule {
 	if !c.flowLogs {
-		return func() []rule { return tieredEndpointChain(pols, tiers, profiles, ingress) }
+		return func() []rule { return endpointChain(pols, tiers, profiles, ingress) }
 	}
 	return func() []rule { return endpointChainFlow(pols, tiers, profiles, ingress) }
 }
@@ -152,7 +152,7 @@ func endpointChainFlow(pols []string, tiers []dataplane.EndpointTier, profiles [
 	polEnd := rules(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })[0].text
 	end := rules(func(b *builder) { b.verdict(expr.VerdictDrop, "") })[0].text
 	var out []rule
-	for _, r := range tieredEndpointChain(pols, tiers, profiles, ingress) {
+	for _, r := range endpointChain(pols, tiers, profiles, ingress) {
 		switch r.text {
 		case polEnd:
 			out = append(out, rules(func(b *builder) {

@@ -614,62 +614,6 @@ func logPrefix(chain string) string {
 	return p
 }
 
-// endpointChain compiles a fw- chain (ingress false: traffic from a
-// workload, judged by its egress policies) or a tw- chain (ingress true).
-//
-// Policies are evaluated in order until one sets the accept or pass mark;
-// accept ends the evaluation allowed (fw returns to the forward chain so the
-// destination's ingress is judged next; tw accepts), no verdict at the end of
-// the list drops, pass moves on to the profiles. Profiles likewise; their end
-// drops. fw chains rely on the base chain having cleared the mark bits (it
-// needs them cleared to spot unknown interfaces); tw chains clear them
-// because the fw chain of the sender set them.
-func endpointChain(pols, profiles []string, ingress bool) []rule {
-	allow := expr.VerdictReturn
-	if ingress {
-		allow = expr.VerdictAccept
-	}
-	var out []rule
-	add := func(f func(b *builder)) {
-		b := &builder{}
-		f(b)
-		out = append(out, b.rule())
-	}
-	if ingress && len(pols)+len(profiles) > 0 {
-		add(func(b *builder) { b.markClear() })
-	}
-	if len(pols) > 0 {
-		for i, id := range pols {
-			add(func(b *builder) {
-				if i > 0 {
-					b.markTest(markAccept|markPass, 0)
-				}
-				b.verdict(expr.VerdictJump, policyChainName(id, ingress))
-			})
-		}
-		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
-		add(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
-	}
-	if !ingress && len(profiles) > 0 {
-		// Past the policies, before the profiles: only a policy's
-		// explicit Allow opens the control plane.
-		out = append(out, controlPlaneRules()...)
-	}
-	for i, id := range profiles {
-		add(func(b *builder) {
-			if i > 0 {
-				b.markTest(markAccept, 0)
-			}
-			b.verdict(expr.VerdictJump, policyChainName(id, ingress))
-		})
-	}
-	if len(profiles) > 0 {
-		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
-	}
-	add(func(b *builder) { b.verdict(expr.VerdictDrop, "") })
-	return out
-}
-
 // controlPlaneRules drop traffic from a workload to a control-plane port
 // (set cp-ports) of any node address (cp-addr4/6) or of any local address
 // of this host (fib daddr type local: the chain is also reached from input).

@@ -77,12 +77,22 @@ func tierSpans(pols []string, tiers []dataplane.EndpointTier) (spans [][]string,
 	return spans, pass
 }
 
-// tieredEndpointChain compiles an endpoint chain whose policies are split
-// into tiers; without tiers it is endpointChain.
-func tieredEndpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) []rule {
-	if tiers == nil {
-		return endpointChain(pols, profiles, ingress)
-	}
+// endpointChain compiles a fw- chain (ingress false: traffic from a
+// workload, judged by its egress policies) or a tw- chain (ingress true).
+//
+// Policies are evaluated in order until one sets the accept or pass mark;
+// accept ends the evaluation allowed (fw returns to the forward chain so the
+// destination's ingress is judged next; tw accepts), no verdict at the end of
+// the list drops, pass moves on to the profiles. Profiles likewise; their end
+// drops. fw chains rely on the base chain having cleared the mark bits (it
+// needs them cleared to spot unknown interfaces); tw chains clear them
+// because the fw chain of the sender set them.
+//
+// With tiers, the policies are split into them (tierSpans): the end of a
+// tier drops unless its default action is Pass, and a new tier forgets the
+// previous tier's pass. Without tiers, all policies form one tier that
+// denies by default.
+func endpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) []rule {
 	allow := expr.VerdictReturn
 	if ingress {
 		allow = expr.VerdictAccept
@@ -116,6 +126,8 @@ func tieredEndpointChain(pols []string, tiers []dataplane.EndpointTier, profiles
 		}
 	}
 	if !ingress && len(profiles) > 0 {
+		// Past the policies, before the profiles: only a policy's
+		// explicit Allow opens the control plane.
 		out = append(out, controlPlaneRules()...)
 	}
 	for i, id := range profiles {

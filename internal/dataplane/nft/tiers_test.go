@@ -14,7 +14,7 @@ func TestTieredEndpointChainText(t *testing.T) {
 	pols := []string{"gnp:sec.a", "gnp:sec.b", "gnp:allow"}
 	tiers := []dataplane.EndpointTier{{Name: "sec", Policies: 2, DefaultPass: true}, {Name: "default", Policies: 1}}
 	var lines []string
-	for _, r := range tieredEndpointChain(pols, tiers, []string{"profile:p"}, true) {
+	for _, r := range endpointChain(pols, tiers, []string{"profile:p"}, true) {
 		lines = append(lines, r.text)
 	}
 	want := []string{
