@@ -31,15 +31,22 @@ func checkBuiltinProfile(r api.Resource) error {
 	return nil
 }
 
-// prepareStore does what calicoctl does before its first write (cluster
-// information, built-in tiers) and moves policies an older version stored
-// under bare names to Calico's keys.
-func prepareStore(ctx context.Context, st datastore.Store) error {
+// openStoreForWrite opens the datastore for a command that writes and does
+// what calicoctl does before its first write (cluster information, built-in
+// tiers); it also moves policies an older version stored under bare names to
+// Calico's keys.
+func openStoreForWrite(ctx context.Context, cfg *datastore.Config) (datastore.Store, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := compat.Initialize(ctx, st); err != nil {
-		return err
+		st.Close()
+		return nil, err
 	}
 	if _, err := compat.MigratePolicyKeys(ctx, st, nil); err != nil {
-		return err
+		st.Close()
+		return nil, err
 	}
-	return nil
+	return st, nil
 }

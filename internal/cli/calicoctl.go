@@ -256,14 +256,11 @@ as in calicoctl.`,
 		if _, ok := p.(map[string]any); !ok {
 			return errors.New("--patch: want a JSON object")
 		}
-		st, err := openStore(cmd.Context(), cfg)
+		st, err := openStoreForWrite(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		if err := prepareStore(cmd.Context(), st); err != nil {
-			return err
-		}
 		r, err := getOne(cmd.Context(), st, ki, namespace, args[1])
 		if err != nil {
 			return err
@@ -390,14 +387,11 @@ func newLabelCmd() *cobra.Command {
 			}
 			key, value = kv[0], kv[1]
 		}
-		st, err := openStore(cmd.Context(), cfg)
+		st, err := openStoreForWrite(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		if err := prepareStore(cmd.Context(), st); err != nil {
-			return err
-		}
 		r, err := getOne(cmd.Context(), st, ki, namespace, name)
 		if err != nil {
 			return err

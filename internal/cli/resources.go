@@ -108,14 +108,11 @@ has that version in the datastore.`,
 		if err != nil {
 			return err
 		}
-		st, err := openStore(cmd.Context(), cfg)
+		st, err := openStoreForWrite(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		if err := prepareStore(cmd.Context(), st); err != nil {
-			return err
-		}
 		res, err := writeResources(cmd.Context(), st, docs, mode, skipExists)
 		if err != nil {
 			return err
@@ -494,14 +491,11 @@ deletions happen in one transaction; a missing resource is an error unless
 		default:
 			return errors.New("give -f FILE, or a kind and at least one name (e.g. delete gnp allow-web)")
 		}
-		st, err := openStore(cmd.Context(), cfg)
+		st, err := openStoreForWrite(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		if err := prepareStore(cmd.Context(), st); err != nil {
-			return err
-		}
 		res, err := deleteResources(cmd.Context(), st, docs, skipNotExists, file == "")
 		if err != nil {
 			return err
