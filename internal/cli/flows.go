@@ -60,12 +60,11 @@ are a container, an endpoint or an address.`,
 			if dsErr != nil && node == "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "datastore not reachable (%v): asking this host's node only\n", dsErr)
 			}
-			self := containerNodeName()
-			targets, err := flows.Targets(nodes, self, node, socket, port)
+			targets, err := flows.Targets(nodes, node, port)
 			if err != nil {
 				return err
 			}
-			asker := &flows.Asker{}
+			asker := &flows.Asker{Socket: socket, Only: node}
 			if cfg, err := flows.ClientTLS(pki.Paths{Dir: pkiDir}); err != nil {
 				asker.RemoteErr = err
 			} else {
@@ -86,23 +85,36 @@ are a container, an endpoint or an address.`,
 			header := true
 			reported := map[string]string{}
 			for {
-				all, failed := asker.Poll(cmd.Context(), targets)
-				if len(failed) == len(targets) && !follow {
-					var msgs []string
+				all, failed, localErr := asker.Poll(cmd.Context(), targets)
+				answered := len(targets) - len(failed)
+				if localErr == nil {
+					answered = max(answered, 1)
+				} else if len(targets) == 0 || node == "" && asker.Remote == nil {
+					// Only this host could be asked: its socket is the news.
+					failed["this host"] = localErr
+				}
+				if answered == 0 && !follow {
+					msgs := []string{}
+					if localErr != nil {
+						msgs = append(msgs, "this host's node: "+localErr.Error())
+					}
 					for _, t := range targets {
-						msgs = append(msgs, fmt.Sprintf("node %s: %v", t.Node, failed[t.Node]))
+						if failed[t.Node] != nil {
+							msgs = append(msgs, fmt.Sprintf("node %s: %v", t.Node, failed[t.Node]))
+						}
 					}
 					return fmt.Errorf("no node answered: %s", strings.Join(msgs, "; "))
 				}
-				for _, t := range targets {
-					msg := ""
-					if err := failed[t.Node]; err != nil {
-						msg = err.Error()
-						if reported[t.Node] != msg {
-							fmt.Fprintf(cmd.ErrOrStderr(), "node %s did not answer: %s\n", t.Node, msg)
-						}
+				for n, err := range failed {
+					if msg := err.Error(); reported[n] != msg {
+						fmt.Fprintf(cmd.ErrOrStderr(), "node %s did not answer: %s\n", n, msg)
+						reported[n] = msg
 					}
-					reported[t.Node] = msg
+				}
+				for n := range reported {
+					if failed[n] == nil {
+						delete(reported, n)
+					}
 				}
 				var recs []flows.Record
 				for i := range all {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -71,7 +72,10 @@ func ServeTLS(ctx context.Context, addr string, cfg *tls.Config, h http.Handler)
 		return nil, fmt.Errorf("flows API: listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10,
+		// Refused handshakes (no or a foreign certificate) are routine for
+		// a port on the fabric: debug, not stderr.
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
 	go func() { _ = srv.Serve(tls.NewListener(l, cfg)) }()
 	go func() {
 		<-ctx.Done()

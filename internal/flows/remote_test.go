@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/pki"
+	"github.com/calico-docker/calico/internal/testutil"
 )
 
 // newPKI makes a cluster CA and a node certificate for 127.0.0.1 in a
@@ -111,6 +113,15 @@ func TestRemoteRequiresClusterClientCert(t *testing.T) {
 func TestAskerMergesNodesAndReportsSilentOnes(t *testing.T) {
 	p := newPKI(t, "h1")
 	t0 := time.Now()
+	// h1 is this host: its node answers on the socket (and would on TLS,
+	// but must not be asked twice).
+	g := NewRing(16, 10*time.Second)
+	g.Add(Record{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Proto: "icmp", Action: "deny", Direction: "ingress", Rule: -1, Host: "h1"}, t0.Add(2*time.Second))
+	sock := filepath.Join(t.TempDir(), "flows.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, sock, Handler(func() string { return "h1" }, g)) }()
+	t.Cleanup(func() { cancel(); <-done })
 	a1 := serveRing(t, p, "h1", t0.Add(2*time.Second))
 	a2 := serveRing(t, p, "h2", t0)
 	// A port nothing listens on.
@@ -124,18 +135,33 @@ func TestAskerMergesNodesAndReportsSilentOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ask := &Asker{Remote: NewRemote(cfg)}
+	ask := &Asker{Socket: sock, Remote: NewRemote(cfg)}
 	targets := []Target{{Node: "h1", Addr: a1}, {Node: "h2", Addr: a2}, {Node: "h3", Addr: dead}}
-	recs, failed := ask.Poll(context.Background(), targets)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := Fetch(context.Background(), sock, 0)
+		return err
+	})
+	recs, failed, lerr := ask.Poll(context.Background(), targets)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
 	if len(recs) != 2 || recs[0].Host != "h2" || recs[1].Host != "h1" {
-		t.Fatalf("records not merged oldest first with their hosts: %+v", recs)
+		t.Fatalf("records not merged oldest first with their hosts, once each: %+v", recs)
+	}
+	if ask.LocalNode() != "h1" {
+		t.Errorf("local node %q, want h1", ask.LocalNode())
 	}
 	if len(failed) != 1 || failed["h3"] == nil {
 		t.Fatalf("failed: %v", failed)
 	}
 	// The next poll brings only what is new.
-	if recs, _ := ask.Poll(context.Background(), targets); len(recs) != 0 {
+	if recs, _, _ := ask.Poll(context.Background(), targets); len(recs) != 0 {
 		t.Fatalf("second poll repeated records: %+v", recs)
+	}
+	// Only h2.
+	only := &Asker{Socket: sock, Only: "h2", Remote: NewRemote(cfg)}
+	if recs, _, _ := only.Poll(context.Background(), targets[1:2]); len(recs) != 1 || recs[0].Host != "h2" {
+		t.Fatalf("--node h2: %+v", recs)
 	}
 }
 
@@ -145,18 +171,15 @@ func TestTargets(t *testing.T) {
 		{ObjectMeta: api.ObjectMeta{Name: "h2"}, Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "10.0.0.2/24"}}},
 		{ObjectMeta: api.ObjectMeta{Name: "h3"}},
 	}
-	ts, err := Targets(nodes, "h1", "", "/s", 9096)
-	if err != nil || len(ts) != 3 || ts[0].Socket != "/s" || ts[1].Addr != "10.0.0.2:9096" || ts[2].Err == nil {
+	ts, err := Targets(nodes, "", 9096)
+	if err != nil || len(ts) != 3 || ts[1].Addr != "10.0.0.2:9096" || ts[2].Err == nil {
 		t.Fatalf("all: %+v %v", ts, err)
 	}
-	if ts, err := Targets(nodes, "h1", "h2", "/s", 9096); err != nil || len(ts) != 1 || ts[0].Node != "h2" {
+	if ts, err := Targets(nodes, "h2", 9096); err != nil || len(ts) != 1 || ts[0].Node != "h2" {
 		t.Fatalf("--node h2: %+v %v", ts, err)
 	}
-	if _, err := Targets(nodes, "h1", "nope", "/s", 9096); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := Targets(nodes, "nope", 9096); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("--node nope: %v", err)
-	}
-	if ts, err := Targets(nil, "h1", "", "/s", 9096); err != nil || len(ts) != 1 || ts[0].Socket != "/s" {
-		t.Fatalf("no datastore: %+v %v", ts, err)
 	}
 }
 
