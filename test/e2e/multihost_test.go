@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -79,8 +80,10 @@ func TestTwoHostSeedScenario(t *testing.T) {
 			t.Errorf("diags nftables/calico.txt lacks the calico table or the policy's chain:\n%.2000s", nft)
 		}
 		routes, ok := fileEndingIn(files, "net/routes-ipv4.txt")
-		if !ok || !strings.Contains(routes, web1) || !strings.Contains(routes, db2[:strings.LastIndex(db2, ".")]) {
-			t.Errorf("diags net/routes-ipv4.txt lacks web1's route or host2's block:\n%s", routes)
+		// host2's block (blockSize 26 by default), learnt over BGP.
+		block := netip.PrefixFrom(netip.MustParseAddr(db2), 26).Masked().String()
+		if !ok || !strings.Contains(routes, web1+" dev cali") || !strings.Contains(routes, block+" via") {
+			t.Errorf("diags net/routes-ipv4.txt lacks web1's route or host2's block %s:\n%s", block, routes)
 		}
 	})
 
