@@ -26,11 +26,7 @@ const DefaultPort = 9096
 // A workload holds no such certificate, so it cannot read flows even where
 // policy lets it reach the port.
 func ServerTLS(p pki.Paths) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(p.Cert(), p.Key())
-	if err != nil {
-		return nil, fmt.Errorf("flows API certificate: %w", err)
-	}
-	pool, err := caPool(p)
+	cert, pool, err := nodeCreds(p, "flows API certificate")
 	if err != nil {
 		return nil, err
 	}
@@ -41,27 +37,29 @@ func ServerTLS(p pki.Paths) (*tls.Config, error) {
 // ClientTLS is how `calico flows` proves itself to other nodes: this host's
 // node certificate, and the cluster CA to verify theirs.
 func ClientTLS(p pki.Paths) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(p.Cert(), p.Key())
-	if err != nil {
-		return nil, fmt.Errorf("this host's node certificate (needed to ask other nodes; run as root on a node host, or give --pki-dir): %w", err)
-	}
-	pool, err := caPool(p)
+	cert, pool, err := nodeCreds(p, "this host's node certificate (needed to ask other nodes; run as root on a node host, or give --pki-dir)")
 	if err != nil {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-func caPool(p pki.Paths) (*x509.CertPool, error) {
+// nodeCreds loads the host's node certificate and the cluster CA from p;
+// what names the certificate in errors.
+func nodeCreds(p pki.Paths, what string) (tls.Certificate, *x509.CertPool, error) {
+	cert, err := tls.LoadX509KeyPair(p.Cert(), p.Key())
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("%s: %w", what, err)
+	}
 	b, err := os.ReadFile(p.CACert())
 	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
+		return tls.Certificate{}, nil, fmt.Errorf("cluster CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("cluster CA %s: no PEM certificate", p.CACert())
+		return tls.Certificate{}, nil, fmt.Errorf("cluster CA %s: no PEM certificate", p.CACert())
 	}
-	return pool, nil
+	return cert, pool, nil
 }
 
 // ServeTLS serves h on addr with cfg until ctx is done and returns the
