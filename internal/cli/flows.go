@@ -60,9 +60,13 @@ are a container, an endpoint or an address.`,
 			if dsErr != nil && node == "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "datastore not reachable (%v): asking this host's node only\n", dsErr)
 			}
-			targets, err := flows.Targets(nodes, node, port)
-			if err != nil {
-				return err
+			var targets []flows.Target
+			if dsErr == nil {
+				t, err := flows.Targets(nodes, node, port)
+				if err != nil {
+					return err
+				}
+				targets = t
 			}
 			asker := &flows.Asker{Socket: socket, Only: node}
 			if cfg, err := flows.ClientTLS(pki.Paths{Dir: pkiDir}); err != nil {
@@ -86,6 +90,9 @@ are a container, an endpoint or an address.`,
 			reported := map[string]string{}
 			for {
 				all, failed, localErr := asker.Poll(cmd.Context(), targets)
+				if self := asker.LocalNode(); dsErr != nil && node != "" && self != "" && self != node {
+					return fmt.Errorf("--node %s: this host's node is %s, and the datastore, which has %s's address, is not reachable: %w", node, self, node, dsErr)
+				}
 				answered := len(targets) - len(failed)
 				if localErr == nil {
 					answered = max(answered, 1)
@@ -235,7 +242,13 @@ func writeFlowTable(w io.Writer, recs []flows.Record, names func(string) string,
 		}
 		by += " [" + r.Direction
 		if r.Endpoint != "" {
-			by += " of " + names(r.Endpoint)
+			who := names(r.Endpoint)
+			if r.Direction == "ingress" && r.DstName != "" {
+				who = r.DstName
+			} else if r.Direction == "egress" && r.SrcName != "" {
+				who = r.SrcName
+			}
+			by += " of " + who
 		}
 		by += "]"
 		port := fmt.Sprint(r.DstPort)
