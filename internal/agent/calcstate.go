@@ -9,6 +9,7 @@ import (
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/calc"
 	"github.com/calico-docker/calico/internal/dataplane"
+	"github.com/calico-docker/calico/internal/flows"
 	"github.com/calico-docker/calico/internal/syncer"
 )
 
@@ -34,6 +35,8 @@ type calcState struct {
 	// holders: per block, the addresses held by another node than its
 	// affine one (borrowed), for the BGP route guard.
 	holders map[netip.Prefix]map[netip.Addr]string
+	// eps names every workload endpoint's addresses for flow records.
+	eps *flows.Directory
 }
 
 type changes struct {
@@ -56,6 +59,7 @@ func newCalcState(node string) *calcState {
 		pools:     map[string]*api.IPPool{},
 		blocks:    map[netip.Prefix]string{},
 		holders:   map[netip.Prefix]map[netip.Addr]string{},
+		eps:       flows.NewDirectory(),
 	}
 }
 
@@ -69,8 +73,10 @@ func (s *calcState) apply(us []syncer.Update) changes {
 		case api.KindWorkloadEndpoint:
 			if del {
 				s.c.DeleteWorkloadEndpoint(u.Namespace, u.Name)
+				s.eps.Delete(u.Namespace, u.Name)
 			} else {
 				s.c.UpsertWorkloadEndpoint(u.Object.(*api.WorkloadEndpoint))
+				s.eps.Upsert(u.Object.(*api.WorkloadEndpoint))
 			}
 		case api.KindProfile:
 			if del {

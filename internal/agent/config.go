@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/flows"
 	"github.com/calico-docker/calico/internal/join"
 	"github.com/calico-docker/calico/internal/pki"
 )
@@ -79,6 +80,11 @@ type Config struct {
 	// once FelixConfiguration flowLogsFileEnabled turns them on ("" = no
 	// socket; the flows are still counted on /metrics).
 	FlowsSocket string
+	// FlowsPort is where the node serves its flows to the other hosts'
+	// `calico flows`, on its IPv4 address, over TLS requiring a client
+	// certificate of the cluster CA (0 = not served). Only with the managed
+	// datastore's credentials in PKIDir.
+	FlowsPort int
 	// NetNS is the network namespace to program ("" = the current one); tests
 	// point it at a namespace they created.
 	NetNS string
@@ -131,6 +137,7 @@ func DefaultConfig() Config {
 		BGPSecretDir:          envOr("CALICO_BGP_SECRET_DIR", DefaultBGPSecretDir),
 		PKIDir:                pki.Dir,
 		JoinPort:              join.DefaultPort,
+		FlowsPort:             flows.DefaultPort,
 		EtcdMembers:           DefaultEtcdMembers,
 		EtcdSocket:            DefaultEtcdSocket,
 		NodenameFile:          envOr("CALICO_NODENAME_FILE", DefaultNodenameFile),

@@ -37,6 +37,7 @@ func (c *Config) controlPlanePorts() []dataplane.ProtoPort {
 		}
 	}
 	add(c.BGPPort)
+	add(c.FlowsPort)
 	return ports
 }
 

@@ -2,12 +2,16 @@ package agent
 
 import (
 	"context"
+	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/flows"
+	"github.com/calico-docker/calico/internal/pki"
 )
 
 // flowRunner starts the flow log collector the first time FelixConfiguration
@@ -41,6 +45,7 @@ func (a *Agent) withFlowLogs(ctx context.Context, d *dataplane.Desired) *datapla
 
 func (a *Agent) startFlows(ctx context.Context) {
 	c := flows.NewCollector()
+	c.Endpoints = a.calc.eps
 	a.flows.c = c
 	log := a.log.With("component", "flows")
 	go func() {
@@ -56,11 +61,38 @@ func (a *Agent) startFlows(ctx context.Context) {
 			}
 		}()
 	}
+	a.serveFlowsTLS(ctx, c, log)
 	_ = a.m.reg.Register(&flowCollector{ring: c.Ring,
 		flowsDesc:  prometheus.NewDesc("calico_flows_total", "First packets of flows seen by flow logs, by action (rate-limited per rule).", []string{"action"}, nil),
 		deniedDesc: prometheus.NewDesc("calico_denied_packets_total", "Denied packets seen by flow logs, per local endpoint whose policy denied them (rate-limited per rule).", []string{"endpoint"}, nil),
 	})
 	log.Info("flow logs on", "socket", a.cfg.FlowsSocket)
+}
+
+// serveFlowsTLS serves the flows to other hosts on this host's IPv4 address
+// when the node has cluster credentials; never without client certificates.
+func (a *Agent) serveFlowsTLS(ctx context.Context, c *flows.Collector, log *slog.Logger) {
+	if a.cfg.FlowsPort <= 0 || !a.ipv4.IsValid() {
+		return
+	}
+	p := pki.Paths{Dir: a.cfg.PKIDir}
+	if p.Dir == "" || !p.HasNodeCert() {
+		log.Info("flows API for other hosts off: no cluster certificate (the managed datastore's credentials)", "pki-dir", p.Dir)
+		return
+	}
+	cfg, err := flows.ServerTLS(p)
+	if err != nil {
+		log.Error("flows API for other hosts off", "err", err)
+		return
+	}
+	addr := net.JoinHostPort(a.ipv4.Addr().String(), strconv.Itoa(a.cfg.FlowsPort))
+	h := flows.Handler(func() string { return a.cfg.NodeName }, c.Ring)
+	got, err := flows.ServeTLS(ctx, addr, cfg, h)
+	if err != nil {
+		log.Error("flows API for other hosts off", "err", err)
+		return
+	}
+	log.Info("serving flows to other hosts (client certificate required)", "addr", got.String())
 }
 
 type flowCollector struct {

@@ -26,6 +26,7 @@ func DefaultControlPlanePorts() []dataplane.ProtoPort {
 		{Protocol: ProtoTCP, Port: 2379}, // etcd client (embedded datastore)
 		{Protocol: ProtoTCP, Port: 2380}, // etcd peer (embedded datastore cluster)
 		{Protocol: ProtoTCP, Port: 9091}, // Prometheus metrics (FelixConfiguration prometheusMetricsPort)
+		{Protocol: ProtoTCP, Port: 9096}, // flows API for other hosts' `calico flows` (flows.DefaultPort, --flows-port)
 		{Protocol: ProtoTCP, Port: 9099}, // health (FelixConfiguration healthPort)
 		{Protocol: ProtoUDP, Port: 4789}, // VXLAN: an injected packet would bypass anti-spoofing (vxlanPort)
 	}

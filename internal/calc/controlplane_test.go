@@ -36,7 +36,7 @@ func ptrInt(v int) *int { return &v }
 func TestControlPlane(t *testing.T) {
 	tcp := func(p uint16) dataplane.ProtoPort { return dataplane.ProtoPort{Protocol: ProtoTCP, Port: p} }
 	udp := func(p uint16) dataplane.ProtoPort { return dataplane.ProtoPort{Protocol: ProtoUDP, Port: p} }
-	defaults := []dataplane.ProtoPort{tcp(179), tcp(2379), tcp(2380), tcp(9091), tcp(9099), udp(4789)}
+	defaults := []dataplane.ProtoPort{tcp(179), tcp(2379), tcp(2380), tcp(9091), tcp(9096), tcp(9099), udp(4789)}
 	for _, tc := range []struct {
 		name      string
 		snap      Snapshot
@@ -72,7 +72,7 @@ func TestControlPlane(t *testing.T) {
 				Felix:             &api.FelixConfigurationSpec{HealthPort: ptrInt(19099), PrometheusMetricsPort: ptrInt(19091), VXLANPort: ptrInt(8472)},
 				ControlPlanePorts: []dataplane.ProtoPort{tcp(12379), tcp(179), {}},
 			},
-			wantPorts: []dataplane.ProtoPort{tcp(179), tcp(2379), tcp(2380), tcp(9091), tcp(9099), tcp(12379), tcp(19091), tcp(19099), udp(4789), udp(8472)},
+			wantPorts: []dataplane.ProtoPort{tcp(179), tcp(2379), tcp(2380), tcp(9091), tcp(9096), tcp(9099), tcp(12379), tcp(19091), tcp(19099), udp(4789), udp(8472)},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

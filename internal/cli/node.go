@@ -54,6 +54,7 @@ type nodeFlags struct {
 	healthAddr          string
 	metricsAddr         string
 	flowsSocket         string
+	flowsPort           int
 	resync              time.Duration
 	bgpPort             int
 	ds                  *datastore.Config
@@ -82,6 +83,7 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	cmd.Flags().StringVar(&f.healthAddr, "health-addr", agent.DefaultHealthAddr, "health endpoint address (/liveness, /readiness, /status)")
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", agent.DefaultMetricsAddr, "Prometheus metrics address")
 	cmd.Flags().StringVar(&f.flowsSocket, "flows-socket", flows.DefaultSocket, "unix socket `calico flows` asks (served once FelixConfiguration flowLogsFileEnabled is true; \"\" for none)")
+	cmd.Flags().IntVar(&f.flowsPort, "flows-port", def.FlowsPort, "port on this host's IPv4 address where other hosts' `calico flows` ask for its flows (TLS, client certificate of the cluster CA required; 0: none)")
 	cmd.Flags().DurationVar(&f.resync, "resync-interval", 0, "dataplane resync interval (default: FelixConfiguration, else 90s)")
 	cmd.Flags().IntVar(&f.bgpPort, "bgp-port", 179, "BGP listen port")
 	f.ds = addDatastoreFlagsOnly(cmd)
@@ -123,7 +125,7 @@ func newNodeRunCmd() *cobra.Command {
 		cfg.PKIDir = f.pkiDir
 		cfg.JoinURL, cfg.JoinToken, cfg.JoinPort = f.joinURL, f.joinToken, f.joinPort
 		cfg.HealthAddr, cfg.MetricsAddr = f.healthAddr, f.metricsAddr
-		cfg.FlowsSocket = f.flowsSocket
+		cfg.FlowsSocket, cfg.FlowsPort = f.flowsSocket, f.flowsPort
 		cfg.ResyncInterval = f.resync
 		cfg.BGPPort = f.bgpPort
 		cfg.Logger = newLogger("") // each part of the node names itself

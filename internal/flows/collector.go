@@ -29,19 +29,22 @@ const (
 // Collector reads flow log packets into a Ring.
 type Collector struct {
 	Ring *Ring
-	mu   sync.Mutex
-	res  *Resolver
-	now  func() time.Time
+	// Endpoints names the endpoints of every host in records (nil: only
+	// this host's, by ID). Set before the first SetDesired.
+	Endpoints *Directory
+	mu        sync.Mutex
+	res       *Resolver
+	now       func() time.Time
 }
 
 // NewCollector makes a collector with a ring of the default size.
 func NewCollector() *Collector {
-	return &Collector{Ring: NewRing(DefaultCapacity, DefaultInterval), res: NewResolver(nil, ""), now: time.Now}
+	return &Collector{Ring: NewRing(DefaultCapacity, DefaultInterval), res: NewResolver(nil, "", nil), now: time.Now}
 }
 
 // SetDesired tells the collector what the node programmed.
 func (c *Collector) SetDesired(d *dataplane.Desired, host string) {
-	r := NewResolver(d, host)
+	r := NewResolver(d, host, c.Endpoints)
 	c.mu.Lock()
 	c.res = r
 	c.mu.Unlock()
@@ -142,29 +145,4 @@ func dirOf(p string) string {
 		}
 	}
 	return "."
-}
-
-// Fetch asks the node at socket path for the records after since.
-func Fetch(ctx context.Context, path string, since uint64) (Reply, error) {
-	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}, Timeout: 10 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://node/flows?since="+strconv.FormatUint(since, 10), nil)
-	if err != nil {
-		return Reply{}, err
-	}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return Reply{}, fmt.Errorf("ask the node at %s (is it running with flowLogsFileEnabled, and may you use its socket?): %w", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Reply{}, fmt.Errorf("node at %s: %s", path, resp.Status)
-	}
-	var rep Reply
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		return Reply{}, fmt.Errorf("node at %s: %w", path, err)
-	}
-	return rep, nil
 }

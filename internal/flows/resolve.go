@@ -12,13 +12,15 @@ import (
 // dataplane.Desired the node programmed.
 type Resolver struct {
 	host   string
+	dir    *Directory
 	chains map[string]string // kernel chain name -> PolicyChain ID
 	eps    map[netip.Addr]*dataplane.Endpoint
 }
 
-// NewResolver indexes d (nil: nothing known).
-func NewResolver(d *dataplane.Desired, host string) *Resolver {
-	r := &Resolver{host: host, chains: map[string]string{}, eps: map[netip.Addr]*dataplane.Endpoint{}}
+// NewResolver indexes d (nil: nothing known); dir names the endpoints of
+// other hosts too (nil: only this host's, by ID).
+func NewResolver(d *dataplane.Desired, host string, dir *Directory) *Resolver {
+	r := &Resolver{host: host, dir: dir, chains: map[string]string{}, eps: map[netip.Addr]*dataplane.Endpoint{}}
 	if d == nil {
 		return r
 	}
@@ -54,6 +56,12 @@ func (r *Resolver) Record(p LogPacket) (Record, bool) {
 	}
 	if e := r.eps[t.Dst]; e != nil {
 		rec.DstEndpoint = e.ID
+	}
+	if p, ok := r.dir.Lookup(t.Src); ok {
+		rec.SrcName, rec.SrcNetwork, rec.SrcLabels = p.Name, p.Network, p.Labels
+	}
+	if p, ok := r.dir.Lookup(t.Dst); ok {
+		rec.DstName, rec.DstNetwork, rec.DstLabels = p.Name, p.Network, p.Labels
 	}
 	rec.Direction, rec.Endpoint = "egress", rec.SrcEndpoint
 	if pre.Ingress {

@@ -22,6 +22,15 @@ type Record struct {
 	DstPort     uint16     `json:"dstPort,omitempty"`
 	SrcEndpoint string     `json:"srcEndpoint,omitempty"`
 	DstEndpoint string     `json:"dstEndpoint,omitempty"`
+	// SrcName, SrcNetwork and SrcLabels (and Dst...) describe the endpoint
+	// as it was when the flow was recorded: container name, Docker network
+	// and labels. Remote endpoints are named too (from the datastore).
+	SrcName    string            `json:"srcName,omitempty"`
+	SrcNetwork string            `json:"srcNetwork,omitempty"`
+	SrcLabels  map[string]string `json:"srcLabels,omitempty"`
+	DstName    string            `json:"dstName,omitempty"`
+	DstNetwork string            `json:"dstNetwork,omitempty"`
+	DstLabels  map[string]string `json:"dstLabels,omitempty"`
 	// Endpoint is the local endpoint whose chain decided, Direction "egress"
 	// (its traffic out) or "ingress".
 	Endpoint  string `json:"endpoint,omitempty"`

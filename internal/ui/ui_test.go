@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,12 +17,18 @@ import (
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/datastore/etcdtest"
+	"github.com/calico-docker/calico/internal/flows"
 	"github.com/calico-docker/calico/internal/trace"
 )
 
 // newView serves the view over a real etcd with two endpoints on one
 // network; put writes resources.
 func newView(t *testing.T) (*httptest.Server, func(kind, ns, name string, obj any)) {
+	return newViewWithFlows(t, "")
+}
+
+// newViewWithFlows is newView with this host's node flows socket.
+func newViewWithFlows(t *testing.T, flowsSocket string) (*httptest.Server, func(kind, ns, name string, obj any)) {
 	st := etcdtest.Store(t, etcdtest.Start(t))
 	put := func(plural, ns, name string, obj any) {
 		t.Helper()
@@ -43,7 +51,7 @@ func newView(t *testing.T) (*httptest.Server, func(kind, ns, name string, obj an
 	srv := httptest.NewServer(Handler(Source{Load: func(ctx context.Context) (*trace.Tracer, *api.FelixConfigurationSpec, error) {
 		t, err := trace.Load(ctx, st)
 		return t, nil, err
-	}}))
+	}, FlowsSocket: flowsSocket}))
 	t.Cleanup(srv.Close)
 	return srv, put
 }
@@ -115,10 +123,8 @@ func TestViewAPI(t *testing.T) {
 
 // TestViewInChromium renders the page in headless Chromium (its DOM after
 // the scripts ran, --dump-dom) and checks that the matrix shows the
-// policy's verdicts and the policy list. --dump-dom cannot keep one page
-// open across a change, so "updates without a reload" is not checked in
-// the browser (the page re-fetches the API every 2 s; TestViewAPI checks
-// that the API follows the datastore).
+// policy's verdicts and the policy list. TestViewUpdatesLive keeps one page
+// open across a change.
 func TestViewInChromium(t *testing.T) {
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -144,5 +150,52 @@ func TestViewInChromium(t *testing.T) {
 		!strings.Contains(dom, `class="allow" data-from="docker/h1-libnetwork-libnetwork-db" data-to="docker/h1-libnetwork-libnetwork-web"`) ||
 		!strings.Contains(dom, "gnp:db-closed") {
 		t.Fatalf("rendered page lacks the matrix (web -> db denied by gnp:db-closed, db -> web allowed):\n%s", dom)
+	}
+}
+
+// webToDB is the matrix cell of web -> db in the page.
+const webToDB = `document.querySelector('td[data-from="docker/h1-libnetwork-libnetwork-web"][data-to="docker/h1-libnetwork-libnetwork-db"]')`
+
+// TestViewUpdatesLive opens the page in headless Chromium (driven over the
+// DevTools protocol), applies a policy to the datastore and checks that
+// the same page, never reloaded, turns the web -> db cell from allow to
+// deny and names the policy; and that a denied flow the node records
+// later shows with its host and both endpoints' names, networks and labels.
+func TestViewUpdatesLive(t *testing.T) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("skipped: chromium not installed (hack/deps.sh installs the Debian package chromium)")
+	}
+	ring := flows.NewRing(16, 10*time.Second)
+	sock := filepath.Join(t.TempDir(), "flows.sock")
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- flows.Serve(sctx, sock, flows.Handler(func() string { return "h1" }, ring)) }()
+	t.Cleanup(func() { stop(); <-served })
+	srv, put := newViewWithFlows(t, sock)
+	b := startBrowser(t, bin)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	page, err := b.open(ctx, srv.URL+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.evalUntil(t, page, `(() => { const c = `+webToDB+`; return c !== null && c.classList.contains("allow"); })()`, 60*time.Second)
+	// A reload would lose this mark.
+	var marked bool
+	if err := b.eval(ctx, page, `window.h16Mark = "same page"; true`, &marked); err != nil || !marked {
+		t.Fatalf("mark the page: %v", err)
+	}
+	put("globalnetworkpolicies", "", "db-closed", denyPolicy())
+	b.evalUntil(t, page, `(() => { const c = `+webToDB+`; return c !== null && c.classList.contains("deny") && c.title.includes("gnp:db-closed"); })()`, 30*time.Second)
+	ring.Add(flows.Record{Host: "h1", Src: netip.MustParseAddr("10.0.0.2"), Dst: netip.MustParseAddr("10.0.0.1"), Proto: "icmp",
+		Action: "deny", Direction: "ingress", Rule: -1, Reason: "no policy or profile allowed it",
+		SrcName: "db", SrcNetwork: "net1", SrcLabels: map[string]string{"role": "db", "docker.container": "db"},
+		DstName: "web", DstNetwork: "net1", DstLabels: map[string]string{"role": "web"}}, time.Now())
+	b.evalUntil(t, page, `(() => { const f = document.getElementById("flows").textContent;
+		return f.includes("h1") && f.includes("db 10.0.0.2 net1 role=db") && f.includes("web 10.0.0.1 net1 role=web") && !f.includes("docker.container"); })()`, 30*time.Second)
+	var same bool
+	if err := b.eval(ctx, page, `window.h16Mark === "same page"`, &same); err != nil || !same {
+		t.Fatalf("the page was reloaded (mark lost: %v %v)", same, err)
 	}
 }

@@ -2,19 +2,25 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/calico-docker/calico/internal/flows"
 	"github.com/calico-docker/calico/internal/testutil"
 )
 
 // The seed scenario across two hosts: same network reaches across hosts,
 // other networks are isolated, a label-selected policy opens a path, a new
 // container is reachable from the other host, and node status shows the mesh.
+// With flow logs on (issue 16), `calico flows` on one host shows what the
+// other host denied and allowed, and by which profile or policy rule; and
+// `calico node diags` holds the ruleset and routes.
 func TestTwoHostSeedScenario(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2, 1)
+	l.Apply("host1", flowLogsOn)
 	l.Network("frontend", "host1", "host2")
 	l.Network("backend", "host1", "host2")
 	web1 := l.Run("host1", "web1", "frontend", "role=web")
@@ -31,12 +37,55 @@ func TestTwoHostSeedScenario(t *testing.T) {
 	l.AssertBlocked("host1", "web1", db2)
 	l.AssertBlocked("host2", "db2", web1)
 
+	t.Run("denied flow on the other host", func(t *testing.T) {
+		// db2 (host2) -> web1 (host1) is dropped at web1's ingress on host1:
+		// asked on host2, the record comes from host1 over its flows API.
+		r := l.eventuallyFlow(t, "host2", func() { l.CanPing("host2", "db2", web1) }, func(r flows.Record) bool {
+			return r.Host == "host1" && r.Src.String() == db2 && r.Dst.String() == web1
+		}, "--denied")
+		if r.Action != "deny" || r.Direction != "ingress" || !strings.Contains(r.Reason, "profile:frontend") {
+			t.Errorf("denied flow does not name web1's profile: %+v", r)
+		}
+		if r.SrcName != "db2" || r.SrcNetwork != "backend" || r.SrcLabels["role"] != "db" ||
+			r.DstName != "web1" || r.DstNetwork != "frontend" || r.DstLabels["role"] != "web" {
+			t.Errorf("denied flow does not name both endpoints: %+v", r)
+		}
+		table := l.Calico("host2", "flows", "--denied", "--node", "host1", "--from", "db2")
+		if !strings.Contains(table, "host1") || !strings.Contains(table, "web1 ("+web1+" frontend role=web)") {
+			t.Errorf("flows table lacks the host or web1 with its network and labels:\n%s", table)
+		}
+	})
+
 	l.ApplyFile("host1", seedPolicy)
 	l.EventuallyReach("host1", "web1", db2, 15*time.Second)
 	l.EventuallyReach("host2", "web2", db1, 15*time.Second)
 	// Pass keeps the profile: db to db still allowed, db to web still denied.
 	l.EventuallyReach("host1", "db1", db2, 15*time.Second)
 	l.AssertBlocked("host2", "db2", web1)
+
+	t.Run("allowed flow names the policy rule", func(t *testing.T) {
+		// web1 (host1) -> db2 (host2): allowed at db2's ingress on host2 by
+		// the policy's rule 0; asked on host1.
+		r := l.eventuallyFlow(t, "host1", func() { l.CanPing("host1", "web1", db2) }, func(r flows.Record) bool {
+			return r.Host == "host2" && r.Src.String() == web1 && r.Dst.String() == db2 && r.Direction == "ingress"
+		}, "--allowed", "--node", "host2")
+		if r.Action != "allow" || r.Policy != "gnp:allow-web-to-db" || r.Rule != 0 {
+			t.Errorf("allowed flow not attributed to gnp:allow-web-to-db rule 0: %+v", r)
+		}
+	})
+	t.Run("diags hold the ruleset and routes", func(t *testing.T) {
+		files := l.diagsFiles(t, "host1")
+		nft, ok := fileEndingIn(files, "nftables/calico.txt")
+		if !ok || !strings.Contains(nft, "table inet calico") || !strings.Contains(nft, "allow-web-to-db") {
+			t.Errorf("diags nftables/calico.txt lacks the calico table or the policy's chain:\n%.2000s", nft)
+		}
+		routes, ok := fileEndingIn(files, "net/routes-ipv4.txt")
+		// host2's block (blockSize 26 by default), learnt over BGP.
+		block := netip.PrefixFrom(netip.MustParseAddr(db2), 26).Masked().String()
+		if !ok || !strings.Contains(routes, web1+" dev cali") || !strings.Contains(routes, block+" via") {
+			t.Errorf("diags net/routes-ipv4.txt lacks web1's route or host2's block %s:\n%s", block, routes)
+		}
+	})
 
 	// A new container on host2 is reachable from host1.
 	start := time.Now()

@@ -98,7 +98,7 @@ spec:
 	}
 	// Every port listens on every host's fabric address: ours where the
 	// node has no listener there, so that a failed connection means dropped.
-	cpPorts := []int{2379, 2380, 179, 9099, 9091}
+	cpPorts := []int{2379, 2380, 179, 9099, 9091, 9096}
 	const open = 8080
 	for _, h := range hosts {
 		for _, p := range append([]int{open}, cpPorts...) {

@@ -81,8 +81,14 @@ async function refresh() {
     flowSeq = f.seq || flowSeq;
     for (const r of f.records || []) flowRows.unshift(r);
     flowRows.splice(200);
-    replace("flows", table(["TIME", "SOURCE", "DESTINATION", "PROTO", "BY", "PACKETS"], flowRows.map(r =>
-      [new Date(r.end).toLocaleTimeString(), (r.srcEndpoint || "") + " " + r.src, (r.dstEndpoint || "") + " " + r.dst, r.proto,
+    // One side: name, address, network and labels (without the docker.*
+    // ones, shown as name and network).
+    const side = (name, id, addr, net, labels) => [name || id || "", addr, net || "",
+      Object.entries(labels || {}).filter(([k]) => !k.startsWith("docker.")).map(([k, v]) => k + "=" + v).sort().join(",")]
+      .filter(x => x).join(" ");
+    replace("flows", table(["TIME", "HOST", "SOURCE", "DESTINATION", "PROTO", "BY", "PACKETS"], flowRows.map(r =>
+      [new Date(r.end).toLocaleTimeString(), r.host || "", side(r.srcName, r.srcEndpoint, r.src, r.srcNetwork, r.srcLabels),
+       side(r.dstName, r.dstEndpoint, r.dst, r.dstNetwork, r.dstLabels), r.proto,
        (r.policy ? r.policy + " rule " + r.rule : r.reason) + " [" + r.direction + "]", r.packets])));
     document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
