@@ -211,7 +211,7 @@ func removeFromDatastore(ctx context.Context, out io.Writer, cfg *datastore.Conf
 		return fmt.Errorf("datastore: %w", err)
 	}
 	defer st.Close()
-	err = resources.New(st).Delete(ctx, api.KindNode, "", name)
+	err = resources.New(st).Delete(ctx, api.KindNode, "", name, "")
 	switch {
 	case err == nil:
 		fmt.Fprintf(out, "datastore: deleted Node %s\n", name)

@@ -53,6 +53,34 @@ func KeyOf(r api.Resource) string {
 	return Key(api.Info(r), m.Namespace, m.Name)
 }
 
+// BadValueError is a stored value that cannot be decoded as its kind.
+type BadValueError struct {
+	Key string
+	Err error
+}
+
+func (e *BadValueError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *BadValueError) Unwrap() error { return e.Err }
+
+// Undecodable reports whether err is only about stored values that could
+// not be decoded (List's error for them), so that a reader may go on with
+// the rest.
+func Undecodable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !Undecodable(e) {
+				return false
+			}
+		}
+		return true
+	}
+	var bad *BadValueError
+	return errors.As(err, &bad)
+}
+
 // Decode reads a stored value of kind ki in its client form (see
 // api.DecodeStoredKey): identity from the key, resourceVersion the key's
 // revision, unknown fields kept with the resource.
@@ -63,7 +91,7 @@ func Decode(ki api.KindInfo, kv datastore.KV) (api.Resource, error) {
 	}
 	r, err := api.DecodeStoredKey(ki.Kind, ns, name, kv.Value, kv.Revision)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", kv.Key, err)
+		return nil, &BadValueError{Key: kv.Key, Err: err}
 	}
 	return r, nil
 }
@@ -189,9 +217,10 @@ func (c *Client) Modify(ctx context.Context, kind, namespace, name string, chang
 // maxAttempts bounds the compare-and-swap retries of Modify.
 const maxAttempts = 20
 
-// Delete removes a resource whatever its revision; a missing one is an
-// error matching datastore.ErrNotFound.
-func (c *Client) Delete(ctx context.Context, kind, namespace, name string) error {
+// Delete removes a resource: with resourceVersion "" whatever its
+// revision, else only at that revision (datastore.ErrConflict otherwise).
+// A missing one is an error matching datastore.ErrNotFound.
+func (c *Client) Delete(ctx context.Context, kind, namespace, name, resourceVersion string) error {
 	ki, err := kindOf(kind)
 	if err != nil {
 		return err
@@ -199,7 +228,13 @@ func (c *Client) Delete(ctx context.Context, kind, namespace, name string) error
 	if ki.Kind == api.KindProfile && name == api.DefaultAllowProfile {
 		return fmt.Errorf("profile %s is Calico's built-in profile and cannot be deleted", name)
 	}
-	if err := c.st.Delete(ctx, Key(ki, namespace, name), 0); err != nil {
+	var rev int64
+	if resourceVersion != "" {
+		if rev, err = strconv.ParseInt(resourceVersion, 10, 64); err != nil || rev <= 0 {
+			return fmt.Errorf("delete %s: metadata.resourceVersion %q: not a revision", ident(ki, namespace, name), resourceVersion)
+		}
+	}
+	if err := c.st.Delete(ctx, Key(ki, namespace, name), rev); err != nil {
 		return fmt.Errorf("delete %s: %w", ident(ki, namespace, name), err)
 	}
 	return nil
