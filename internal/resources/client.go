@@ -81,15 +81,16 @@ func Undecodable(err error) bool {
 	return errors.As(err, &bad)
 }
 
-// Decode reads a stored value of kind ki in its client form (see
-// api.DecodeStoredKey): identity from the key, resourceVersion the key's
-// revision, unknown fields kept with the resource.
-func Decode(ki api.KindInfo, kv datastore.KV) (api.Resource, error) {
+// Decode reads a stored value of kind (canonical name) in its client form
+// (see api.DecodeStoredKey): identity from the key, resourceVersion the
+// key's revision, unknown fields kept with the resource. An error is a
+// *BadValueError naming the key.
+func Decode(kind string, kv datastore.KV) (api.Resource, error) {
 	_, ns, name, ok := datastore.ParseResourceKey(kv.Key)
 	if !ok {
-		return nil, fmt.Errorf("%s: not a resource key", kv.Key)
+		return nil, &BadValueError{Key: kv.Key, Err: errors.New("not a resource key")}
 	}
-	r, err := api.DecodeStoredKey(ki.Kind, ns, name, kv.Value, kv.Revision)
+	r, err := api.DecodeStoredKey(kind, ns, name, kv.Value, kv.Revision)
 	if err != nil {
 		return nil, &BadValueError{Key: kv.Key, Err: err}
 	}
@@ -122,7 +123,7 @@ func (c *Client) Get(ctx context.Context, kind, namespace, name string) (api.Res
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", ident(ki, namespace, name), err)
 	}
-	return Decode(ki, kv)
+	return Decode(ki.Kind, kv)
 }
 
 // List reads every resource of a kind, of one namespace or (namespace "")
@@ -148,7 +149,7 @@ func (c *Client) List(ctx context.Context, kind, namespace string) (items []api.
 	items = make([]api.Resource, 0, len(kvs)+1)
 	var bad []error
 	for _, kv := range kvs {
-		r, err := Decode(ki, kv)
+		r, err := Decode(ki.Kind, kv)
 		if err != nil {
 			bad = append(bad, err)
 			continue
@@ -196,7 +197,7 @@ func (c *Client) Modify(ctx context.Context, kind, namespace, name string, chang
 		if err != nil {
 			return nil, fmt.Errorf("get %s: %w", ident(ki, namespace, name), err)
 		}
-		r, err := Decode(ki, kv)
+		r, err := Decode(ki.Kind, kv)
 		if err != nil {
 			return nil, err
 		}

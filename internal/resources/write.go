@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
-	"github.com/calico-docker/calico/internal/ipam"
 )
 
 // Mode is what a write does with a resource that exists or not.
@@ -150,7 +150,7 @@ func (c *Client) plan(ctx context.Context, docs []api.Document, mode Mode, skipE
 		}
 		var old api.Resource
 		if exists {
-			if old, err = Decode(api.Info(r), kv); err != nil {
+			if old, err = Decode(r.Kind(), kv); err != nil {
 				return nil, err
 			}
 		}
@@ -160,7 +160,7 @@ func (c *Client) plan(ctx context.Context, docs []api.Document, mode Mode, skipE
 				fail(err, false)
 				continue
 			}
-			if err := ipam.CheckPoolOverlap(pools, *pool); err != nil {
+			if err := CheckPoolOverlap(pools, *pool); err != nil {
 				fail(err, false)
 				continue
 			}
@@ -221,7 +221,7 @@ func otherPools(cur map[string]datastore.KV, docs []api.Document) []api.IPPool {
 	var pools []api.IPPool
 	for k, kv := range cur {
 		if plural, _, name, ok := datastore.ParseResourceKey(k); ok && plural == "ippools" && !writing[name] {
-			if r, err := Decode(api.Info(&api.IPPool{}), kv); err == nil {
+			if r, err := Decode(api.KindIPPool, kv); err == nil {
 				pools = append(pools, *r.(*api.IPPool))
 			}
 		}
@@ -423,4 +423,30 @@ func (c *Client) DeleteAll(ctx context.Context, docs []api.Document, skipNotExis
 		return nil, fmt.Errorf("nothing was deleted: %w%s", err, txnLimitHint(err, len(ops)))
 	}
 	return res, nil
+}
+
+// PoolsOverlap reports whether two pool CIDRs share any address.
+func PoolsOverlap(a, b netip.Prefix) bool { return a.Masked().Overlaps(b.Masked()) }
+
+// CheckPoolOverlap returns an error naming the first pool in existing whose
+// CIDR overlaps candidate's; a pool with the candidate's own name is skipped
+// (an update of itself). Every write of an IPPool runs it.
+func CheckPoolOverlap(existing []api.IPPool, candidate api.IPPool) error {
+	c, err := netip.ParsePrefix(strings.TrimSpace(candidate.Spec.CIDR))
+	if err != nil {
+		return fmt.Errorf("ippool %q: spec.cidr %q: %w", candidate.Name, candidate.Spec.CIDR, err)
+	}
+	for _, e := range existing {
+		if e.Name == candidate.Name {
+			continue
+		}
+		ec, err := netip.ParsePrefix(strings.TrimSpace(e.Spec.CIDR))
+		if err != nil {
+			continue
+		}
+		if PoolsOverlap(c, ec) {
+			return fmt.Errorf("ippool %q: spec.cidr %s overlaps ippool %q (%s); pools must not overlap", candidate.Name, c.Masked(), e.Name, ec.Masked())
+		}
+	}
+	return nil
 }
