@@ -229,6 +229,15 @@ func (c *Client) Delete(ctx context.Context, kind, namespace, name, resourceVers
 	if ki.Kind == api.KindProfile && name == api.DefaultAllowProfile {
 		return fmt.Errorf("profile %s is Calico's built-in profile and cannot be deleted", name)
 	}
+	if ki.Kind == api.KindTier {
+		refused, err := c.checkTierDeletes(ctx, []string{name}, nil)
+		if err != nil {
+			return err
+		}
+		if err := refused[name]; err != nil {
+			return err
+		}
+	}
 	var rev int64
 	if resourceVersion != "" {
 		if rev, err = strconv.ParseInt(resourceVersion, 10, 64); err != nil || rev <= 0 {

@@ -331,3 +331,45 @@ func TestEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTierRules: a policy is created only in a tier that exists (or is
+// written with it); a tier with policies, or a built-in one, is not
+// deleted.
+func TestTierRules(t *testing.T) {
+	ctx := context.Background()
+	st := datastore.NewMemory()
+	c := resources.New(st)
+	inTier := func(name, tier string) *api.GlobalNetworkPolicy {
+		p := gnp(name, "all()")
+		p.Spec.Tier = tier
+		return p
+	}
+	order := 100.0
+	tier := &api.Tier{ObjectMeta: api.ObjectMeta{Name: "h18-sec"}, Spec: api.TierSpec{Order: &order}}
+
+	_, err := c.Create(ctx, inTier("h18-sec.p1", "h18-sec"))
+	if err == nil || !strings.Contains(err.Error(), `spec.tier: tier "h18-sec" does not exist`) {
+		t.Fatalf("policy in a missing tier: %v", err)
+	}
+	// The default tier needs no resource.
+	if _, err := c.Create(ctx, gnp("p0", "all()")); err != nil {
+		t.Fatalf("policy in the default tier: %v", err)
+	}
+	// Tier and policy in one write.
+	docs := []api.Document{{Resource: inTier("h18-sec.p1", "h18-sec"), Document: 1}, {Resource: tier, Document: 2}}
+	if _, err := c.Write(ctx, docs, resources.ModeApply, false); err != nil {
+		t.Fatalf("tier and policy together: %v", err)
+	}
+	err = c.Delete(ctx, api.KindTier, "", "h18-sec", "")
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("delete of a tier with a policy: %v", err)
+	}
+	if err := c.Delete(ctx, api.KindTier, "", api.DefaultTier, ""); err == nil || !strings.Contains(err.Error(), "built in") {
+		t.Errorf("delete of the default tier: %v", err)
+	}
+	// Deleting the tier with its policies in one transaction is fine.
+	del := []api.Document{{Resource: inTier("h18-sec.p1", "h18-sec"), Document: 1}, {Resource: &api.Tier{ObjectMeta: api.ObjectMeta{Name: "h18-sec"}}, Document: 2}}
+	if _, err := c.DeleteAll(ctx, del, false, false); err != nil {
+		t.Fatalf("delete of a tier with its policies: %v", err)
+	}
+}

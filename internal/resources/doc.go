@@ -13,8 +13,11 @@
 // Invariants of every write:
 //   - The resource is defaulted and validated (api.Default, api.Validate),
 //     and cross-resource rules hold: an IPPool overlaps no other pool and
-//     keeps its CIDR and block size on update; Calico's built-in profile
-//     projectcalico-default-allow is never stored, changed or deleted.
+//     keeps its CIDR and block size on update; a policy is created only in
+//     a tier that exists (the default tier always does) and a tier is
+//     deleted only when empty, never a built-in one (tiers.go); Calico's
+//     built-in profile projectcalico-default-allow is never stored,
+//     changed or deleted.
 //   - metadata.uid and metadata.creationTimestamp are set once, when the
 //     resource is created (whatever the caller gave); an update keeps the
 //     stored ones. metadata.resourceVersion is never stored: it is the

@@ -113,6 +113,7 @@ func (c *Client) plan(ctx context.Context, docs []api.Document, mode Mode, skipE
 	now := c.now().UTC().Format(time.RFC3339)
 	p := &plan{res: &Result{}}
 	pools := otherPools(cur, docs) // the pools as they will be, for the overlap check
+	tiers := newTierChecker(c, docs)
 
 	for _, d := range docs {
 		r := d.Resource
@@ -147,6 +148,16 @@ func (c *Client) plan(ctx context.Context, docs []api.Document, mode Mode, skipE
 		if err := staleVersion(r, kv, exists); err != nil {
 			fail(err, true)
 			continue
+		}
+		if api.IsTiered(r.Kind()) && !exists {
+			refusal, err := tiers.check(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			if refusal != nil {
+				fail(refusal, false)
+				continue
+			}
 		}
 		var old api.Resource
 		if exists {
@@ -383,6 +394,7 @@ func (c *Client) DeleteAll(ctx context.Context, docs []api.Document, skipNotExis
 	res := &Result{}
 	var ops []datastore.Op
 	var problems []error
+	var tierDocs []api.Document
 	for _, d := range docs {
 		r := d.Resource
 		kv, exists := cur[KeyOf(r)]
@@ -409,6 +421,32 @@ func (c *Client) DeleteAll(ctx context.Context, docs []api.Document, skipNotExis
 		}
 		res.add(r.Kind())
 		ops = append(ops, datastore.Op{Type: datastore.OpDelete, Key: kv.Key, Revision: kv.Revision})
+		if r.Kind() == api.KindTier {
+			tierDocs = append(tierDocs, d)
+		}
+	}
+	if len(tierDocs) > 0 {
+		deleting := map[string]bool{}
+		var names []string
+		for _, op := range ops {
+			deleting[op.Key] = true
+		}
+		for _, d := range tierDocs {
+			names = append(names, d.Resource.GetObjectMeta().Name)
+		}
+		refused, err := c.checkTierDeletes(ctx, names, deleting)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range tierDocs {
+			if err := refused[d.Resource.GetObjectMeta().Name]; err != nil {
+				if fromArgs {
+					problems = append(problems, err)
+				} else {
+					problems = append(problems, d.Error(err))
+				}
+			}
+		}
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("nothing was deleted:\n%w", errors.Join(problems...))
