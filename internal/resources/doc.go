@@ -36,4 +36,10 @@
 // (api.DecodeStoredKey). Decoding ignores unknown fields and keeps them
 // with the resource, so a newer writer does not break this reader.
 // resourceVersion is the key's mod revision.
+//
+// Left outside on purpose: compat.Initialize writes the objects calicoctl
+// creates on its first write as plain JSON (ClusterInformation has no type
+// here) and compat.MigratePolicyKeys moves policies between keys, which no
+// client operation does; diags dumps raw keys; IPAM blocks, handles and
+// affinities are not resources.
 package resources
