@@ -8,10 +8,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // Automatic host endpoints, Calico's kube-controllers autoCreate: when the
@@ -33,14 +33,10 @@ const (
 // autoHostEndpointsEnabled reads Calico's switch from the stored
 // KubeControllersConfiguration "default" (absent: off).
 func autoHostEndpointsEnabled(ctx context.Context, st datastore.Store) (bool, error) {
-	kv, err := st.Get(ctx, datastore.ResourceKey("kubecontrollersconfigurations", "", "default"))
+	r, err := resources.New(st).Get(ctx, api.KindKubeControllersConfiguration, "", "default")
 	if errors.Is(err, datastore.ErrNotFound) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	r, err := api.DecodeStored(api.KindKubeControllersConfiguration, "default", kv.Value, kv.Revision)
 	if err != nil {
 		return false, err
 	}
@@ -94,19 +90,15 @@ func (a *Agent) ensureAutoHostEndpoint(ctx context.Context) error {
 		return fmt.Errorf("kubecontrollersconfiguration default: %w", err)
 	}
 	name := a.cfg.NodeName + autoHEPSuffix
-	key := datastore.ResourceKey("hostendpoints", "", name)
+	rc := resources.New(a.store)
 	for attempt := 0; attempt < 20; attempt++ {
-		kv, err := a.store.Get(ctx, key)
+		r, err := rc.Get(ctx, api.KindHostEndpoint, "", name)
 		exists := err == nil
 		if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 			return err
 		}
 		var cur *api.HostEndpoint
 		if exists {
-			r, err := api.DecodeStored(api.KindHostEndpoint, name, kv.Value, kv.Revision)
-			if err != nil {
-				return fmt.Errorf("host endpoint %s: %w", name, err)
-			}
 			cur = r.(*api.HostEndpoint)
 			if cur.Labels[autoHEPCreatedBy] != autoHEPController {
 				return nil // someone's own host endpoint of that name
@@ -116,7 +108,7 @@ func (a *Agent) ensureAutoHostEndpoint(ctx context.Context) error {
 			if !exists {
 				return nil
 			}
-			err := a.store.Delete(ctx, key, kv.Revision)
+			err := rc.Delete(ctx, api.KindHostEndpoint, "", name, cur.ResourceVersion)
 			if errors.Is(err, datastore.ErrConflict) {
 				continue
 			}
@@ -128,15 +120,11 @@ func (a *Agent) ensureAutoHostEndpoint(ctx context.Context) error {
 			}
 			return err
 		}
-		nkv, err := a.store.Get(ctx, datastore.ResourceKey("nodes", "", a.cfg.NodeName))
-		if err != nil {
-			return fmt.Errorf("node %s: %w", a.cfg.NodeName, err)
-		}
-		r, err := api.DecodeStored(api.KindNode, a.cfg.NodeName, nkv.Value, nkv.Revision)
+		nr, err := rc.Get(ctx, api.KindNode, "", a.cfg.NodeName)
 		if err != nil {
 			return err
 		}
-		want := desiredAutoHostEndpoint(r.(*api.Node))
+		want := desiredAutoHostEndpoint(nr.(*api.Node))
 		if exists {
 			if maps.Equal(cur.Labels, want.Labels) && slices.Equal(cur.Spec.ExpectedIPs, want.Spec.ExpectedIPs) &&
 				cur.Spec.Node == want.Spec.Node && cur.Spec.InterfaceName == want.Spec.InterfaceName &&
@@ -145,11 +133,8 @@ func (a *Agent) ensureAutoHostEndpoint(ctx context.Context) error {
 			}
 			cur.Labels, cur.Spec.Node, cur.Spec.InterfaceName = want.Labels, want.Spec.Node, want.Spec.InterfaceName
 			cur.Spec.ExpectedIPs, cur.Spec.Profiles = want.Spec.ExpectedIPs, want.Spec.Profiles
-			b, err := api.EncodeStored(cur, kv.Value)
-			if err != nil {
-				return err
-			}
-			if _, err := a.store.Update(ctx, key, b, kv.Revision); errors.Is(err, datastore.ErrConflict) {
+			// cur carries the resourceVersion it was read at: compare-and-swap.
+			if _, err := rc.Update(ctx, cur); errors.Is(err, datastore.ErrConflict) {
 				continue
 			} else if err != nil {
 				return err
@@ -157,12 +142,7 @@ func (a *Agent) ensureAutoHostEndpoint(ctx context.Context) error {
 			a.log.Info("automatic host endpoint updated", "name", name, "expectedIPs", want.Spec.ExpectedIPs)
 			return nil
 		}
-		want.UID, want.CreationTimestamp = newUID(), time.Now().UTC().Format(time.RFC3339)
-		b, err := api.EncodeStored(want, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := a.store.Create(ctx, key, b); errors.Is(err, datastore.ErrExists) {
+		if _, err := rc.Create(ctx, want); errors.Is(err, datastore.ErrExists) {
 			continue
 		} else if err != nil {
 			return err

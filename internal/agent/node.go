@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // openStore connects to the datastore, retrying while it is unreachable:
@@ -143,28 +143,16 @@ func (a *Agent) writeNode(ctx context.Context) error {
 		}
 		node := api.Node{
 			TypeMeta:   api.TypeMeta{Kind: api.KindNode, APIVersion: api.APIVersion},
-			ObjectMeta: api.ObjectMeta{Name: a.cfg.NodeName, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339)},
+			ObjectMeta: api.ObjectMeta{Name: a.cfg.NodeName},
 		}
 		setAddrs(&node)
-		b, err := api.EncodeStored(&node, nil)
-		if err != nil {
-			return err
-		}
-		_, err = a.store.Create(ctx, datastore.ResourceKey("nodes", "", a.cfg.NodeName), b)
+		_, err = resources.New(a.store).Create(ctx, &node)
 		if errors.Is(err, datastore.ErrExists) {
 			continue // created meanwhile: update it
 		}
 		return err
 	}
 	return fmt.Errorf("node %s: too many concurrent updates", a.cfg.NodeName)
-}
-
-func newUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // hostMTU is the MTU of the interface carrying this host's IPv4 address.

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/calico-docker/calico/internal/compat"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // Default pools, created by the first node when no pool of a family exists
@@ -35,16 +35,14 @@ func (a *Agent) ensureDefaultPools(ctx context.Context) error {
 	if v, _ := strconv.ParseBool(os.Getenv("NO_DEFAULT_POOLS")); v {
 		return nil
 	}
-	kvs, _, err := a.store.List(ctx, datastore.ResourcePrefix("ippools"))
-	if err != nil {
+	rc := resources.New(a.store)
+	pools, _, err := rc.List(ctx, api.KindIPPool, "")
+	if err != nil && !resources.Undecodable(err) {
 		return err
 	}
 	have4, have6 := false, false
-	for _, kv := range kvs {
-		var p api.IPPool
-		if json.Unmarshal(kv.Value, &p) != nil {
-			continue
-		}
+	for _, r := range pools {
+		p := r.(*api.IPPool)
 		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil {
 			if c.Addr().Is4() {
 				have4 = true
@@ -67,9 +65,7 @@ func (a *Agent) ensureDefaultPools(ctx context.Context) error {
 		if !w.need {
 			continue
 		}
-		pool := &api.IPPool{ObjectMeta: api.ObjectMeta{
-			Name: w.name, UID: newUID(), CreationTimestamp: time.Now().UTC().Format(time.RFC3339),
-		}}
+		pool := &api.IPPool{ObjectMeta: api.ObjectMeta{Name: w.name}}
 		pool.Spec.CIDR = envOr(w.cidrEnv, w.def)
 		if bs := os.Getenv(w.blockEnv); bs != "" {
 			n, err := strconv.Atoi(bs)
@@ -88,17 +84,14 @@ func (a *Agent) ensureDefaultPools(ctx context.Context) error {
 		if err := api.Validate(pool); err != nil {
 			return fmt.Errorf("default pool from environment: %w", err)
 		}
-		b, err := api.EncodeStored(pool, nil)
-		if err != nil {
-			return err
-		}
-		_, err = a.store.Create(ctx, datastore.ResourceKey("ippools", "", w.name), b)
+		// The client also checks the pool against every other one.
+		_, err := rc.Create(ctx, pool)
 		switch {
 		case err == nil:
 			a.log.Info("created default IP pool", "name", w.name, "cidr", pool.Spec.CIDR)
 		case errors.Is(err, datastore.ErrExists):
 		default:
-			return fmt.Errorf("create %s: %w", w.name, err)
+			return fmt.Errorf("default pool from environment: %w", err)
 		}
 	}
 	return nil
@@ -179,32 +172,13 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 
 // updateNode applies f to this node's Node resource with compare-and-swap.
 func (a *Agent) updateNode(ctx context.Context, f func(*api.Node)) error {
-	key := datastore.ResourceKey("nodes", "", a.cfg.NodeName)
-	for attempt := 0; attempt < 20; attempt++ {
-		kv, err := a.store.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		r, err := api.DecodeStored(api.KindNode, a.cfg.NodeName, kv.Value, 0)
-		if err != nil {
-			return err
-		}
-		n := r.(*api.Node)
-		f(n)
-		// Fields this version does not know (a newer calico/node's, or
-		// calicoctl's) are kept.
-		b, err := api.EncodeStored(n, kv.Value)
-		if err != nil {
-			return err
-		}
-		if _, err := a.store.Update(ctx, key, b, kv.Revision); errors.Is(err, datastore.ErrConflict) {
-			continue
-		} else if err != nil {
-			return err
-		}
-		return nil
-	}
-	return fmt.Errorf("node %s: too many concurrent updates", a.cfg.NodeName)
+	// Fields this version does not know (a newer calico/node's, or
+	// calicoctl's) are kept.
+	_, err := resources.New(a.store).Modify(ctx, api.KindNode, "", a.cfg.NodeName, func(r api.Resource) (bool, error) {
+		f(r.(*api.Node))
+		return true, nil
+	})
+	return err
 }
 
 // randomMAC is a locally administered unicast MAC.

@@ -3,12 +3,9 @@ package cli
 import (
 	"context"
 
-	"encoding/json"
-	"fmt"
+	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/compat"
 	"github.com/calico-docker/calico/internal/datastore"
-
-	"github.com/calico-docker/calico/internal/api"
 )
 
 // Calico's datastore always has the profile projectcalico-default-allow
@@ -16,19 +13,10 @@ import (
 // `get -o yaml` of profiles holds it. Applying it unchanged is accepted and
 // writes nothing; changing or deleting it is refused.
 
-func defaultAllowProfile() api.Resource { return api.NewDefaultAllowProfile() }
-
+// builtinProfile reports whether r is that profile (resources.Client
+// serves it, refuses changes and never stores it).
 func builtinProfile(r api.Resource) bool {
 	return r.Kind() == api.KindProfile && r.GetObjectMeta().Name == api.DefaultAllowProfile
-}
-
-func checkBuiltinProfile(r api.Resource) error {
-	want, _ := json.Marshal(api.NewDefaultAllowProfile().Spec)
-	got, _ := json.Marshal(r.(*api.Profile).Spec)
-	if string(want) != string(got) {
-		return fmt.Errorf("profile %s is Calico's built-in allow-all profile and cannot be changed: give your profile another name", api.DefaultAllowProfile)
-	}
-	return nil
 }
 
 // openStoreForWrite opens the datastore for a command that writes and does

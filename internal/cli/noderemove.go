@@ -15,11 +15,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/calico-docker/calico/internal/agent"
+	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
 	"github.com/calico-docker/calico/internal/nodectl"
 	"github.com/calico-docker/calico/internal/plugin/docker"
+	"github.com/calico-docker/calico/internal/resources"
 	"github.com/calico-docker/calico/internal/uninstall"
 )
 
@@ -209,14 +211,14 @@ func removeFromDatastore(ctx context.Context, out io.Writer, cfg *datastore.Conf
 		return fmt.Errorf("datastore: %w", err)
 	}
 	defer st.Close()
-	err = st.Delete(ctx, datastore.ResourceKey("nodes", "", name), 0)
+	err = resources.New(st).Delete(ctx, api.KindNode, "", name, "")
 	switch {
 	case err == nil:
 		fmt.Fprintf(out, "datastore: deleted Node %s\n", name)
 	case errors.Is(err, datastore.ErrNotFound):
 		fmt.Fprintf(out, "datastore: no Node %s\n", name)
 	default:
-		return fmt.Errorf("delete Node %s: %w", name, err)
+		return err
 	}
 	blocks, err := ipam.New(st).ReleaseHostAffinities(ctx, name, false)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,14 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	yaml "go.yaml.in/yaml/v2"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
-	"github.com/calico-docker/calico/internal/ipam"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // The resource commands follow calicoctl: apply, create, replace, delete,
@@ -43,17 +41,13 @@ func init() {
 type writeMode int
 
 const (
-	modeApply writeMode = iota
-	modeCreate
-	modeReplace
+	modeApply   = writeMode(resources.ModeApply)
+	modeCreate  = writeMode(resources.ModeCreate)
+	modeReplace = writeMode(resources.ModeReplace)
 )
 
 func (m writeMode) verb() string { return [...]string{"apply", "create", "replace"}[m] }
 func (m writeMode) past() string { return [...]string{"applied", "created", "replaced"}[m] }
-
-// listThreshold: with more resources of one kind than this in a manifest,
-// the current state of the kind is read with one List instead of a Get each.
-const listThreshold = 8
 
 // readManifest reads -f FILE, or standard input for "-".
 func readManifest(cmd *cobra.Command, file string) ([]byte, error) {
@@ -117,7 +111,7 @@ has that version in the datastore.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), res.summary(mode.past()))
+		fmt.Fprintln(cmd.OutOrStdout(), summary(res, mode.past()))
 		printWarnings(cmd.ErrOrStderr(), docs)
 		for _, d := range docs {
 			if h, ok := d.Resource.(*api.HostEndpoint); ok && strings.TrimSpace(h.Spec.InterfaceName) == "" {
@@ -132,309 +126,27 @@ has that version in the datastore.`,
 	return cmd
 }
 
-// result counts what a write or delete did, for the summary line.
-type result struct {
-	kinds   map[string]bool
-	handled int
-	skipped int
-}
-
-func (r *result) add(kind string) {
-	if r.kinds == nil {
-		r.kinds = map[string]bool{}
-	}
-	r.kinds[kind] = true
-	r.handled++
-}
-
 // summary prints calicoctl's line: "Successfully applied 3 'NetworkPolicy'
 // resource(s)" when one kind was involved, without the kind otherwise.
-func (r *result) summary(past string) string {
+func summary(r *resources.Result, past string) string {
 	var s string
-	if len(r.kinds) == 1 {
-		for k := range r.kinds {
-			s = fmt.Sprintf("Successfully %s %d '%s' resource(s)", past, r.handled, k)
+	if len(r.Kinds) == 1 {
+		for k := range r.Kinds {
+			s = fmt.Sprintf("Successfully %s %d '%s' resource(s)", past, r.Handled, k)
 		}
 	} else {
-		s = fmt.Sprintf("Successfully %s %d resource(s)", past, r.handled)
+		s = fmt.Sprintf("Successfully %s %d resource(s)", past, r.Handled)
 	}
-	if r.skipped > 0 {
-		s += fmt.Sprintf(" (%d skipped)", r.skipped)
+	if r.Skipped > 0 {
+		s += fmt.Sprintf(" (%d skipped)", r.Skipped)
 	}
 	return s
 }
 
-// keyOf is the datastore key of a resource: Calico's, under its stored
-// name (a policy "x" is at ".../default.x").
-func keyOf(r api.Resource) string {
-	m := r.GetObjectMeta()
-	return keyFor(api.Info(r), m.Namespace, m.Name)
-}
-
-// keyFor is the key of the resource of kind ki a user names name.
-func keyFor(ki api.KindInfo, namespace, name string) string {
-	return datastore.ResourceKey(ki.Plural, namespace, api.StoredName(ki.Kind, name))
-}
-
-// readCurrent reads the stored state of the given keys of one kind: a List
-// of the kind when there are many, else a Get each. Missing keys are absent
-// from the map.
-func readCurrent(ctx context.Context, st datastore.Store, plural string, keys []string, forceList bool) (map[string]datastore.KV, error) {
-	cur := make(map[string]datastore.KV, len(keys))
-	if forceList || len(keys) > listThreshold {
-		kvs, _, err := st.List(ctx, datastore.ResourcePrefix(plural))
-		if err != nil {
-			return nil, err
-		}
-		want := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			want[k] = true
-		}
-		for _, kv := range kvs {
-			if want[kv.Key] || forceList {
-				cur[kv.Key] = kv
-			}
-		}
-		return cur, nil
-	}
-	for _, k := range keys {
-		kv, err := st.Get(ctx, k)
-		switch {
-		case errors.Is(err, datastore.ErrNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			cur[k] = kv
-		}
-	}
-	return cur, nil
-}
-
-// readAll reads the stored state of every key the documents name, grouped
-// by kind. IPPools are always listed whole: new pools are checked against
-// every existing one for overlap.
-func readAll(ctx context.Context, st datastore.Store, docs []api.Document) (map[string]datastore.KV, error) {
-	byPlural := map[string][]string{}
-	var order []string
-	for _, d := range docs {
-		p := api.Info(d.Resource).Plural
-		if _, ok := byPlural[p]; !ok {
-			order = append(order, p)
-		}
-		byPlural[p] = append(byPlural[p], keyOf(d.Resource))
-	}
-	all := map[string]datastore.KV{}
-	for _, p := range order {
-		cur, err := readCurrent(ctx, st, p, byPlural[p], p == "ippools")
-		if err != nil {
-			return nil, fmt.Errorf("read current state: %w", err)
-		}
-		for k, v := range cur {
-			all[k] = v
-		}
-	}
-	return all, nil
-}
-
-// checkDuplicates refuses a manifest that names one resource twice: the
-// transaction could not say which of the two wins.
-func checkDuplicates(docs []api.Document) error {
-	seen := map[string]api.Document{}
-	var problems []error
-	for _, d := range docs {
-		k := keyOf(d.Resource)
-		if first, dup := seen[k]; dup {
-			problems = append(problems, d.Error(fmt.Errorf("%s is also in document %d", api.Ident(d.Resource), first.Document)))
-			continue
-		}
-		seen[k] = d
-	}
-	return errors.Join(problems...)
-}
-
-// staleVersion reports whether the manifest names a resourceVersion that is
-// not the stored one.
-func staleVersion(d api.Document, cur datastore.KV, exists bool) error {
-	rv := d.Resource.GetObjectMeta().ResourceVersion
-	if rv == "" {
-		return nil
-	}
-	if !exists {
-		return d.Error(fmt.Errorf("%w: resourceVersion %s given but %s does not exist", datastore.ErrConflict, rv, api.Ident(d.Resource)))
-	}
-	if rv != strconv.FormatInt(cur.Revision, 10) {
-		return d.Error(fmt.Errorf("%w: resourceVersion %s, stored %d; get the resource again and retry", datastore.ErrConflict, rv, cur.Revision))
-	}
-	return nil
-}
-
-// newUID returns a random RFC 4122 version 4 UUID.
-func newUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// decodeStored reads a stored value of a known kind in its client form
-// (see api.DecodeStored), its resourceVersion the key's revision.
-func decodeStored(ki api.KindInfo, kv datastore.KV) (api.Resource, error) {
-	_, ns, name, ok := datastore.ParseResourceKey(kv.Key)
-	if !ok {
-		return nil, fmt.Errorf("%s: not a resource key", kv.Key)
-	}
-	r, err := api.DecodeStoredKey(ki.Kind, ns, name, kv.Value, kv.Revision)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", kv.Key, err)
-	}
-	return r, nil
-}
-
-// writeResources applies validated documents in one transaction.
-func writeResources(ctx context.Context, st datastore.Store, docs []api.Document, mode writeMode, skipExists bool) (*result, error) {
-	if err := checkDuplicates(docs); err != nil {
-		return nil, err
-	}
-	cur, err := readAll(ctx, st, docs)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC().Format(time.RFC3339)
-	res := &result{}
-	var ops []datastore.Op
-	var problems []error
-	var pools []api.IPPool // the pools as they will be, for the overlap check
-	newPoolNames := map[string]bool{}
-	for _, d := range docs {
-		if p, ok := d.Resource.(*api.IPPool); ok {
-			newPoolNames[p.Name] = true
-		}
-	}
-	for k, kv := range cur {
-		if plural, _, name, ok := datastore.ParseResourceKey(k); ok && plural == "ippools" && !newPoolNames[name] {
-			if r, err := decodeStored(api.Info(&api.IPPool{}), kv); err == nil {
-				pools = append(pools, *r.(*api.IPPool))
-			}
-		}
-	}
-
-	for _, d := range docs {
-		r := d.Resource
-		key := keyOf(r)
-		kv, exists := cur[key]
-		if builtinProfile(r) {
-			// Never stored; its resourceVersion is always 1.
-			if err := checkBuiltinProfile(r); err != nil {
-				problems = append(problems, d.Error(err))
-				continue
-			}
-			res.add(r.Kind())
-			continue
-		}
-		switch {
-		case mode == modeCreate && exists && skipExists:
-			res.skipped++
-			continue
-		case mode == modeCreate && exists:
-			problems = append(problems, d.Error(fmt.Errorf("%s already exists", api.Ident(r))))
-			continue
-		case mode == modeReplace && !exists:
-			problems = append(problems, d.Error(fmt.Errorf("%s does not exist", api.Ident(r))))
-			continue
-		}
-		if err := staleVersion(d, kv, exists); err != nil {
-			problems = append(problems, err)
-			continue
-		}
-		m := r.GetObjectMeta()
-		var old api.Resource
-		if exists {
-			if old, err = decodeStored(api.Info(r), kv); err != nil {
-				return nil, err
-			}
-			// An update keeps the identity the resource was created with.
-			om := old.GetObjectMeta()
-			m.UID, m.CreationTimestamp = om.UID, om.CreationTimestamp
-		}
-		if m.UID == "" || !exists {
-			m.UID = newUID()
-		}
-		if m.CreationTimestamp == "" || !exists {
-			m.CreationTimestamp = now
-		}
-		if p, ok := r.(*api.IPPool); ok {
-			if err := checkPoolUpdate(old, p); err != nil {
-				problems = append(problems, d.Error(err))
-				continue
-			}
-			if err := ipam.CheckPoolOverlap(pools, *p); err != nil {
-				problems = append(problems, d.Error(err))
-				continue
-			}
-			pools = append(pools, *p)
-		}
-		var prev []byte
-		if exists {
-			prev = kv.Value
-		}
-		value, err := api.EncodeStoredApply(r, prev)
-		if err != nil {
-			return nil, d.Error(err)
-		}
-		res.add(r.Kind())
-		if exists && api.SameStored(r.Kind(), value, kv.Value) {
-			// Unchanged: writing would only bump the revision.
-			continue
-		}
-		if exists {
-			ops = append(ops, datastore.Op{Type: datastore.OpPut, Key: key, Value: value, Revision: kv.Revision})
-		} else {
-			ops = append(ops, datastore.Op{Type: datastore.OpCreate, Key: key, Value: value})
-		}
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("nothing was written:\n%w", errors.Join(problems...))
-	}
-	if len(ops) == 0 {
-		return res, nil
-	}
-	if _, err := st.Txn(ctx, ops); err != nil {
-		if errors.Is(err, datastore.ErrExists) || errors.Is(err, datastore.ErrConflict) {
-			return nil, fmt.Errorf("nothing was written: the datastore changed while the manifest was being applied; run the command again: %w", err)
-		}
-		return nil, fmt.Errorf("nothing was written: %w%s", err, txnLimitHint(err, len(ops)))
-	}
-	return res, nil
-}
-
-// txnLimitHint explains etcd's per-transaction limits, which a large
-// manifest can exceed on a server started with etcd's defaults (128
-// operations, 1.5 MiB); the embedded server raises them.
-func txnLimitHint(err error, n int) string {
-	switch msg := err.Error(); {
-	case strings.Contains(msg, "too many operations in txn"):
-		return fmt.Sprintf(" (the manifest makes %d changes in one transaction: raise the etcd server's --max-txn-ops, or split the manifest)", n)
-	case strings.Contains(msg, "request is too large"):
-		return " (the manifest is written in one transaction: raise the etcd server's --max-request-bytes, or split the manifest)"
-	}
-	return ""
-}
-
-// checkPoolUpdate refuses changes IPAM cannot follow: addresses were handed
-// out in blocks of the old CIDR and size.
-func checkPoolUpdate(old api.Resource, p *api.IPPool) error {
-	if old == nil {
-		return nil
-	}
-	o := old.(*api.IPPool)
-	if o.Spec.CIDR != p.Spec.CIDR {
-		return fmt.Errorf("spec.cidr: an IP pool's CIDR cannot be changed (%s to %s): create a new pool, then disable and delete this one", o.Spec.CIDR, p.Spec.CIDR)
-	}
-	if o.Spec.BlockSize != p.Spec.BlockSize {
-		return fmt.Errorf("spec.blockSize: an IP pool's block size cannot be changed (%d to %d): create a new pool, then disable and delete this one", o.Spec.BlockSize, p.Spec.BlockSize)
-	}
-	return nil
+// writeResources applies validated documents in one transaction (see
+// resources.Client.Write).
+func writeResources(ctx context.Context, st datastore.Store, docs []api.Document, mode writeMode, skipExists bool) (*resources.Result, error) {
+	return resources.New(st).Write(ctx, docs, resources.Mode(mode), skipExists)
 }
 
 // ---- delete ----
@@ -500,7 +212,7 @@ deletions happen in one transaction; a missing resource is an error unless
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), res.summary("deleted"))
+		fmt.Fprintln(cmd.OutOrStdout(), summary(res, "deleted"))
 		return nil
 	}
 	return cmd
@@ -508,57 +220,8 @@ deletions happen in one transaction; a missing resource is an error unless
 
 // deleteResources deletes in one transaction, each key only at the revision
 // it was read at (or the one the manifest names).
-func deleteResources(ctx context.Context, st datastore.Store, docs []api.Document, skipNotExists, fromArgs bool) (*result, error) {
-	if err := checkDuplicates(docs); err != nil {
-		return nil, err
-	}
-	cur, err := readAll(ctx, st, docs)
-	if err != nil {
-		return nil, err
-	}
-	res := &result{}
-	var ops []datastore.Op
-	var problems []error
-	for _, d := range docs {
-		r := d.Resource
-		kv, exists := cur[keyOf(r)]
-		if builtinProfile(r) {
-			problems = append(problems, fmt.Errorf("%s is Calico's built-in profile and cannot be deleted", api.Ident(r)))
-			continue
-		}
-		if !exists {
-			if skipNotExists {
-				res.skipped++
-				continue
-			}
-			err := fmt.Errorf("%s does not exist", api.Ident(r))
-			if fromArgs {
-				problems = append(problems, err)
-			} else {
-				problems = append(problems, d.Error(err))
-			}
-			continue
-		}
-		if err := staleVersion(d, kv, exists); err != nil {
-			problems = append(problems, err)
-			continue
-		}
-		res.add(r.Kind())
-		ops = append(ops, datastore.Op{Type: datastore.OpDelete, Key: kv.Key, Revision: kv.Revision})
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("nothing was deleted:\n%w", errors.Join(problems...))
-	}
-	if len(ops) == 0 {
-		return res, nil
-	}
-	if _, err := st.Txn(ctx, ops); err != nil {
-		if errors.Is(err, datastore.ErrConflict) {
-			return nil, fmt.Errorf("nothing was deleted: the datastore changed meanwhile; run the command again: %w", err)
-		}
-		return nil, fmt.Errorf("nothing was deleted: %w%s", err, txnLimitHint(err, len(ops)))
-	}
-	return res, nil
+func deleteResources(ctx context.Context, st datastore.Store, docs []api.Document, skipNotExists, fromArgs bool) (*resources.Result, error) {
+	return resources.New(st).DeleteAll(ctx, docs, skipNotExists, fromArgs)
 }
 
 // ---- get ----
@@ -628,6 +291,7 @@ type getQuery struct {
 // getResources reads the named resources, or lists the kind (in one
 // namespace, or all of them). rev is the store revision of a listing.
 func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Resource, int64, error) {
+	c := resources.New(st)
 	ns := ""
 	if q.kind.Namespaced {
 		ns = q.namespace
@@ -637,11 +301,7 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 		var missing []string
 		var rev int64
 		for _, name := range q.names {
-			if q.kind.Kind == api.KindProfile && name == api.DefaultAllowProfile {
-				items = append(items, defaultAllowProfile())
-				continue
-			}
-			kv, err := st.Get(ctx, keyFor(q.kind, ns, name))
+			r, err := c.Get(ctx, q.kind.Kind, ns, name)
 			if errors.Is(err, datastore.ErrNotFound) {
 				id := name
 				if ns != "" {
@@ -653,11 +313,9 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 			if err != nil {
 				return nil, 0, err
 			}
-			r, err := decodeStored(q.kind, kv)
-			if err != nil {
-				return nil, 0, err
+			if v, err := strconv.ParseInt(r.GetObjectMeta().ResourceVersion, 10, 64); err == nil && !builtinProfile(r) {
+				rev = max(rev, v)
 			}
-			rev = max(rev, kv.Revision)
 			items = append(items, r)
 		}
 		if len(missing) > 0 {
@@ -665,29 +323,10 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 		}
 		return items, rev, nil
 	}
-	prefix := datastore.ResourcePrefix(q.kind.Plural)
-	if q.kind.Namespaced && !q.all {
-		// The prefix of one namespace, whatever the key layout puts
-		// between the kind and the namespace.
-		prefix = strings.TrimSuffix(datastore.ResourceKey(q.kind.Plural, ns, "x"), "x")
+	if q.all {
+		ns = ""
 	}
-	kvs, rev, err := st.List(ctx, prefix)
-	if err != nil {
-		return nil, 0, err
-	}
-	items := make([]api.Resource, 0, len(kvs)+1)
-	for _, kv := range kvs {
-		r, err := decodeStored(q.kind, kv)
-		if err != nil {
-			return nil, 0, err
-		}
-		items = append(items, r)
-	}
-	if q.kind.Kind == api.KindProfile {
-		// calicoctl lists Calico's built-in profile last.
-		items = append(items, defaultAllowProfile())
-	}
-	return items, rev, nil
+	return c.List(ctx, q.kind.Kind, ns)
 }
 
 func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQuery, items []api.Resource, rev int64, output string) error {
@@ -917,13 +556,9 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 // clusterASNumber is the AS number nodes without their own use: the
 // default BGPConfiguration's, else Calico's default 64512.
 func clusterASNumber(ctx context.Context, st datastore.Store) string {
-	kv, err := st.Get(ctx, datastore.ResourceKey("bgpconfigurations", "", "default"))
-	if err == nil {
-		ki, _ := api.LookupKind(api.KindBGPConfiguration)
-		if r, err := decodeStored(ki, kv); err == nil {
-			if a := r.(*api.BGPConfiguration).Spec.ASNumber; a != nil {
-				return strconv.FormatUint(uint64(*a), 10)
-			}
+	if r, err := resources.New(st).Get(ctx, api.KindBGPConfiguration, "", "default"); err == nil {
+		if a := r.(*api.BGPConfiguration).Spec.ASNumber; a != nil {
+			return strconv.FormatUint(uint64(*a), 10)
 		}
 	}
 	return strconv.Itoa(api.DefaultASNumber)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // Keys of the objects Initialize creates.
@@ -62,10 +63,13 @@ func Initialize(ctx context.Context, st datastore.Store) error {
 	return nil
 }
 
+// object is a stored value in the shape calicoctl writes it. These few
+// values (ClusterInformation has no type here) are plain JSON objects, not
+// written through resources.Client; their uid comes from resources.NewUID.
 func object(kind, name string, spec map[string]any) map[string]any {
 	return map[string]any{
 		"kind": kind, "apiVersion": api.APIVersion,
-		"metadata": map[string]any{"name": name, "uid": newUID(), "creationTimestamp": time.Now().UTC().Format(time.RFC3339)},
+		"metadata": map[string]any{"name": name, "uid": resources.NewUID(), "creationTimestamp": time.Now().UTC().Format(time.RFC3339)},
 		"spec":     spec,
 	}
 }
@@ -220,12 +224,4 @@ func newGUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return hex.EncodeToString(b[:])
-}
-
-func newUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

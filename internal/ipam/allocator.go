@@ -16,6 +16,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // DefaultMaxRetries bounds the compare-and-swap attempts of one call, as
@@ -733,17 +734,12 @@ func (a *Allocator) Pools(ctx context.Context) ([]Pool, error) {
 	}
 	var out []Pool
 	for _, kv := range kvs {
-		var ap api.IPPool
-		if err := json.Unmarshal(kv.Value, &ap); err != nil {
+		r, err := resources.Decode(api.KindIPPool, kv)
+		if err != nil {
 			a.log.Warn("ipam: skipping an unreadable ippool", "key", kv.Key, "error", err)
 			continue
 		}
-		if ap.Name == "" {
-			if _, _, name, ok := datastore.ParseResourceKey(kv.Key); ok {
-				ap.Name = name
-			}
-		}
-		p, err := PoolFromAPI(ap)
+		p, err := PoolFromAPI(*r.(*api.IPPool))
 		if err != nil {
 			a.log.Warn("ipam: skipping an unusable ippool", "error", err)
 			continue
@@ -761,11 +757,11 @@ func (a *Allocator) nodeLabels(ctx context.Context, node string) (map[string]str
 	if err != nil {
 		return nil, fmt.Errorf("read node %q: %w", node, err)
 	}
-	var n api.Node
-	if err := json.Unmarshal(kv.Value, &n); err != nil {
+	n, err := resources.Decode(api.KindNode, kv)
+	if err != nil {
 		return nil, fmt.Errorf("node %q: %w", node, err)
 	}
-	return n.Labels, nil
+	return n.GetObjectMeta().Labels, nil
 }
 
 func (a *Allocator) getBlock(ctx context.Context, cidr netip.Prefix) (*Block, int64, error) {

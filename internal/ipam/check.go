@@ -13,6 +13,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // ReportVersion is the version of the Report JSON.
@@ -269,12 +270,12 @@ func (a *Allocator) readSnapshot(ctx context.Context) (*snapshot, error) {
 		if !ok {
 			continue
 		}
-		var w api.WorkloadEndpoint
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
+		r, err := resources.Decode(api.KindWorkloadEndpoint, kv)
+		if err != nil {
 			a.log.Warn("ipam: unreadable workload endpoint", "key", kv.Key, "error", err)
 			continue
 		}
-		s.weps[ns+"/"+name] = w
+		s.weps[ns+"/"+name] = *r.(*api.WorkloadEndpoint)
 	}
 	return s, nil
 }
@@ -819,8 +820,7 @@ func (a *Allocator) deleteStaleEndpoint(ctx context.Context, at Attrs) (bool, er
 	if err != nil {
 		return false, err
 	}
-	var w api.WorkloadEndpoint
-	if err := json.Unmarshal(kv.Value, &w); err != nil || w.Spec.ContainerID != at.ContainerID {
+	if r, err := resources.Decode(api.KindWorkloadEndpoint, kv); err != nil || r.(*api.WorkloadEndpoint).Spec.ContainerID != at.ContainerID {
 		return false, nil
 	}
 	if _, err := a.store.Txn(ctx, []datastore.Op{{Type: datastore.OpDelete, Key: key, Revision: kv.Revision}}); err != nil {

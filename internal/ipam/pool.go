@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/resources"
 	"github.com/calico-docker/calico/internal/selector"
 )
 
@@ -67,29 +68,13 @@ func PoolFromAPI(p api.IPPool) (Pool, error) {
 }
 
 // PoolsOverlap reports whether two pool CIDRs share any address.
-func PoolsOverlap(a, b netip.Prefix) bool { return a.Masked().Overlaps(b.Masked()) }
+func PoolsOverlap(a, b netip.Prefix) bool { return resources.PoolsOverlap(a, b) }
 
 // CheckPoolOverlap returns an error naming the first pool in existing whose
-// CIDR overlaps candidate's; a pool with the candidate's own name is skipped
-// (an update of itself). The api/CLI calls it before writing an IPPool.
+// CIDR overlaps candidate's (see resources.CheckPoolOverlap, which every
+// write of an IPPool runs).
 func CheckPoolOverlap(existing []api.IPPool, candidate api.IPPool) error {
-	c, err := netip.ParsePrefix(strings.TrimSpace(candidate.Spec.CIDR))
-	if err != nil {
-		return fmt.Errorf("ippool %q: spec.cidr %q: %w", candidate.Name, candidate.Spec.CIDR, err)
-	}
-	for _, e := range existing {
-		if e.Name == candidate.Name {
-			continue
-		}
-		ec, err := netip.ParsePrefix(strings.TrimSpace(e.Spec.CIDR))
-		if err != nil {
-			continue
-		}
-		if PoolsOverlap(c, ec) {
-			return fmt.Errorf("ippool %q: spec.cidr %s overlaps ippool %q (%s); pools must not overlap", candidate.Name, c.Masked(), e.Name, ec.Masked())
-		}
-	}
-	return nil
+	return resources.CheckPoolOverlap(existing, candidate)
 }
 
 // PoolSize is the number of addresses in the pool.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // IP reservations (IPReservation resources, spec.reservedCIDRs): automatic
@@ -38,8 +39,7 @@ func (a *Allocator) Reservations(ctx context.Context) (Reserved, error) {
 	}
 	var out Reserved
 	for _, kv := range kvs {
-		_, _, name, _ := datastore.ParseResourceKey(kv.Key)
-		r, err := api.DecodeStoredKey(api.KindIPReservation, "", name, kv.Value, kv.Revision)
+		r, err := resources.Decode(api.KindIPReservation, kv)
 		if err != nil {
 			a.log.Warn("ipam: skipping an unreadable ipreservation", "key", kv.Key, "error", err)
 			continue

@@ -12,6 +12,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 )
 
 // KindBlock is the Update.Kind of an IPAM block.
@@ -192,7 +193,7 @@ var ErrOtherKind = errors.New("resource type not used here")
 
 // Decode turns one stored key/value into an Update. Name is the client
 // name, as in Object (a policy stored under "default.x" is "x"; see
-// api.DecodeStored).
+// resources.Decode).
 func Decode(kv datastore.KV) (Update, error) {
 	if strings.HasPrefix(kv.Key, BlockAssignmentPrefix) {
 		b, err := decodeBlock(kv.Value)
@@ -201,7 +202,7 @@ func Decode(kv datastore.KV) (Update, error) {
 		}
 		return Update{Kind: KindBlock, Name: b.CIDR.String(), Object: b, Revision: kv.Revision}, nil
 	}
-	plural, ns, name, ok := datastore.ParseResourceKey(kv.Key)
+	plural, ns, _, ok := datastore.ParseResourceKey(kv.Key)
 	if !ok {
 		return Update{}, fmt.Errorf("key %q: want %s<plural>/[<namespace>/]<name>", kv.Key, datastore.ResourcesRoot)
 	}
@@ -209,7 +210,7 @@ func Decode(kv datastore.KV) (Update, error) {
 	if !ok {
 		return Update{}, fmt.Errorf("%w %q", ErrOtherKind, plural)
 	}
-	obj, err := api.DecodeStoredKey(info.Kind, ns, name, kv.Value, kv.Revision)
+	obj, err := resources.Decode(info.Kind, kv)
 	if err != nil {
 		return Update{}, err
 	}

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/resources"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -121,14 +121,14 @@ func uplinkMTU(ns string) (int, error) {
 
 // encapOverhead is the largest overhead of the enabled pools' encapsulation.
 func encapOverhead(ctx context.Context, st datastore.Store) (int, error) {
-	kvs, _, err := st.List(ctx, datastore.ResourcePrefix(plIPPool))
-	if err != nil {
+	pools, _, err := resources.New(st).List(ctx, api.KindIPPool, "")
+	if err != nil && !resources.Undecodable(err) {
 		return 0, fmt.Errorf("list ippools: %w", err)
 	}
 	over := 0
-	for _, kv := range kvs {
-		var p api.IPPool
-		if json.Unmarshal(kv.Value, &p) != nil || p.Spec.Disabled {
+	for _, r := range pools {
+		p := r.(*api.IPPool)
+		if p.Spec.Disabled {
 			continue
 		}
 		if m := p.Spec.VXLANMode; m == api.EncapAlways || m == api.EncapCrossSubnet {
