@@ -146,6 +146,9 @@ type ipsetEntry struct {
 	selector string
 	members  []netip.Prefix
 	s4, s6   *setContent
+	// Named-port sets (IPSet.NamedPort): their members.
+	named       bool
+	portMembers []dataplane.AddrProtoPort
 }
 
 func newCache() *cache {
@@ -393,12 +396,22 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		}
 		seenSet[s.ID] = true
 		e := c.sets[s.ID]
-		if e == nil || e.selector != s.Selector || !slices.Equal(e.members, s.Members) {
+		comment := s.ID + " " + s.Selector
+		if s.NamedPort != "" {
+			if e == nil || !e.named || e.selector != s.Selector || !slices.Equal(e.portMembers, s.PortMembers) {
+				e = &ipsetEntry{selector: s.Selector, named: true, portMembers: s.PortMembers,
+					s4: &setContent{elems: namedPortElems(s.PortMembers, 4)}, s6: &setContent{elems: namedPortElems(s.PortMembers, 6)}}
+				c.sets[s.ID] = e
+			}
+			addSet(&setModel{name: portSetName(s.ID, 4), typ: typeNP4, comment: comment, content: e.s4})
+			addSet(&setModel{name: portSetName(s.ID, 6), typ: typeNP6, comment: comment, content: e.s6})
+			continue
+		}
+		if e == nil || e.named || e.selector != s.Selector || !slices.Equal(e.members, s.Members) {
 			e = &ipsetEntry{selector: s.Selector, members: s.Members,
 				s4: &setContent{elems: ipElems(s.Members, 4)}, s6: &setContent{elems: ipElems(s.Members, 6)}}
 			c.sets[s.ID] = e
 		}
-		comment := s.ID + " " + s.Selector
 		addSet(&setModel{name: ipSetName(s.ID, 4), typ: typeIP4, comment: comment, content: e.s4})
 		addSet(&setModel{name: ipSetName(s.ID, 6), typ: typeIP6, comment: comment, content: e.s6})
 	}
@@ -417,6 +430,15 @@ func compile(d *dataplane.Desired, c *cache) *model {
 						m.problems = append(m.problems, fmt.Sprintf("policy chain %s: set %s is not in Desired.Sets; treated as empty", pc.ID, id))
 						addSet(&setModel{name: ipSetName(id, 4), typ: typeIP4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 						addSet(&setModel{name: ipSetName(id, 6), typ: typeIP6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
+					}
+					for _, id := range append(slices.Clone(mt.PortSets), mt.NotPortSets...) {
+						if seenSet[id] {
+							continue
+						}
+						seenSet[id] = true
+						m.problems = append(m.problems, fmt.Sprintf("policy chain %s: named-port set %s is not in Desired.Sets; treated as empty", pc.ID, id))
+						addSet(&setModel{name: portSetName(id, 4), typ: typeNP4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
+						addSet(&setModel{name: portSetName(id, 6), typ: typeNP6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 					}
 				}
 			}
@@ -480,5 +502,6 @@ func equalICMP(a, b *dataplane.ICMPMatch) bool {
 func equalMatch(a, b *dataplane.Match) bool {
 	return slices.Equal(a.Nets, b.Nets) && slices.Equal(a.NotNets, b.NotNets) &&
 		slices.Equal(a.Sets, b.Sets) && slices.Equal(a.NotSets, b.NotSets) &&
-		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NotPorts, b.NotPorts)
+		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NotPorts, b.NotPorts) &&
+		slices.Equal(a.PortSets, b.PortSets) && slices.Equal(a.NotPortSets, b.NotPortSets)
 }
