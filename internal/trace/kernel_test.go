@@ -177,27 +177,9 @@ spec:
 
 func decodeSnapshot(t *testing.T, docs ...string) *calc.Snapshot {
 	t.Helper()
-	s := &calc.Snapshot{}
-	for _, d := range docs {
-		rs, err := api.Decode([]byte(d))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			api.Default(r)
-			switch o := r.(type) {
-			case *api.Profile:
-				s.Profiles = append(s.Profiles, *o)
-			case *api.WorkloadEndpoint:
-				s.WorkloadEndpoints = append(s.WorkloadEndpoints, *o)
-			case *api.GlobalNetworkPolicy:
-				s.GlobalNetworkPolicies = append(s.GlobalNetworkPolicies, *o)
-			case *api.NetworkPolicy:
-				s.NetworkPolicies = append(s.NetworkPolicies, *o)
-			default:
-				t.Fatalf("unexpected %T", o)
-			}
-		}
+	s, st := decodeWithStaged(t, docs...)
+	if !st.Empty() {
+		t.Fatal("staged policies in a kernel test: they are never programmed")
 	}
 	return s
 }

@@ -42,60 +42,48 @@ type StagedVerdict struct {
 // policies are renamed with StagedPrefix.
 func stagedSnapshot(s *calc.Snapshot, st *Staged) *calc.Snapshot {
 	out := *s
-	gnps := map[string]int{}
-	out.GlobalNetworkPolicies = nil
-	for _, p := range s.GlobalNetworkPolicies {
-		gnps[p.Name] = len(out.GlobalNetworkPolicies)
-		out.GlobalNetworkPolicies = append(out.GlobalNetworkPolicies, p)
-	}
-	drop := map[int]bool{}
-	var added []api.GlobalNetworkPolicy
-	for _, sp := range st.Global {
-		i, replaces := gnps[sp.Name]
-		switch stagedAction(sp.Spec.StagedAction) {
-		case api.StagedActionSet:
-			if replaces {
-				drop[i] = true
-			}
+	out.GlobalNetworkPolicies = applyStaged(s.GlobalNetworkPolicies, st.Global,
+		func(p *api.GlobalNetworkPolicy) string { return p.Name },
+		func(sp *api.StagedGlobalNetworkPolicy) (string, string, api.GlobalNetworkPolicy) {
 			p := api.GlobalNetworkPolicy{TypeMeta: sp.TypeMeta, ObjectMeta: sp.ObjectMeta, Spec: sp.Spec.PolicySpec}
 			p.TypeMeta.Kind = api.KindGlobalNetworkPolicy
 			p.Name = StagedPrefix + sp.Name
-			added = append(added, p)
-		case api.StagedActionDelete:
-			if replaces {
-				drop[i] = true
-			}
-		}
-	}
-	out.GlobalNetworkPolicies = keep(out.GlobalNetworkPolicies, drop, added)
-
-	nps := map[string]int{}
-	out.NetworkPolicies = nil
-	for _, p := range s.NetworkPolicies {
-		nps[p.Namespace+"/"+p.Name] = len(out.NetworkPolicies)
-		out.NetworkPolicies = append(out.NetworkPolicies, p)
-	}
-	drop = map[int]bool{}
-	var addedNP []api.NetworkPolicy
-	for _, sp := range st.Namespaced {
-		i, replaces := nps[sp.Namespace+"/"+sp.Name]
-		switch stagedAction(sp.Spec.StagedAction) {
-		case api.StagedActionSet:
-			if replaces {
-				drop[i] = true
-			}
+			return sp.Name, sp.Spec.StagedAction, p
+		})
+	out.NetworkPolicies = applyStaged(s.NetworkPolicies, st.Namespaced,
+		func(p *api.NetworkPolicy) string { return p.Namespace + "/" + p.Name },
+		func(sp *api.StagedNetworkPolicy) (string, string, api.NetworkPolicy) {
 			p := api.NetworkPolicy{TypeMeta: sp.TypeMeta, ObjectMeta: sp.ObjectMeta, Spec: sp.Spec.PolicySpec}
 			p.TypeMeta.Kind = api.KindNetworkPolicy
 			p.Name = StagedPrefix + sp.Name
-			addedNP = append(addedNP, p)
+			return sp.Namespace + "/" + sp.Name, sp.Spec.StagedAction, p
+		})
+	return &out
+}
+
+// applyStaged returns enforced with the staged policies applied: key
+// identifies an enforced policy; convert gives a staged one's key, its
+// stagedAction and the policy it stages (renamed).
+func applyStaged[P, S any](enforced []P, staged []S, key func(*P) string, convert func(*S) (string, string, P)) []P {
+	drop := map[string]bool{}
+	var added []P
+	for i := range staged {
+		k, action, p := convert(&staged[i])
+		switch stagedAction(action) {
+		case api.StagedActionSet:
+			drop[k] = true
+			added = append(added, p)
 		case api.StagedActionDelete:
-			if replaces {
-				drop[i] = true
-			}
+			drop[k] = true
 		}
 	}
-	out.NetworkPolicies = keep(out.NetworkPolicies, drop, addedNP)
-	return &out
+	out := make([]P, 0, len(enforced)+len(added))
+	for i := range enforced {
+		if !drop[key(&enforced[i])] {
+			out = append(out, enforced[i])
+		}
+	}
+	return append(out, added...)
 }
 
 // stagedAction is a's meaning: empty is Set, as Calico defaults it.
@@ -104,17 +92,6 @@ func stagedAction(a string) string {
 		return api.StagedActionSet
 	}
 	return a
-}
-
-// keep returns l without the dropped indexes, then added.
-func keep[T any](l []T, drop map[int]bool, added []T) []T {
-	out := make([]T, 0, len(l)+len(added))
-	for i, x := range l {
-		if !drop[i] {
-			out = append(out, x)
-		}
-	}
-	return append(out, added...)
 }
 
 // stagedVerdict traces pkt with the staged tracer and compares it with

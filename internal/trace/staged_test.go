@@ -48,6 +48,17 @@ func decodeWithStaged(t *testing.T, docs ...string) (*calc.Snapshot, *Staged) {
 	return s, st
 }
 
+// replaceDBFromWeb stages a new version of policyYAML's db-from-web.
+const replaceDBFromWeb = `
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: db-from-web}
+spec:
+  order: 100
+  selector: role == 'db'
+  ingress: [{action: Allow, protocol: TCP, source: {selector: "role == 'web'"}, destination: {ports: [8080]}}]
+`
+
 // TestStagedPolicies checks the staged evaluation next to the enforced
 // one: a staged policy replaces the enforced one of its name, Delete
 // removes it, Learn and Ignore take no part, and the enforced verdict and
@@ -76,24 +87,8 @@ spec:
   selector: role == 'db'
   ingress: [{action: Deny, protocol: TCP, destination: {ports: [5432]}}]
 `, tcp(web, db, 5432), true, false, true, "staged: would deny on ingress of docker/db: gnp:staged:lockdown rule 0", "policy gnp:staged:lockdown rule 0"},
-		{"staged replaces the enforced policy of its name", `
-apiVersion: projectcalico.org/v3
-kind: StagedGlobalNetworkPolicy
-metadata: {name: db-from-web}
-spec:
-  order: 100
-  selector: role == 'db'
-  ingress: [{action: Allow, protocol: TCP, source: {selector: "role == 'web'"}, destination: {ports: [8080]}}]
-`, tcp(web, db, 5432), true, false, true, "staged: would deny on ingress of docker/db: no policy allowed it", ""},
-		{"replacement allows its new port", `
-apiVersion: projectcalico.org/v3
-kind: StagedGlobalNetworkPolicy
-metadata: {name: db-from-web}
-spec:
-  order: 100
-  selector: role == 'db'
-  ingress: [{action: Allow, protocol: TCP, source: {selector: "role == 'web'"}, destination: {ports: [8080]}}]
-`, tcp(web, db, 8080), false, true, true, "staged: would allow", "policy gnp:staged:db-from-web rule 0"},
+		{"staged replaces the enforced policy of its name", replaceDBFromWeb, tcp(web, db, 5432), true, false, true, "staged: would deny on ingress of docker/db: no policy allowed it", ""},
+		{"replacement allows its new port", replaceDBFromWeb, tcp(web, db, 8080), false, true, true, "staged: would allow", "policy gnp:staged:db-from-web rule 0"},
 		{"stagedAction Delete removes the enforced policy", `
 apiVersion: projectcalico.org/v3
 kind: StagedGlobalNetworkPolicy

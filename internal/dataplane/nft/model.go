@@ -422,23 +422,24 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		for _, rs := range [][]dataplane.Rule{pc.Ingress, pc.Egress} {
 			for j := range rs {
 				for _, mt := range []*dataplane.Match{&rs[j].Src, &rs[j].Dst} {
-					for _, id := range append(slices.Clone(mt.Sets), mt.NotSets...) {
-						if seenSet[id] {
-							continue
+					for _, x := range []struct {
+						ids    []string
+						what   string
+						name   func(string, int) string
+						t4, t6 setType
+					}{
+						{slices.Concat(mt.Sets, mt.NotSets), "set", ipSetName, typeIP4, typeIP6},
+						{slices.Concat(mt.PortSets, mt.NotPortSets), "named-port set", portSetName, typeNP4, typeNP6},
+					} {
+						for _, id := range x.ids {
+							if seenSet[id] {
+								continue
+							}
+							seenSet[id] = true
+							m.problems = append(m.problems, fmt.Sprintf("policy chain %s: %s %s is not in Desired.Sets; treated as empty", pc.ID, x.what, id))
+							addSet(&setModel{name: x.name(id, 4), typ: x.t4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
+							addSet(&setModel{name: x.name(id, 6), typ: x.t6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 						}
-						seenSet[id] = true
-						m.problems = append(m.problems, fmt.Sprintf("policy chain %s: set %s is not in Desired.Sets; treated as empty", pc.ID, id))
-						addSet(&setModel{name: ipSetName(id, 4), typ: typeIP4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
-						addSet(&setModel{name: ipSetName(id, 6), typ: typeIP6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
-					}
-					for _, id := range append(slices.Clone(mt.PortSets), mt.NotPortSets...) {
-						if seenSet[id] {
-							continue
-						}
-						seenSet[id] = true
-						m.problems = append(m.problems, fmt.Sprintf("policy chain %s: named-port set %s is not in Desired.Sets; treated as empty", pc.ID, id))
-						addSet(&setModel{name: portSetName(id, 4), typ: typeNP4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
-						addSet(&setModel{name: portSetName(id, 6), typ: typeNP6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 					}
 				}
 			}
