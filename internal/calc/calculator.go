@@ -184,11 +184,11 @@ type setEntry struct {
 }
 
 // setPorts replaces what endpoint e contributes to named-port set s with
-// now (nil: nothing).
-func (s *setEntry) setPorts(e *wepEntry, now []dataplane.AddrProtoPort) {
+// now (nil: nothing), and reports whether that changed anything.
+func (s *setEntry) setPorts(e *wepEntry, now []dataplane.AddrProtoPort) bool {
 	old := s.epPorts[e]
 	if slices.Equal(old, now) {
-		return
+		return false
 	}
 	for _, p := range old {
 		if s.portRefs[p]--; s.portRefs[p] <= 0 {
@@ -204,6 +204,7 @@ func (s *setEntry) setPorts(e *wepEntry, now []dataplane.AddrProtoPort) {
 		s.epPorts[e] = now
 	}
 	s.portsStale = true
+	return true
 }
 
 // sortedPortMembers brings portMembers up to date (a new slice each time
@@ -609,8 +610,7 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 	// Named-port sets the endpoint is in follow its ports and addresses
 	// (joins and leaves above already used the new ones).
 	for s := range e.sets {
-		if s.m.portName != "" {
-			s.setPorts(e, portMembers(s.m, &e.view, e.addrs))
+		if s.m.portName != "" && s.setPorts(e, portMembers(s.m, &e.view, e.addrs)) {
 			c.setChanged(s)
 		}
 	}
