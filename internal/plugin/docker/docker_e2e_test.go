@@ -99,7 +99,8 @@ spec:
   ingress: [{action: Allow, protocol: TCP, destination: {ports: [http]}}]
 `)
 		get := func(port string) error {
-			out, err := l.exec(h, "docker", "exec", "be1", "wget", "-q", "-O-", "-T", "2", "http://"+srv+":"+port+"/")
+			// busybox's wget -T crashes: bound it with timeout (as ports_e2e_test.go).
+			out, err := l.exec(h, "docker", "exec", "be1", "timeout", "3", "wget", "-q", "-O-", "http://"+srv+":"+port+"/")
 			if err != nil || strings.TrimSpace(out) != "ok" {
 				return fmt.Errorf("be1 to nsrv port %s: %v %s", port, err, out)
 			}
