@@ -276,6 +276,7 @@ func init() {
 		Field{Name: "qosControls", Check: qosControls.c("object of limits"), Status: NoEffect, Why: "bandwidth, packet-rate and connection limits are not programmed here"},
 		Field{Name: "ipNATs", Status: NoEffect, Why: "1:1 NAT (floating IPs) is not available in this dataplane"},
 		Field{Name: "allowSpoofedSourcePrefixes", Status: NoEffect, Why: "workloads may only send from their own addresses here"},
+		Field{Name: "ports", Status: Acts, Why: "named ports that policy rules match by name; a hostPort publishes the port on the host"},
 	)
 	extraFields(PolicySpec{},
 		Field{Name: "tier", Status: Acts, Why: "the policy's tier (default: default); see Tier"},
@@ -287,8 +288,8 @@ func init() {
 		Field{Name: "performanceHints", Status: NoEffect, Why: "policies are always computed for every node"},
 	)
 	extraFields(EntityRule{},
-		Field{Name: "ports", Status: Acts, Why: "numbers and ranges; named ports are refused until they are resolved"},
-		Field{Name: "notPorts", Status: Acts, Why: "numbers and ranges; named ports are refused until they are resolved"},
+		Field{Name: "ports", Status: Acts, Why: "numbers, ranges and named ports (resolved against the spec.ports of the workload endpoints this side selects, in named-port sets)"},
+		Field{Name: "notPorts", Status: Acts, Why: "numbers, ranges and named ports (as ports)"},
 		Field{Name: "namespaceSelector", Status: Refused, Why: whyWidens},
 		Field{Name: "serviceAccounts", Status: Refused, Why: whyWidens},
 		Field{Name: "services", Status: Refused, Why: whyWidens},

@@ -86,7 +86,7 @@ func kindNoEffect(r Resource) string {
 	case *KubeControllersConfiguration:
 		return fmt.Sprintf("%s is stored; only spec.controllers.node.hostEndpoint.autoCreate has an effect here (automatic host endpoints), no kube-controllers run", Ident(r))
 	case *StagedGlobalNetworkPolicy, *StagedNetworkPolicy, *StagedKubernetesNetworkPolicy:
-		return fmt.Sprintf("%s is stored but never enforced (staged policies preview a change)", Ident(r))
+		return fmt.Sprintf("%s is stored but never enforced (staged policies preview a change: see calico policy trace and matrix)", Ident(r))
 	}
 	return ""
 }

@@ -66,6 +66,10 @@ func checkLabelValue(v string) error {
 	return nil
 }
 
+// CheckPortName reports whether s is a valid port name, as Calico's
+// validator requires of named ports.
+func CheckPortName(s string) error { return checkPortName(s) }
+
 // checkPortName validates a named port (an IANA service name, as
 // Kubernetes): 1-15 lowercase alphanumerics or '-', at least one letter,
 // no leading, trailing or doubled '-'.

@@ -403,8 +403,11 @@ func validateRule(c *errs, path string, r *Rule) {
 			name  string
 			ports []Port
 		}{{"ports", e.Ports}, {"notPorts", e.NotPorts}} {
-			if len(pf.ports) > 0 && !portsOK {
-				c.add(join(sp, pf.name), "rules that specify ports must set protocol to TCP, UDP or SCTP")
+			// Calico: without a protocol only named ports are allowed (a
+			// named port carries its endpoint port's protocol); with one,
+			// it must be a protocol with ports.
+			if len(pf.ports) > 0 && !portsOK && (r.Protocol != nil || !allNamed(pf.ports)) {
+				c.add(join(sp, pf.name), "rules that specify ports must set protocol to TCP, UDP or SCTP (only named ports may leave it unset)")
 			}
 			for i, p := range pf.ports {
 				checkPort(c, idx(join(sp, pf.name), i), p)
@@ -482,16 +485,23 @@ func checkProtocol(c *errs, path string, p *Protocol) {
 	c.add(path, "invalid protocol %q: want TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite or a number 1-255", p.Name)
 }
 
+func allNamed(ps []Port) bool {
+	for _, p := range ps {
+		if p.PortName == "" {
+			return false
+		}
+	}
+	return true
+}
+
 func checkPort(c *errs, path string, p Port) {
 	switch {
 	case p.PortName != "":
+		// A named port matches the ports of that name in the spec.ports
+		// of the workload endpoints the rule's side selects.
 		if err := checkPortName(p.PortName); err != nil {
 			c.add(path, "%v", err)
-			return
 		}
-		// Named ports need sets of address-and-port pairs that the dataplane
-		// does not build; refusing beats silently matching nothing.
-		c.unsupported(path, "named port "+strconv.Quote(p.PortName)+": use a port number or range")
 	case p.MinPort > p.MaxPort:
 		c.add(path, "invalid port range %d:%d: min is greater than max", p.MinPort, p.MaxPort)
 	case p.MinPort < 1:

@@ -174,6 +174,52 @@ type setEntry struct {
 	members []netip.Prefix // sorted; valid unless rebuild
 	pending []memberOp     // changes since members was built
 	rebuild bool
+	// Named-port sets (m.portName set): what each endpoint contributes,
+	// the reference count of each member, and the sorted members (valid
+	// unless portsStale).
+	epPorts     map[*wepEntry][]dataplane.AddrProtoPort
+	portRefs    map[dataplane.AddrProtoPort]int
+	portMembers []dataplane.AddrProtoPort
+	portsStale  bool
+}
+
+// setPorts replaces what endpoint e contributes to named-port set s with
+// now (nil: nothing), and reports whether that changed anything.
+func (s *setEntry) setPorts(e *wepEntry, now []dataplane.AddrProtoPort) bool {
+	old := s.epPorts[e]
+	if slices.Equal(old, now) {
+		return false
+	}
+	for _, p := range old {
+		if s.portRefs[p]--; s.portRefs[p] <= 0 {
+			delete(s.portRefs, p)
+		}
+	}
+	for _, p := range now {
+		s.portRefs[p]++
+	}
+	if now == nil {
+		delete(s.epPorts, e)
+	} else {
+		s.epPorts[e] = now
+	}
+	s.portsStale = true
+	return true
+}
+
+// sortedPortMembers brings portMembers up to date (a new slice each time
+// it changed: slices handed out are never modified).
+func (s *setEntry) sortedPortMembers() []dataplane.AddrProtoPort {
+	if !s.portsStale {
+		return s.portMembers
+	}
+	var m []dataplane.AddrProtoPort
+	for p := range s.portRefs {
+		m = append(m, p)
+	}
+	slices.SortFunc(m, dataplane.CompareAddrProtoPort)
+	s.portMembers, s.portsStale = m, false
+	return m
 }
 
 type orderOp struct {
@@ -287,6 +333,9 @@ func (c *Calculator) refSet(m *matcher) *setEntry {
 	s := c.sets[id]
 	if s == nil {
 		s = &setEntry{id: id, m: m, eps: map[*wepEntry]struct{}{}, refs: map[netip.Prefix]int{}, rebuild: true}
+		if m.portName != "" {
+			s.epPorts, s.portRefs = map[*wepEntry][]dataplane.AddrProtoPort{}, map[dataplane.AddrProtoPort]int{}
+		}
 		c.sets[id] = s
 		c.setIdx.addMatcher(s, m)
 	}
@@ -309,6 +358,9 @@ func (c *Calculator) join(s *setEntry, e *wepEntry) {
 	for _, a := range e.addrs {
 		s.addAddr(a)
 	}
+	if s.m.portName != "" {
+		s.setPorts(e, portMembers(s.m, &e.view, e.addrs))
+	}
 	c.setChanged(s)
 }
 
@@ -317,6 +369,9 @@ func (c *Calculator) leave(s *setEntry, e *wepEntry) {
 	delete(e.sets, s)
 	for _, a := range e.addrs {
 		s.removeAddr(a)
+	}
+	if s.m.portName != "" {
+		s.setPorts(e, nil)
 	}
 	c.setChanged(s)
 }
@@ -552,6 +607,13 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 		c.remoteChanged()
 	}
 	c.relabel(e, old.Spec.ServiceAccountName != nw.Spec.ServiceAccountName)
+	// Named-port sets the endpoint is in follow its ports and addresses
+	// (joins and leaves above already used the new ones).
+	for s := range e.sets {
+		if s.m.portName != "" && s.setPorts(e, portMembers(s.m, &e.view, e.addrs)) {
+			c.setChanged(s)
+		}
+	}
 	if structural {
 		c.attachLocal(e)
 	}
@@ -1060,6 +1122,11 @@ func (c *Calculator) Desired() *dataplane.Desired {
 	if c.setsDirty || c.setOrderDirty {
 		sets := makeOrNil[dataplane.IPSet](len(c.setOrder))
 		for _, s := range c.setOrder {
+			if s.m.portName != "" {
+				sets = append(sets, dataplane.IPSet{ID: s.id, Selector: s.m.key, NamedPort: s.m.portName, Protocol: s.m.portProto,
+					PortMembers: s.sortedPortMembers()})
+				continue
+			}
 			sets = append(sets, dataplane.IPSet{ID: s.id, Selector: s.m.key, Members: s.sortedMembers()})
 		}
 		d.Sets = sets

@@ -181,6 +181,12 @@ func (g gen) rules() []api.Rule {
 			r.ICMP = &api.ICMPFields{Type: intp(8)}
 		case 3:
 			r.Protocol = proto("ICMPv6")
+		case 4:
+			// Named ports without a protocol: every protocol of the port.
+			r.Destination.Ports = []api.Port{{PortName: g.pick("http", "dns")}}
+			if g.chance(0.3) {
+				r.Source.NotPorts = []api.Port{{PortName: "dns"}}
+			}
 		}
 		if g.chance(0.15) {
 			r.IPVersion = intp(g.r.IntN(2)*2 + 4)
@@ -235,8 +241,14 @@ func (g gen) wep() api.WorkloadEndpoint {
 		// Few host ports, so that endpoints keep colliding on them.
 		p := api.WorkloadEndpointPort{Protocol: api.Protocol{Name: g.pick("TCP", "UDP", "6")}, Port: 80,
 			HostPort: uint16(8080 + g.r.IntN(2)), HostIP: g.pick("", "", "0.0.0.0", "::", "10.0.0.1", "fd00::9")}
-		if g.chance(0.2) {
-			p.HostPort, p.Name = 0, "http"
+		if g.chance(0.4) {
+			p.Name = g.pick("http", "dns")
+			if g.chance(0.5) {
+				p.HostPort = 0
+			}
+			if p.Name == "dns" {
+				p.Port = 53
+			}
 		}
 		w.Spec.Ports = append(w.Spec.Ports, p)
 	}

@@ -139,6 +139,16 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	var sets []dataplane.IPSet
 	for _, id := range sortedKeys(setMatchers) {
 		m := setMatchers[id]
+		if m.portName != "" {
+			var pm []dataplane.AddrProtoPort
+			for _, ep := range eps {
+				if m.matches(&ep.view) {
+					pm = append(pm, portMembers(m, &ep.view, ep.addrs)...)
+				}
+			}
+			sets = append(sets, namedPortSet(id, m, pm))
+			continue
+		}
 		var members []netip.Prefix
 		for _, ep := range slices.Concat(eps, netsets) {
 			if m.matches(&ep.view) {
@@ -237,6 +247,17 @@ func computePolicies(s *Snapshot, parse parseFunc) []*computePol {
 	pols := mapValues(byID)
 	slices.SortFunc(pols, func(a, b *computePol) int { return comparePolMeta(&a.meta, &b.meta) })
 	return pols
+}
+
+// namedPortSet is the set of matcher m (a named-port matcher) with
+// members pm, sorted and without repeats.
+func namedPortSet(id string, m *matcher, pm []dataplane.AddrProtoPort) dataplane.IPSet {
+	slices.SortFunc(pm, dataplane.CompareAddrProtoPort)
+	pm = slices.Compact(pm)
+	if len(pm) == 0 {
+		pm = nil
+	}
+	return dataplane.IPSet{ID: id, Selector: m.key, NamedPort: m.portName, Protocol: m.portProto, PortMembers: pm}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

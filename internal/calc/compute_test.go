@@ -360,7 +360,7 @@ func TestComputeProtocolsICMPPorts(t *testing.T) {
 		{Action: api.ActionAllow, Protocol: proto("TCP"), Destination: api.EntityRule{
 			Ports: []api.Port{{MinPort: 80, MaxPort: 80}, {MinPort: 8000, MaxPort: 8080}}}},
 		{Action: api.ActionAllow, Protocol: proto("udp"), Source: api.EntityRule{NotPorts: []api.Port{{MinPort: 53, MaxPort: 53}, {PortName: "dns"}}}},
-		{Action: api.ActionAllow, Protocol: proto("SCTP"), Destination: api.EntityRule{Ports: []api.Port{{PortName: "http"}}}}, // named only: dropped
+		{Action: api.ActionAllow, Protocol: proto("SCTP"), Destination: api.EntityRule{Ports: []api.Port{{PortName: "http"}}}},
 		{Action: api.ActionDeny, Protocol: &api.Protocol{Number: u8(47)}, NotProtocol: proto("UDPLite")},
 		{Action: api.ActionDeny, Protocol: proto("17")},
 	}
@@ -371,7 +371,9 @@ func TestComputeProtocolsICMPPorts(t *testing.T) {
 		{Action: dataplane.Allow, IPVersion: 6, Protocol: u8(58), ICMP: &dataplane.ICMPMatch{Type: 128}},
 		{Action: dataplane.Allow, IPVersion: 4, Protocol: u8(1), ICMP: &dataplane.ICMPMatch{Type: 8, Code: u8(0)}},
 		{Action: dataplane.Allow, Protocol: u8(6), Dst: dataplane.Match{Ports: []dataplane.PortRange{{First: 80, Last: 80}, {First: 8000, Last: 8080}}}},
-		{Action: dataplane.Allow, Protocol: u8(17), Src: dataplane.Match{NotPorts: []dataplane.PortRange{{First: 53, Last: 53}}}},
+		{Action: dataplane.Allow, Protocol: u8(17), Src: dataplane.Match{NotPorts: []dataplane.PortRange{{First: 53, Last: 53}},
+			NotPortSets: []string{setIDFor("all() namedPort(dns/17)")}}},
+		{Action: dataplane.Allow, Protocol: u8(132), Dst: dataplane.Match{PortSets: []string{setIDFor("all() namedPort(http/132)")}}},
 		{Action: dataplane.Deny, Protocol: u8(47), NotProtocol: u8(136)},
 		{Action: dataplane.Deny, Protocol: u8(17)},
 	}

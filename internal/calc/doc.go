@@ -44,10 +44,20 @@
 //     by a v6 rule; a rule that cannot match any family (ipVersion 4 with only
 //     IPv6 nets, protocol ICMP with ipVersion 6) is left out.
 //   - Protocol ICMP implies IPVersion 4, ICMPv6 implies 6.
-//   - Named ports (ports: ["http"]) are not supported by this dataplane: a
-//     named port matches no packet, so a ports list of only named ports drops
-//     the rule and named entries of notPorts are ignored. Rules using http,
-//     serviceAccounts or services (refused by validation) are left out.
+//   - Named ports (ports: ["http"]) resolve as Calico's rule scanner does:
+//     one named-port set (IPSet.NamedPort) per distinct (selector of that
+//     side, or all(); port name; rule protocol, or any), whose members are
+//     the (address, protocol, port) of the ports of that name on every
+//     workload endpoint the selector picks, on any host (single addresses
+//     only). Named entries of notPorts become Match.NotPortSets. A ports
+//     list mixing numbers and names is an OR, which a rule cannot express:
+//     the rule is emitted once per alternative (the numbers first, then
+//     each name, each excluding the ones before it, so that at most one
+//     matches a packet and a Log rule logs once); with both sides mixed,
+//     the product. Rule indexes count these rules, as with the IP family
+//     split.
+//   - Rules using http, serviceAccounts or services (refused by validation)
+//     are left out.
 //
 // Routes: a scope-link route per local endpoint address, a blackhole per IPAM
 // block affine to this host, and when VXLAN is on, routes over vxlan.calico

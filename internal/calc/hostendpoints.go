@@ -234,6 +234,19 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 	slices.SortFunc(out.chains, func(a, b dataplane.PolicyChain) int { return strings.Compare(a.ID, b.ID) })
 	for _, id := range sortedKeys(setMatchers) {
 		m := setMatchers[id]
+		if m.portName != "" {
+			// Named ports resolve against workload endpoints' ports.
+			var pm []dataplane.AddrProtoPort
+			if in.workloads != nil {
+				in.workloads(func(v *epView, addrs []netip.Prefix) {
+					if m.matches(v) {
+						pm = append(pm, portMembers(m, v, addrs)...)
+					}
+				})
+			}
+			out.sets = append(out.sets, namedPortSet(id, m, pm))
+			continue
+		}
 		var members []netip.Prefix
 		if in.workloads != nil {
 			in.workloads(func(v *epView, addrs []netip.Prefix) {
@@ -342,6 +355,9 @@ func mergeHost(d *dataplane.Desired, h *hostOutput, wlChains []dataplane.PolicyC
 			if !found {
 				sets = slices.Insert(sets, i, s)
 				continue
+			}
+			if s.NamedPort != "" {
+				continue // computed from the same workloads: the same members
 			}
 			members := slices.Concat(sets[i].Members, s.Members)
 			slices.SortFunc(members, comparePrefix)

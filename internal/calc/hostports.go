@@ -27,12 +27,13 @@ import (
 // keeps it: the plugin refuses such a second claim, so this only settles
 // hand-written conflicts deterministically.
 
-// normalPorts keeps the ports with a hostPort, in a form that compares with
+// normalPorts keeps the ports with a hostPort or a name (named ports
+// feed named-port sets), in a form that compares with
 // == (the protocol as a name, never a pointer).
 func normalPorts(ps []api.WorkloadEndpointPort) []api.WorkloadEndpointPort {
 	var out []api.WorkloadEndpointPort
 	for _, p := range ps {
-		if p.HostPort == 0 {
+		if p.HostPort == 0 && p.Name == "" {
 			continue
 		}
 		proto := p.Protocol.Name

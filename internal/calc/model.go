@@ -76,6 +76,53 @@ type epView struct {
 	nsLabels map[string]string // labels of its namespace
 	saLabels map[string]string // labels of its service account (nil: none)
 	global   bool              // not namespaced (a GlobalNetworkSet)
+	ports    []epPort          // its named ports (spec.ports with a name)
+}
+
+// epPort is one named port of an endpoint.
+type epPort struct {
+	name  string
+	proto uint8
+	port  uint16
+}
+
+// endpointNamedPorts lists the named ports of a workload endpoint whose
+// protocol has ports (TCP, UDP, SCTP), sorted.
+func endpointNamedPorts(ps []api.WorkloadEndpointPort) []epPort {
+	var out []epPort
+	for _, p := range ps {
+		if p.Name == "" || p.Port == 0 {
+			continue
+		}
+		n, ok := protocolNumber(&p.Protocol)
+		if !ok || n != 6 && n != 17 && n != 132 {
+			continue
+		}
+		out = append(out, epPort{name: p.Name, proto: n, port: p.Port})
+	}
+	slices.SortFunc(out, func(a, b epPort) int {
+		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.proto, b.proto), cmp.Compare(a.port, b.port))
+	})
+	return slices.Compact(out)
+}
+
+// portMembers is what an endpoint (view v, addresses addrs) puts in the
+// named-port set of m: every single address with every port of m's name
+// (and protocol). Wider prefixes have no single address to pair with a
+// port and are left out.
+func portMembers(m *matcher, v *epView, addrs []netip.Prefix) []dataplane.AddrProtoPort {
+	var out []dataplane.AddrProtoPort
+	for _, p := range v.ports {
+		if p.name != m.portName || m.portProto != 0 && p.proto != m.portProto {
+			continue
+		}
+		for _, a := range addrs {
+			if a.Bits() == a.Addr().BitLen() {
+				out = append(out, dataplane.AddrProtoPort{Addr: a.Addr(), Protocol: p.proto, Port: p.port})
+			}
+		}
+	}
+	return out
 }
 
 // profileLabels looks up the labelsToApply of an existing profile.
@@ -107,7 +154,7 @@ func endpointLabels(w *api.WorkloadEndpoint, lookup profileLabels) map[string]st
 }
 
 func newEPView(w *api.WorkloadEndpoint, labels map[string]string) epView {
-	v := epView{labels: labels, nsLabels: map[string]string{labelName: w.Namespace}}
+	v := epView{labels: labels, nsLabels: map[string]string{labelName: w.Namespace}, ports: endpointNamedPorts(w.Spec.Ports)}
 	if w.Spec.ServiceAccountName != "" {
 		v.saLabels = map[string]string{labelName: w.Spec.ServiceAccountName}
 	}
@@ -152,6 +199,24 @@ type matcher struct {
 	none  bool               // namespaceSelector global(): only what has no namespace matches
 	nsAll bool               // namespaceSelector all(): anything with a namespace
 	keys  []string           // label keys sel depends on
+	// portName makes this the matcher of a named-port set: the endpoints
+	// it picks contribute (address, protocol, port) of their ports of that
+	// name, and of protocol portProto when not 0.
+	portName  string
+	portProto uint8
+}
+
+// withNamedPort is the matcher of the named-port set of port name (and
+// protocol proto, 0 any) on the endpoints m picks.
+func (m *matcher) withNamedPort(name string, proto uint8) *matcher {
+	n := *m
+	n.portName, n.portProto = name, proto
+	p := "any"
+	if proto != 0 {
+		p = strconv.Itoa(int(proto))
+	}
+	n.key = m.key + " namedPort(" + name + "/" + p + ")"
+	return &n
 }
 
 func (m *matcher) matches(v *epView) bool {
@@ -378,29 +443,65 @@ func icmpMatch(f *api.ICMPFields) (*dataplane.ICMPMatch, bool) {
 	return m, true
 }
 
-// portRanges converts ports; named ports match nothing, so they are dropped
-// (named reports whether any was).
-func portRanges(ps []api.Port) (out []dataplane.PortRange, named bool) {
+// portRanges splits ports into numeric ranges and port names (in order,
+// without repeats).
+func portRanges(ps []api.Port) (out []dataplane.PortRange, names []string) {
 	for _, p := range ps {
 		if p.PortName != "" {
-			named = true
+			if !slices.Contains(names, p.PortName) {
+				names = append(names, p.PortName)
+			}
 			continue
 		}
 		out = append(out, dataplane.PortRange{First: p.MinPort, Last: p.MaxPort})
 	}
-	return out, named
+	return out, names
 }
 
 // ruleSide is one side of a rule before it is split by IP family.
 type ruleSide struct {
-	nets, notNets   []netip.Prefix
-	sets, notSets   []string
-	ports           []dataplane.PortRange
-	notPorts        []dataplane.PortRange
-	portsImpossible bool // a ports list of only named ports: the rule never matches
+	nets, notNets []netip.Prefix
+	sets, notSets []string
+	ports         []dataplane.PortRange
+	notPorts      []dataplane.PortRange
+	// portSets are the named-port sets of the ports list: the side
+	// matches a numeric port OR any of them (see alternatives);
+	// notPortSets those of notPorts.
+	portSets, notPortSets []string
 }
 
-func translateSide(parse parseFunc, er *api.EntityRule, ns string, sink setSink) (ruleSide, error) {
+// alternatives expands the OR of a ports list that mixes numbers and
+// names into disjoint matches: the numeric ports, then each named-port set
+// excluding the numeric ports and the sets before it, so that a packet
+// matches at most one of them (a Log rule logs once).
+func (s *ruleSide) alternatives(m dataplane.Match) []dataplane.Match {
+	if len(s.portSets) == 0 {
+		return []dataplane.Match{m}
+	}
+	var out []dataplane.Match
+	if len(s.ports) > 0 {
+		out = append(out, m)
+	}
+	for i, id := range s.portSets {
+		a := m
+		a.Ports = nil
+		a.NotPorts = slices.Concat(m.NotPorts, s.ports)
+		a.PortSets = []string{id}
+		a.NotPortSets = slices.Concat(m.NotPortSets, s.portSets[:i])
+		if len(a.NotPorts) == 0 {
+			a.NotPorts = nil
+		}
+		if len(a.NotPortSets) == 0 {
+			a.NotPortSets = nil
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// translateSide converts one side of a rule; proto is the rule's protocol
+// (0: any), which named ports are resolved for.
+func translateSide(parse parseFunc, er *api.EntityRule, ns string, proto uint8, sink setSink) (ruleSide, error) {
 	var s ruleSide
 	for _, n := range er.Nets {
 		if p, ok := parsePrefixOrAddr(n); ok {
@@ -425,10 +526,26 @@ func translateSide(parse parseFunc, er *api.EntityRule, ns string, sink setSink)
 	if neg != nil {
 		s.notSets = []string{sink(neg)}
 	}
-	var named bool
+	var named, notNamed []string
 	s.ports, named = portRanges(er.Ports)
-	s.portsImpossible = named && len(s.ports) == 0
-	s.notPorts, _ = portRanges(er.NotPorts)
+	s.notPorts, notNamed = portRanges(er.NotPorts)
+	if len(named)+len(notNamed) > 0 {
+		// A named port resolves against the endpoints this side's
+		// selector picks (Calico's rule scanner does the same, also for
+		// notPorts: the rule only matches inside that selector anyway).
+		base := pos
+		if base == nil {
+			if base, err = newMatcher(parse, "all()", "", ""); err != nil {
+				return s, err
+			}
+		}
+		for _, n := range named {
+			s.portSets = append(s.portSets, sink(base.withNamedPort(n, proto)))
+		}
+		for _, n := range notNamed {
+			s.notPortSets = append(s.notPortSets, sink(base.withNamedPort(n, proto)))
+		}
+	}
 	return s, nil
 }
 
@@ -444,7 +561,7 @@ func filterFamily(ps []netip.Prefix, v int) []netip.Prefix {
 
 func (s *ruleSide) forFamily(v int) (dataplane.Match, bool) {
 	m := dataplane.Match{
-		Sets: s.sets, NotSets: s.notSets, Ports: s.ports, NotPorts: s.notPorts,
+		Sets: s.sets, NotSets: s.notSets, Ports: s.ports, NotPorts: s.notPorts, NotPortSets: s.notPortSets,
 	}
 	if v != 0 {
 		m.Nets = filterFamily(s.nets, v)
@@ -520,12 +637,16 @@ func appendRule(out []dataplane.Rule, parse parseFunc, r *api.Rule, ns string, s
 	// never referenced by nothing: collect them first, hand them over last.
 	var pending []*matcher
 	collect := func(m *matcher) string { pending = append(pending, m); return setIDFor(m.key) }
-	src, err := translateSide(parse, &r.Source, ns, collect)
-	if err != nil || src.portsImpossible {
+	var proto uint8
+	if base.Protocol != nil {
+		proto = *base.Protocol
+	}
+	src, err := translateSide(parse, &r.Source, ns, proto, collect)
+	if err != nil {
 		return out
 	}
-	dst, err := translateSide(parse, &r.Destination, ns, collect)
-	if err != nil || dst.portsImpossible {
+	dst, err := translateSide(parse, &r.Destination, ns, proto, collect)
+	if err != nil {
 		return out
 	}
 	split := src.hasNets() || dst.hasNets() || base.ICMP != nil || base.NotICMP != nil
@@ -546,14 +667,17 @@ func appendRule(out []dataplane.Rule, parse parseFunc, r *api.Rule, ns string, s
 	for _, v := range families {
 		rule := base
 		rule.IPVersion = v
-		var okS, okD bool
-		if rule.Src, okS = src.forFamily(v); !okS {
+		sm, okS := src.forFamily(v)
+		dm, okD := dst.forFamily(v)
+		if !okS || !okD {
 			continue
 		}
-		if rule.Dst, okD = dst.forFamily(v); !okD {
-			continue
+		for _, sa := range src.alternatives(sm) {
+			for _, da := range dst.alternatives(dm) {
+				rule.Src, rule.Dst = sa, da
+				out = append(out, rule)
+			}
 		}
-		out = append(out, rule)
 		emitted = true
 	}
 	if emitted {

@@ -77,6 +77,33 @@ spec:
 	if len(lines) != 3 || strings.Fields(lines[1])[0] != "web" || strings.Fields(lines[1])[2] != "DENY" || strings.Fields(lines[2])[1] != "ok" {
 		t.Fatalf("matrix:\n%s", out)
 	}
+	// A staged Delete of the policy: the enforced verdict stays, the
+	// staged one shows what removing it would do.
+	if err := os.WriteFile(manifest, []byte(`
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: db}
+spec: {stagedAction: Delete}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runRoot(t, "apply", "-f", manifest, "--etcd-endpoints", eps[0]); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runRoot(t, "policy", "trace", "--src", "web", "--dst", "db", "--port", "22", "--etcd-endpoints", eps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "verdict: denied on ingress of db: gnp:db rule 0") || !strings.Contains(out, "staged: would allow: egress of web by profile:net1 rule 0; ingress of db by profile:net1 rule 0") {
+		t.Fatalf("trace with a staged delete:\n%s", out)
+	}
+	out, _, err = runRoot(t, "policy", "matrix", "--port", "22", "--etcd-endpoints", eps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || strings.Fields(lines[1])[2] != "DENY>ok" {
+		t.Fatalf("matrix with a staged delete:\n%s", out)
+	}
 	for _, bad := range [][]string{
 		{"policy", "trace", "--src", "web"},
 		{"policy", "trace", "--src", "web", "--dst", "nosuch"},

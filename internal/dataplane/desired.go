@@ -217,6 +217,13 @@ type Match struct {
 	// Ports and NotPorts need Protocol TCP, UDP or SCTP.
 	Ports    []PortRange
 	NotPorts []PortRange
+	// PortSets are IDs of named-port sets (IPSet.NamedPort set): the
+	// (address, transport protocol, port) of this side must be a member of
+	// every one; NotPortSets: of none. A rule with either matches TCP, UDP
+	// and SCTP only. (Calico's "ports: [http, 80]" is an OR; calc splits
+	// such a rule into one rule per alternative.)
+	PortSets    []string
+	NotPortSets []string
 }
 
 // PortRange is an inclusive port range; a single port has First == Last.
@@ -232,6 +239,31 @@ type IPSet struct {
 	Selector string
 	// Members are sorted; IPv4 and IPv6 mixed (drivers split them by family).
 	Members []netip.Prefix
+	// NamedPort, when not "", makes this a named-port set: its members are
+	// PortMembers, the (address, protocol, port) of every endpoint port of
+	// that name (and protocol, when Protocol is not 0) on the endpoints the
+	// selector picks; Members is then empty.
+	NamedPort   string
+	Protocol    uint8
+	PortMembers []AddrProtoPort
+}
+
+// AddrProtoPort is one member of a named-port set.
+type AddrProtoPort struct {
+	Addr     netip.Addr
+	Protocol uint8
+	Port     uint16
+}
+
+// CompareAddrProtoPort orders named-port set members.
+func CompareAddrProtoPort(a, b AddrProtoPort) int {
+	if c := a.Addr.Compare(b.Addr); c != 0 {
+		return c
+	}
+	if a.Protocol != b.Protocol {
+		return int(a.Protocol) - int(b.Protocol)
+	}
+	return int(a.Port) - int(b.Port)
 }
 
 // RouteType says how a route reaches its destination.

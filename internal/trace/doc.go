@@ -20,6 +20,12 @@
 //     case the egress side decides).
 //   - Addresses that are no workload's (outside the cluster) have no side.
 //
+// Staged policies (StagedGlobalNetworkPolicy, StagedNetworkPolicy) are
+// never programmed; when there are any, every trace is also evaluated on a
+// copy of the snapshot with them applied as Calico previews them (see
+// stagedSnapshot) and the result carries that verdict next to the enforced
+// one. The enforced verdict and each host's Desired do not depend on them.
+//
 // The trace describes a new connection (conntrack state new): replies of
 // an allowed connection are accepted by conntrack before any policy.
 //

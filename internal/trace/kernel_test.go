@@ -164,29 +164,22 @@ spec:
   - {action: Pass}
 `
 
+const namedPortYAML = `
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: named-ports}
+spec:
+  order: 100
+  selector: role == 'db' || role == 'api'
+  ingress:
+  - {action: Allow, protocol: TCP, destination: {ports: [pg, 8080]}}
+`
+
 func decodeSnapshot(t *testing.T, docs ...string) *calc.Snapshot {
 	t.Helper()
-	s := &calc.Snapshot{}
-	for _, d := range docs {
-		rs, err := api.Decode([]byte(d))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rs {
-			api.Default(r)
-			switch o := r.(type) {
-			case *api.Profile:
-				s.Profiles = append(s.Profiles, *o)
-			case *api.WorkloadEndpoint:
-				s.WorkloadEndpoints = append(s.WorkloadEndpoints, *o)
-			case *api.GlobalNetworkPolicy:
-				s.GlobalNetworkPolicies = append(s.GlobalNetworkPolicies, *o)
-			case *api.NetworkPolicy:
-				s.NetworkPolicies = append(s.NetworkPolicies, *o)
-			default:
-				t.Fatalf("unexpected %T", o)
-			}
-		}
+	s, st := decodeWithStaged(t, docs...)
+	if !st.Empty() {
+		t.Fatal("staged policies in a kernel test: they are never programmed")
 	}
 	return s
 }
@@ -306,6 +299,30 @@ func TestTraceAgreesWithKernel(t *testing.T) {
 		} {
 			check(t, tr, c)
 		}
+	})
+	t.Run("named ports", func(t *testing.T) {
+		// db names 5432 "pg", api names 9090 "pg": the same rule opens a
+		// different port on each.
+		s := decodeSnapshot(t, snapshotYAML, namedPortYAML)
+		s.WorkloadEndpoints[1].Spec.Ports = []api.WorkloadEndpointPort{{Name: "pg", Protocol: api.Protocol{Name: "TCP"}, Port: 9090}}
+		s.WorkloadEndpoints[2].Spec.Ports = []api.WorkloadEndpointPort{{Name: "pg", Protocol: api.Protocol{Name: "TCP"}, Port: 5432},
+			{Name: "metrics", Protocol: api.Protocol{Name: "UDP"}, Port: 8080}}
+		tr := program(s)
+		for _, c := range []tc{
+			{"named port of db", web, db, "tcp", 5432, true, "gnp:named-ports rule 1"},
+			{"number next to the name", web, db, "tcp", 8080, true, "gnp:named-ports rule 0"},
+			{"api's port is not db's", web, db, "tcp", 9090, false, "no policy allowed it"},
+			{"named port of api", web, apiW, "tcp", 9090, true, "gnp:named-ports rule 1"},
+			{"db's port is not api's", web, apiW, "tcp", 5432, false, "no policy allowed it"},
+		} {
+			check(t, tr, c)
+		}
+		// db loses its named port.
+		s = decodeSnapshot(t, snapshotYAML, namedPortYAML)
+		s.WorkloadEndpoints[1].Spec.Ports = []api.WorkloadEndpointPort{{Name: "pg", Protocol: api.Protocol{Name: "TCP"}, Port: 9090}}
+		tr = program(s)
+		check(t, tr, tc{"named port gone", web, db, "tcp", 5432, false, "no policy allowed it"})
+		check(t, tr, tc{"other endpoint keeps it", web, apiW, "tcp", 9090, true, "gnp:named-ports rule 1"})
 	})
 	t.Run("no profile at all", func(t *testing.T) {
 		s := decodeSnapshot(t, snapshotYAML)

@@ -21,21 +21,28 @@ type Lister interface {
 // node's merged FelixConfiguration (global "default" overlaid by
 // "node.<name>").
 func Load(ctx context.Context, st Lister) (*Tracer, error) {
-	s, felix, err := LoadSnapshot(ctx, st)
+	s, felix, staged, err := load(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	return New(s, felix), nil
+	return NewWithStaged(s, felix, staged), nil
 }
 
 // LoadSnapshot is Load's snapshot and per-node FelixConfiguration.
 func LoadSnapshot(ctx context.Context, st Lister) (*calc.Snapshot, map[string]*api.FelixConfigurationSpec, error) {
+	s, felix, _, err := load(ctx, st)
+	return s, felix, err
+}
+
+// load is LoadSnapshot and the staged policies.
+func load(ctx context.Context, st Lister) (*calc.Snapshot, map[string]*api.FelixConfigurationSpec, *Staged, error) {
 	s := &calc.Snapshot{}
+	staged := &Staged{}
 	felix := map[string]*api.FelixConfigurationSpec{}
 	for _, prefix := range []string{datastore.ResourcesRoot, syncer.BlockAssignmentPrefix} {
 		kvs, _, err := st.List(ctx, prefix)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list %s: %w", prefix, err)
+			return nil, nil, nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, kv := range kvs {
 			u, err := syncer.Decode(kv)
@@ -51,6 +58,18 @@ func LoadSnapshot(ctx context.Context, st Lister) (*calc.Snapshot, map[string]*a
 				s.NetworkPolicies = append(s.NetworkPolicies, *o)
 			case *api.GlobalNetworkPolicy:
 				s.GlobalNetworkPolicies = append(s.GlobalNetworkPolicies, *o)
+			case *api.StagedNetworkPolicy:
+				staged.Namespaced = append(staged.Namespaced, *o)
+			case *api.StagedGlobalNetworkPolicy:
+				staged.Global = append(staged.Global, *o)
+			case *api.Tier:
+				s.Tiers = append(s.Tiers, *o)
+			case *api.GlobalNetworkSet:
+				s.GlobalNetworkSets = append(s.GlobalNetworkSets, *o)
+			case *api.NetworkSet:
+				s.NetworkSets = append(s.NetworkSets, *o)
+			case *api.HostEndpoint:
+				s.HostEndpoints = append(s.HostEndpoints, *o)
 			case *api.IPPool:
 				s.IPPools = append(s.IPPools, *o)
 			case *api.Node:
@@ -67,7 +86,7 @@ func LoadSnapshot(ctx context.Context, st Lister) (*calc.Snapshot, map[string]*a
 	for _, n := range s.Nodes {
 		m, err := MergeFelix(felix["default"], felix["node."+n.Name])
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		byNode[n.Name] = m
 	}
@@ -75,13 +94,13 @@ func LoadSnapshot(ctx context.Context, st Lister) (*calc.Snapshot, map[string]*a
 		if _, ok := byNode[w.Spec.Node]; !ok {
 			m, err := MergeFelix(felix["default"], felix["node."+w.Spec.Node])
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			byNode[w.Spec.Node] = m
 		}
 	}
 	s.Felix = felix["default"]
-	return s, byNode, nil
+	return s, byNode, staged, nil
 }
 
 // MergeFelix overlays the fields set in a node's FelixConfiguration on the

@@ -7,21 +7,32 @@ import (
 	"github.com/calico-docker/calico/internal/dataplane"
 )
 
-// setIndex maps IPSet IDs to their members.
-func setIndex(d *dataplane.Desired) map[string][]netip.Prefix {
-	m := make(map[string][]netip.Prefix, len(d.Sets))
+// SetIndex holds the members of a Desired's sets by ID.
+type SetIndex struct {
+	addrs map[string][]netip.Prefix
+	ports map[string][]dataplane.AddrProtoPort // named-port sets
+}
+
+// setIndex indexes d's sets.
+func setIndex(d *dataplane.Desired) *SetIndex {
+	x := &SetIndex{addrs: make(map[string][]netip.Prefix, len(d.Sets)), ports: map[string][]dataplane.AddrProtoPort{}}
 	for _, s := range d.Sets {
-		m[s.ID] = s.Members
+		if s.NamedPort != "" {
+			x.ports[s.ID] = s.PortMembers
+			continue
+		}
+		x.addrs[s.ID] = s.Members
 	}
-	return m
+	return x
 }
 
 // Matches reports whether rule r matches pkt, with the same meaning as the
 // nft driver's compiled rule (see package nft, compileRule): every present
 // criterion must hold; a list matches when any element does, a Not list
 // when none does; a rule with ports needs TCP, UDP or SCTP; a rule whose
-// nets leave no prefix of the packet's family never matches.
-func Matches(r *dataplane.Rule, pkt Packet, sets map[string][]netip.Prefix) bool {
+// nets leave no prefix of the packet's family never matches; a named-port
+// set holds the (address, protocol, port) of the packet's side.
+func Matches(r *dataplane.Rule, pkt Packet, sets *SetIndex) bool {
 	fam := 4
 	if pkt.Src.Is6() && !pkt.Src.Is4In6() {
 		fam = 6
@@ -40,7 +51,8 @@ func Matches(r *dataplane.Rule, pkt Packet, sets map[string][]netip.Prefix) bool
 	if r.NotProtocol != nil && *r.NotProtocol == pkt.Protocol {
 		return false
 	}
-	hasPorts := len(r.Src.Ports)+len(r.Src.NotPorts)+len(r.Dst.Ports)+len(r.Dst.NotPorts) > 0
+	hasPorts := len(r.Src.Ports)+len(r.Src.NotPorts)+len(r.Dst.Ports)+len(r.Dst.NotPorts) > 0 ||
+		len(r.Src.PortSets)+len(r.Src.NotPortSets)+len(r.Dst.PortSets)+len(r.Dst.NotPortSets) > 0
 	if hasPorts && pkt.Protocol != 6 && pkt.Protocol != 17 && pkt.Protocol != 132 {
 		return false
 	}
@@ -52,6 +64,12 @@ func Matches(r *dataplane.Rule, pkt Packet, sets map[string][]netip.Prefix) bool
 		return false
 	}
 	if !matchSide(&r.Src, pkt.Src, fam, sets) || !matchSide(&r.Dst, pkt.Dst, fam, sets) {
+		return false
+	}
+	// An unknown source port (0) is in no named-port set, as it is in no
+	// port list.
+	if !matchPortSets(&r.Src, dataplane.AddrProtoPort{Addr: pkt.Src, Protocol: pkt.Protocol, Port: pkt.SrcPort}, sets) ||
+		!matchPortSets(&r.Dst, dataplane.AddrProtoPort{Addr: pkt.Dst, Protocol: pkt.Protocol, Port: pkt.DstPort}, sets) {
 		return false
 	}
 	if len(r.Src.Ports) > 0 && (pkt.SrcPort == 0 || !inPorts(r.Src.Ports, pkt.SrcPort)) {
@@ -75,7 +93,25 @@ func Matches(r *dataplane.Rule, pkt Packet, sets map[string][]netip.Prefix) bool
 	return true
 }
 
-func matchSide(m *dataplane.Match, a netip.Addr, fam int, sets map[string][]netip.Prefix) bool {
+func matchPortSets(m *dataplane.Match, k dataplane.AddrProtoPort, sets *SetIndex) bool {
+	k.Addr = k.Addr.Unmap()
+	in := func(id string) bool {
+		return k.Port != 0 && slices.Contains(sets.ports[id], k)
+	}
+	for _, id := range m.PortSets {
+		if !in(id) {
+			return false
+		}
+	}
+	for _, id := range m.NotPortSets {
+		if in(id) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchSide(m *dataplane.Match, a netip.Addr, fam int, sets *SetIndex) bool {
 	if len(m.Nets) > 0 {
 		var any, hit bool
 		for _, p := range m.Nets {
@@ -94,12 +130,12 @@ func matchSide(m *dataplane.Match, a netip.Addr, fam int, sets map[string][]neti
 		}
 	}
 	for _, id := range m.Sets {
-		if !inSet(sets[id], a) {
+		if !inSet(sets.addrs[id], a) {
 			return false
 		}
 	}
 	for _, id := range m.NotSets {
-		if inSet(sets[id], a) {
+		if inSet(sets.addrs[id], a) {
 			return false
 		}
 	}

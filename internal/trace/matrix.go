@@ -19,6 +19,9 @@ type Cell struct {
 	// Skipped says why no packet was traced (no common IP family).
 	Skipped string  `json:"skipped,omitempty"`
 	Result  *Result `json:"result,omitempty"`
+	// StagedAllowed is the staged policies' verdict (nil when nothing is
+	// staged or no packet was traced).
+	StagedAllowed *bool `json:"stagedAllowed,omitempty"`
 }
 
 // Matrix is the reachability of every endpoint from every other.
@@ -66,6 +69,9 @@ func (t *Tracer) Matrix(network string, proto uint8, port uint16) *Matrix {
 			}
 			r := t.Trace(p)
 			c.Allowed, c.Result = r.Allowed, &r
+			if r.Staged != nil {
+				c.StagedAllowed = &r.Staged.Allowed
+			}
 			row[j] = c
 		}
 		m.Cells = append(m.Cells, row)
@@ -105,7 +111,9 @@ func CommonFamily(a, b *Endpoint) (src, dst netip.Addr, ok bool) {
 }
 
 // WriteTable prints the matrix: rows are sources, columns destinations,
-// "ok" allowed, "DENY" denied, "-" the endpoint itself.
+// "ok" allowed, "DENY" denied, "-" the endpoint itself; where the staged
+// policies would decide otherwise, the staged verdict follows
+// ("ok>DENY": allowed now, denied with the staged set).
 func (m *Matrix) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := []string{"FROM \\ TO"}
@@ -121,10 +129,12 @@ func (m *Matrix) WriteTable(w io.Writer) error {
 				line = append(line, "-")
 			case c.Skipped != "":
 				line = append(line, "n/a")
-			case c.Allowed:
-				line = append(line, "ok")
 			default:
-				line = append(line, "DENY")
+				v := verdictWord(c.Allowed)
+				if c.StagedAllowed != nil && *c.StagedAllowed != c.Allowed {
+					v += ">" + verdictWord(*c.StagedAllowed)
+				}
+				line = append(line, v)
 			}
 		}
 		fmt.Fprintln(tw, strings.Join(line, "\t"))
@@ -175,6 +185,32 @@ func (r *Result) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  => %s (%s)\n", verdict, sd.Decider)
 	}
 	fmt.Fprintf(w, "verdict: %s\n", r.Summary)
+	if st := r.Staged; st != nil {
+		fmt.Fprintf(w, "%s\n", st.Summary)
+		if st.Changed {
+			for _, sd := range []*Side{&st.Egress, &st.Ingress} {
+				if !sd.Applies {
+					continue
+				}
+				for _, step := range sd.Steps {
+					if strings.Contains(step.Chain, StagedPrefix) {
+						what := step.Kind + " " + step.Chain
+						if step.Rule >= 0 {
+							what += fmt.Sprintf(" rule %d", step.Rule)
+						}
+						fmt.Fprintf(w, "  %-48s %s\n", what, step.Detail)
+					}
+				}
+			}
+		}
+	}
+}
+
+func verdictWord(allowed bool) string {
+	if allowed {
+		return "ok"
+	}
+	return "DENY"
 }
 
 func labelText(l map[string]string) string {

@@ -96,6 +96,9 @@ type Result struct {
 	Allowed bool   `json:"allowed"`
 	// Summary is one line: the verdict and what decided it.
 	Summary string `json:"summary"`
+	// Staged is what the staged policies would decide (nil when nothing
+	// is staged).
+	Staged *StagedVerdict `json:"staged,omitempty"`
 }
 
 // Tracer answers traces for one datastore snapshot. It computes each
@@ -105,11 +108,29 @@ type Tracer struct {
 	felix   map[string]*api.FelixConfigurationSpec // node name -> merged
 	desired map[string]*dataplane.Desired
 	eps     []*Endpoint
+	// staged evaluates the same snapshot with the staged policies applied
+	// (nil when nothing is staged).
+	staged *Tracer
 }
 
 // New returns a Tracer for s. felixByNode gives each node's merged
 // FelixConfiguration (missing: s.Felix).
 func New(s *calc.Snapshot, felixByNode map[string]*api.FelixConfigurationSpec) *Tracer {
+	return NewWithStaged(s, felixByNode, nil)
+}
+
+// NewWithStaged is New that also evaluates every trace with the staged
+// policies st applied (see Result.Staged). The enforced verdict does not
+// depend on st.
+func NewWithStaged(s *calc.Snapshot, felixByNode map[string]*api.FelixConfigurationSpec, st *Staged) *Tracer {
+	t := newTracer(s, felixByNode)
+	if !st.Empty() {
+		t.staged = newTracer(stagedSnapshot(s, st), felixByNode)
+	}
+	return t
+}
+
+func newTracer(s *calc.Snapshot, felixByNode map[string]*api.FelixConfigurationSpec) *Tracer {
 	t := &Tracer{snap: s, felix: felixByNode, desired: map[string]*dataplane.Desired{}}
 	for i := range s.WorkloadEndpoints {
 		w := &s.WorkloadEndpoints[i]
@@ -239,8 +260,15 @@ func AddrFor(e *Endpoint, other netip.Addr) (netip.Addr, bool) {
 }
 
 // Trace evaluates pkt: the egress side of the endpoint that owns pkt.Src,
-// then the ingress side of the one that owns pkt.Dst.
+// then the ingress side of the one that owns pkt.Dst; and, when policies
+// are staged, the same with the staged set (Result.Staged).
 func (t *Tracer) Trace(pkt Packet) Result {
+	r := t.trace(pkt)
+	r.Staged = t.stagedVerdict(pkt, &r)
+	return r
+}
+
+func (t *Tracer) trace(pkt Packet) Result {
 	r := Result{Packet: pkt, Egress: Side{Rule: -1}, Ingress: Side{Rule: -1}}
 	if src := t.ByAddr(pkt.Src); src != nil {
 		r.Egress = t.side(src, pkt, false)

@@ -36,7 +36,12 @@
 //     the chain comment (and Render) shows the ID.
 //   - Address sets "s4-<h>" (ipv4_addr) and "s6-<h>" (ipv6_addr), h =
 //     16 hex digits of sha256(IPSet.ID), both "flags interval" so networks
-//     work; the selector is kept in the set's comment. Sets "spoof4" and
+//     work; the selector is kept in the set's comment. Named-port sets
+//     (IPSet.NamedPort) are "p4-<h>" (ipv4_addr . inet_proto .
+//     inet_service) and "p6-<h>" (ipv6_addr . ...), hash sets of single
+//     addresses edited element by element; a rule matches them with
+//     "ip daddr . meta l4proto . th dport @p4-<h>" (saddr/sport for the
+//     source side). Sets "spoof4" and
 //     "spoof6" (ifname . address, hash) hold each endpoint's own addresses,
 //     "spoof4net"/"spoof6net" (the same, interval) any wider prefixes it
 //     owns; "masq4"/"masq6" and "pools4"/"pools6" drive natOutgoing.

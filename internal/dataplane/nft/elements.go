@@ -46,12 +46,18 @@ var (
 	// Control-plane ports: protocol . port, each field padded to 4 bytes.
 	typeProtoPort = setType{name: "inet_proto . inet_service", key: nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
 		fields: []uint32{1, 2}}
+	// Named-port sets: address . protocol . port, hash sets (members are
+	// single addresses, added and removed one by one).
+	typeNP4 = setType{name: "ipv4_addr . inet_proto . inet_service", key: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
+		fields: []uint32{4, 1, 2}}
+	typeNP6 = setType{name: "ipv6_addr . inet_proto . inet_service", key: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
+		fields: []uint32{16, 1, 2}}
 	// Anonymous set types used inside rules.
 	typePorts   = setType{name: "inet_service", key: nftables.TypeInetService, interval: true, byteOrder: 2}
 	typeProtos  = setType{name: "inet_proto", key: nftables.TypeInetProto, byteOrder: 2}
 	typeICMP6   = setType{name: "icmpv6_type", key: nftables.TypeICMP6Type, byteOrder: 2}
 	allSetTypes = []setType{typeIP4, typeIP6, typeDispatch, typeSpoof4, typeSpoof6, typeSpoof4Net, typeSpoof6Net,
-		typeHP4, typeHP6, typeHP4IP, typeHP6IP, typeHairpin4, typeHairpin6, typeProtoPort}
+		typeHP4, typeHP6, typeHP4IP, typeHP6IP, typeHairpin4, typeHairpin6, typeProtoPort, typeNP4, typeNP6}
 )
 
 // fieldsLen is the length of a concatenation: each field takes whole
@@ -254,6 +260,24 @@ func protoPortElems(ps []dataplane.ProtoPort) elemSet {
 	return s
 }
 
+// namedPortElems returns the elements of family fam of a named-port set:
+// address . protocol . port, each field padded to 4 bytes.
+func namedPortElems(ms []dataplane.AddrProtoPort, fam int) elemSet {
+	s := elemSet{}
+	for _, m := range ms {
+		if !m.Addr.IsValid() || (fam == 4) != m.Addr.Unmap().Is4() {
+			continue
+		}
+		a := m.Addr.Unmap().AsSlice()
+		k := make([]byte, len(a)+8)
+		copy(k, a)
+		k[len(a)] = m.Protocol
+		binary.BigEndian.PutUint16(k[len(a)+4:], m.Port)
+		s.add(elem{key: k})
+	}
+	return s
+}
+
 // addrPrefixes turns addresses into single-address prefixes.
 func addrPrefixes(as []netip.Addr) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(as))
@@ -365,6 +389,9 @@ func (t setType) elemText(e elem) string {
 		return fmt.Sprintf("%q : %s", ifnameFromKey(e.key), e.verdict)
 	case t.name == typeProtoPort.name && len(e.key) == 8:
 		return fmt.Sprintf("%s . %d", protoText(e.key[0]), binary.BigEndian.Uint16(e.key[4:6]))
+	case (t.name == typeNP4.name || t.name == typeNP6.name) && len(e.key) >= 12:
+		n := len(e.key) - 8
+		return fmt.Sprintf("%s . %s . %d", addrText(e.key[:n]), protoText(e.key[n]), binary.BigEndian.Uint16(e.key[n+4:n+6]))
 	case t.concat() && e.end == nil:
 		return fmt.Sprintf("%q . %s", ifnameFromKey(e.key[:16]), addrText(e.key[16:]))
 	case t.concat():

@@ -146,6 +146,9 @@ type ipsetEntry struct {
 	selector string
 	members  []netip.Prefix
 	s4, s6   *setContent
+	// Named-port sets (IPSet.NamedPort): their members.
+	named       bool
+	portMembers []dataplane.AddrProtoPort
 }
 
 func newCache() *cache {
@@ -393,12 +396,22 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		}
 		seenSet[s.ID] = true
 		e := c.sets[s.ID]
-		if e == nil || e.selector != s.Selector || !slices.Equal(e.members, s.Members) {
+		comment := s.ID + " " + s.Selector
+		if s.NamedPort != "" {
+			if e == nil || !e.named || e.selector != s.Selector || !slices.Equal(e.portMembers, s.PortMembers) {
+				e = &ipsetEntry{selector: s.Selector, named: true, portMembers: s.PortMembers,
+					s4: &setContent{elems: namedPortElems(s.PortMembers, 4)}, s6: &setContent{elems: namedPortElems(s.PortMembers, 6)}}
+				c.sets[s.ID] = e
+			}
+			addSet(&setModel{name: portSetName(s.ID, 4), typ: typeNP4, comment: comment, content: e.s4})
+			addSet(&setModel{name: portSetName(s.ID, 6), typ: typeNP6, comment: comment, content: e.s6})
+			continue
+		}
+		if e == nil || e.named || e.selector != s.Selector || !slices.Equal(e.members, s.Members) {
 			e = &ipsetEntry{selector: s.Selector, members: s.Members,
 				s4: &setContent{elems: ipElems(s.Members, 4)}, s6: &setContent{elems: ipElems(s.Members, 6)}}
 			c.sets[s.ID] = e
 		}
-		comment := s.ID + " " + s.Selector
 		addSet(&setModel{name: ipSetName(s.ID, 4), typ: typeIP4, comment: comment, content: e.s4})
 		addSet(&setModel{name: ipSetName(s.ID, 6), typ: typeIP6, comment: comment, content: e.s6})
 	}
@@ -409,14 +422,24 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		for _, rs := range [][]dataplane.Rule{pc.Ingress, pc.Egress} {
 			for j := range rs {
 				for _, mt := range []*dataplane.Match{&rs[j].Src, &rs[j].Dst} {
-					for _, id := range append(slices.Clone(mt.Sets), mt.NotSets...) {
-						if seenSet[id] {
-							continue
+					for _, x := range []struct {
+						ids    []string
+						what   string
+						name   func(string, int) string
+						t4, t6 setType
+					}{
+						{slices.Concat(mt.Sets, mt.NotSets), "set", ipSetName, typeIP4, typeIP6},
+						{slices.Concat(mt.PortSets, mt.NotPortSets), "named-port set", portSetName, typeNP4, typeNP6},
+					} {
+						for _, id := range x.ids {
+							if seenSet[id] {
+								continue
+							}
+							seenSet[id] = true
+							m.problems = append(m.problems, fmt.Sprintf("policy chain %s: %s %s is not in Desired.Sets; treated as empty", pc.ID, x.what, id))
+							addSet(&setModel{name: x.name(id, 4), typ: x.t4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
+							addSet(&setModel{name: x.name(id, 6), typ: x.t6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 						}
-						seenSet[id] = true
-						m.problems = append(m.problems, fmt.Sprintf("policy chain %s: set %s is not in Desired.Sets; treated as empty", pc.ID, id))
-						addSet(&setModel{name: ipSetName(id, 4), typ: typeIP4, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
-						addSet(&setModel{name: ipSetName(id, 6), typ: typeIP6, comment: id + " (missing)", content: &setContent{elems: elemSet{}}})
 					}
 				}
 			}
@@ -480,5 +503,6 @@ func equalICMP(a, b *dataplane.ICMPMatch) bool {
 func equalMatch(a, b *dataplane.Match) bool {
 	return slices.Equal(a.Nets, b.Nets) && slices.Equal(a.NotNets, b.NotNets) &&
 		slices.Equal(a.Sets, b.Sets) && slices.Equal(a.NotSets, b.NotSets) &&
-		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NotPorts, b.NotPorts)
+		slices.Equal(a.Ports, b.Ports) && slices.Equal(a.NotPorts, b.NotPorts) &&
+		slices.Equal(a.PortSets, b.PortSets) && slices.Equal(a.NotPortSets, b.NotPortSets)
 }

@@ -378,6 +378,14 @@ func policyChainName(id string, ingress bool) string {
 	return "pe-" + hashText(id)
 }
 
+// portSetName names the named-port set of IPSet id for family fam.
+func portSetName(id string, fam int) string {
+	if fam == 6 {
+		return "p6-" + hashText(id)
+	}
+	return "p4-" + hashText(id)
+}
+
 func ipSetName(id string, fam int) string {
 	if fam == 6 {
 		return "s6-" + hashText(id)
@@ -444,7 +452,7 @@ const (
 // specific to one IP family in nftables.
 func hasAddr(r *dataplane.Rule) bool {
 	for _, m := range []*dataplane.Match{&r.Src, &r.Dst} {
-		if len(m.Nets) > 0 || len(m.NotNets) > 0 || len(m.Sets) > 0 || len(m.NotSets) > 0 {
+		if len(m.Nets) > 0 || len(m.NotNets) > 0 || len(m.Sets) > 0 || len(m.NotSets) > 0 || len(m.PortSets) > 0 || len(m.NotPortSets) > 0 {
 			return true
 		}
 	}
@@ -522,7 +530,8 @@ func compileRule(r *dataplane.Rule, fam int, chain string) (rl rule, ok bool, pr
 	if r.NotProtocol != nil {
 		b.l4proto(*r.NotProtocol, true)
 	}
-	hasPorts := len(r.Src.Ports)+len(r.Src.NotPorts)+len(r.Dst.Ports)+len(r.Dst.NotPorts) > 0
+	hasPorts := len(r.Src.Ports)+len(r.Src.NotPorts)+len(r.Dst.Ports)+len(r.Dst.NotPorts) > 0 ||
+		len(r.Src.PortSets)+len(r.Src.NotPortSets)+len(r.Dst.PortSets)+len(r.Dst.NotPortSets) > 0
 	if hasPorts {
 		if r.Protocol == nil {
 			b.l4protoIn([]uint8{6, 17, 132})
@@ -564,6 +573,12 @@ func compileRule(r *dataplane.Rule, fam int, chain string) (rl rule, ok bool, pr
 		}
 		for _, s := range m.NotSets {
 			b.setLookup(fam, side.dst, true, ipSetName(s, fam))
+		}
+		for _, s := range m.PortSets {
+			b.portSetLookup(fam, side.dst, false, portSetName(s, fam))
+		}
+		for _, s := range m.NotPortSets {
+			b.portSetLookup(fam, side.dst, true, portSetName(s, fam))
 		}
 	}
 	if len(r.Src.Ports) > 0 {
@@ -648,6 +663,26 @@ func (b *builder) protoPortLookup(set string) {
 	b.e(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: unix.NFT_REG32_00},
 		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: unix.NFT_REG32_01, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: unix.NFT_REG32_00, SetName: set})
+}
+
+// portSetLookup matches (address . transport protocol . port) of the
+// source or destination against a named-port set. Each field starts a
+// 32-bit register: the address takes NFT_REG32_00 (and _01.._03 for
+// IPv6), the protocol and the port the next two; the loads zero-pad.
+func (b *builder) portSetLookup(fam int, dst, neg bool, set string) {
+	addrRegs := uint32(1)
+	if fam == 6 {
+		addrRegs = 4
+	}
+	word := b.loadAddr(fam, dst, unix.NFT_REG32_00)
+	off, pw := uint32(0), "th sport"
+	if dst {
+		off, pw = 2, "th dport"
+	}
+	b.wf("%s . meta l4proto . %s %s@%s", word, pw, opText(neg), set)
+	b.e(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: unix.NFT_REG32_00 + addrRegs},
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: unix.NFT_REG32_00 + addrRegs + 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2},
+		&expr.Lookup{SourceRegister: unix.NFT_REG32_00, SetName: set, Invert: neg})
 }
 
 // fibDaddrLocal matches packets addressed to a local address of this host.

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/calico-docker/calico/internal/dataplane"
@@ -203,6 +204,52 @@ func TestTraffic(t *testing.T) {
 		mustNotReach(t, w1.ns, "tcp", ap(w2.v4, 8080))
 		mustReach(t, w3.ns, "tcp", ap(w2.v4, 8080))
 		mustReach(t, w3.ns, "tcp", ap(w2.v6, 8080))
+	})
+
+	t.Run("named ports", func(t *testing.T) {
+		// Calc's form of "ports: [http, 9090]" with protocol TCP: the
+		// numbers, then the named-port set excluding the numbers.
+		p := dataplane.PolicyChain{ID: "policy:t/named", Ingress: []dataplane.Rule{
+			{Action: dataplane.Allow, Protocol: tcp, Dst: dataplane.Match{Ports: dports(9090)}},
+			{Action: dataplane.Allow, Protocol: tcp, Dst: dataplane.Match{PortSets: []string{"s-http"}, NotPorts: dports(9090)}},
+		}}
+		http := func(ps ...dataplane.AddrProtoPort) []dataplane.IPSet {
+			return []dataplane.IPSet{{ID: "s-http", Selector: "all() namedPort(http/6)", NamedPort: "http", Protocol: 6, PortMembers: ps}}
+		}
+		m := func(a netip.Addr, proto uint8, port uint16) dataplane.AddrProtoPort {
+			return dataplane.AddrProtoPort{Addr: a, Protocol: proto, Port: port}
+		}
+		d := withIngress(open3(p), w2, p.ID)
+		d.Sets = http(m(w2.v4, 6, 8080), m(w2.v6, 6, 8080), m(w2.v4, 17, 8081))
+		tp.apply(t, d)
+		mustReach(t, w1.ns, "tcp", ap(w2.v4, 8080))
+		mustReach(t, w1.ns, "tcp", ap(w2.v6, 8080))
+		mustReach(t, w1.ns, "tcp", ap(w2.v4, 9090))
+		mustNotReach(t, w1.ns, "tcp", ap(w2.v4, 8081)) // only UDP 8081 is in the set
+		mustNotReach(t, w1.ns, "udp", ap(w2.v4, 8080))
+		if out := nftList(t, tp.host); !strings.Contains(out, "type ipv4_addr . inet_proto . inet_service") || !strings.Contains(out, "@p6-") {
+			t.Errorf("no named-port lookup in the ruleset:\n%s", out)
+		}
+		// The endpoint gains port 8081 and loses 8080 (IPv4): only
+		// elements change.
+		d = withIngress(open3(p), w2, p.ID)
+		d.Sets = http(m(w2.v4, 6, 8081), m(w2.v6, 6, 8080), m(w2.v4, 17, 8081))
+		st := tp.apply(t, d)
+		if st.ChainsRewritten+st.ChainsAdded+st.SetsAdded != 0 || st.ElementsAdded != 1 || st.ElementsDeleted != 1 {
+			t.Errorf("a named port change should only swap set elements: %+v", st)
+		}
+		mustReach(t, w1.ns, "tcp", ap(w2.v4, 8081))
+		mustNotReach(t, w1.ns, "tcp", ap(w2.v4, 8080))
+		mustReach(t, w1.ns, "tcp", ap(w2.v6, 8080))
+		// notPorts with a name: deny everything but the named port.
+		p.Ingress = []dataplane.Rule{{Action: dataplane.Deny, Protocol: tcp, Dst: dataplane.Match{NotPortSets: []string{"s-http"}}},
+			{Action: dataplane.Allow}}
+		d = withIngress(open3(p), w2, p.ID)
+		d.Sets = http(m(w2.v4, 6, 8081))
+		tp.apply(t, d)
+		mustReach(t, w1.ns, "tcp", ap(w2.v4, 8081))
+		mustNotReach(t, w1.ns, "tcp", ap(w2.v4, 8080))
+		mustNotReach(t, w1.ns, "tcp", ap(w2.v6, 8080))
 	})
 
 	t.Run("no policy and no profile drops", func(t *testing.T) {

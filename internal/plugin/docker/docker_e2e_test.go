@@ -77,6 +77,43 @@ spec:
 		l.blocked(h, "be1", fe2)
 	})
 
+	step("named port from a container label", func(t *testing.T) {
+		// nsrv serves on 80 (named "http" by its label) and on 8080; a
+		// policy opens only the named port to other networks.
+		l.docker(h, "run", "-d", "--stop-timeout", "1", "--name", "nsrv", "--net", "frontend", "--label", "role=nsrv",
+			"--label", "org.projectcalico.port.http=80/tcp", testImage, "sh", "-c",
+			"mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && exec httpd -f -p 80 -h /www")
+		srv, _ := l.addrs(h, "nsrv")
+		testutil.Eventually(t, 30*time.Second, func() error {
+			w := l.endpointOf(h, "nsrv")
+			if len(w.Spec.Ports) != 1 || w.Spec.Ports[0].Name != "http" || w.Spec.Ports[0].Port != 80 {
+				return fmt.Errorf("ports of nsrv's endpoint: %+v", w.Spec.Ports)
+			}
+			return nil
+		})
+		l.apply(h, `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: named-http}
+spec:
+  selector: role == 'nsrv'
+  ingress: [{action: Allow, protocol: TCP, destination: {ports: [http]}}]
+`)
+		get := func(port string) error {
+			// busybox's wget -T crashes: bound it with timeout (as ports_e2e_test.go).
+			out, err := l.exec(h, "docker", "exec", "be1", "timeout", "3", "wget", "-q", "-O-", "http://"+srv+":"+port+"/")
+			if err != nil || strings.TrimSpace(out) != "ok" {
+				return fmt.Errorf("be1 to nsrv port %s: %v %s", port, err, out)
+			}
+			return nil
+		}
+		testutil.Eventually(t, 30*time.Second, func() error { return get("80") }) // another network: only the policy opens it
+		if err := get("8080"); err == nil {
+			t.Fatal("be1 reaches nsrv on 8080, which no named port opens")
+		}
+		l.calico(h, "delete", "globalnetworkpolicy", "named-http")
+		l.docker(h, "rm", "-f", "nsrv")
+	})
+
 	step("--subnet and --ip", func(t *testing.T) {
 		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "--subnet", "192.168.0.0/16", "pooled")
 		sub, _ := l.run(h, "pooled1", "--net", "pooled")

@@ -121,6 +121,11 @@ func (s *Server) containerLabels(name string, labels map[string]string) map[stri
 		in = map[string]string{}
 	}
 	delete(in, LabelNetwork) // the profile's labelsToApply says the network
+	for k := range in {
+		if strings.HasPrefix(k, LabelPortPrefix) {
+			delete(in, k) // named ports, not labels (namedports.go)
+		}
+	}
 	if name = strings.TrimPrefix(name, "/"); name != "" {
 		in[LabelContainer] = name
 	}
@@ -154,10 +159,15 @@ func (s *Server) labelContainer(ctx context.Context, id string) error {
 	return s.applyLabels(ctx, c.ID, c.Name, labels, eps)
 }
 
-// applyLabels sets the labels, workload name and container ID of the
-// libnetwork endpoints eps and of the CLI endpoint of container id.
+// applyLabels sets the labels, workload name, container ID and named ports
+// (LabelPortPrefix labels) of the libnetwork endpoints eps and of the CLI
+// endpoint of container id.
 func (s *Server) applyLabels(ctx context.Context, id, name string, labels map[string]string, eps []string) error {
 	want := s.containerLabels(name, labels)
+	named, problems := containerNamedPorts(labels)
+	if len(problems) > 0 {
+		s.log.Warn("ignoring container labels that do not name a port", "container", name, "problems", problems)
+	}
 	workload := strings.TrimPrefix(name, "/")
 	names := make([]string, 0, len(eps)+1)
 	for _, ep := range eps {
@@ -190,10 +200,11 @@ func (s *Server) applyLabels(ctx context.Context, id, name string, labels map[st
 				// Part of the endpoint's name, which Calico derives from it.
 				wl = short(id)
 			}
-			if maps.Equal(w.Labels, l) && w.Spec.Workload == wl && w.Spec.ContainerID == id {
+			ports, portsChanged := withNamedPorts(w.Spec.Ports, named)
+			if maps.Equal(w.Labels, l) && w.Spec.Workload == wl && w.Spec.ContainerID == id && !portsChanged {
 				return false
 			}
-			w.Labels, w.Spec.Workload, w.Spec.ContainerID = l, wl, id
+			w.Labels, w.Spec.Workload, w.Spec.ContainerID, w.Spec.Ports = l, wl, id, ports
 			return true
 		})
 		if err != nil && !errors.Is(err, datastore.ErrNotFound) {
