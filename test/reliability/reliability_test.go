@@ -45,6 +45,7 @@ func TestReliability(t *testing.T) {
 	t.Run("route-deleted", func(t *testing.T) { testRouteDeleted(t, l, a, b) })
 	t.Run("dockerd-restart", func(t *testing.T) { testDockerdRestart(t, l) })
 	t.Run("plugin-socket-gone", func(t *testing.T) { testPluginSocketGone(t, l) })
+	t.Run("datastore-partition", func(t *testing.T) { testDatastorePartition(t, l, a, b) })
 	t.Run("datastore-down", func(t *testing.T) { testDatastoreDown(t, l, a, b) })
 }
 
