@@ -71,9 +71,14 @@ func testPluginSocketGone(t *testing.T, l *Lab) {
 	c := l.Run("host2", "sockback", "net")
 	l.EventuallyReach("host1", "ca", c, 60*time.Second)
 	l.Docker("host2", "rm", "-f", "sockback")
+	// Docker's own lines follow the error ("Run 'docker run --help'..."):
+	// report the line that names the plugin.
 	msg := strings.TrimSpace(out)
-	if i := strings.LastIndex(msg, "\n"); i >= 0 {
-		msg = msg[i+1:]
+	for _, line := range strings.Split(msg, "\n") {
+		if strings.Contains(line, "calico") {
+			msg = line
+			break
+		}
 	}
 	report(t, record{"plugin socket gone", "`docker run --net net` on host2 with its node (and sockets) stopped",
 		"clear error, no leak; works once the node is back", "the one container run",

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
@@ -40,7 +41,7 @@ func testIsolation6(t *testing.T, l *Lab) {
 	tried := 0
 	// Spoofed source: another container's address, then a made-up one.
 	for _, src := range []string{va, nextAddr(t, vb, 37)} {
-		l.Docker("host1", "exec", "evil6", "ip", "-6", "addr", "add", src+"/128", "dev", "eth0", "nodad")
+		addAddrNoDAD(t, l.containerNetNS("host1", "evil6"), src)
 		tried++
 		if n := l.echoesFrom("host1", "evil6", src, vb, "host1", "v6b"); n > 0 {
 			t.Fatalf("%d pings from evil with source %s reached v6b", n, src)
@@ -201,5 +202,27 @@ func sendNA(t *testing.T, nsPath, target, mac string) {
 	})
 	if err != nil {
 		t.Fatalf("neighbour advertisements from %s: %v", nsPath, err)
+	}
+}
+
+// addAddrNoDAD adds ip/128 to eth0 in the namespace at nsPath without
+// duplicate address detection (busybox ip has no "nodad"), as an attacker
+// with NET_ADMIN in that namespace can: the address is usable at once.
+func addAddrNoDAD(t *testing.T, nsPath, ip string) {
+	t.Helper()
+	err := nsexec.Do(nsPath, func() error {
+		link, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		a, err := netlink.ParseAddr(ip + "/128")
+		if err != nil {
+			return err
+		}
+		a.Flags = unix.IFA_F_NODAD
+		return netlink.AddrAdd(link, a)
+	})
+	if err != nil {
+		t.Fatalf("add %s in %s: %v", ip, nsPath, err)
 	}
 }
