@@ -134,7 +134,7 @@ func testDatastoreDown(t *testing.T, l *Lab, a, b string) {
 	c := l.Run("host2", "dsback", "net")
 	l.EventuallyReach("host1", "ca", c, 60*time.Second)
 	l.Docker("host2", "rm", "-f", "dsback")
-	report(t, record{"datastore stopped", fmt.Sprintf("host1's node (which runs the embedded etcd) stopped for %v during a ping stream cb -> ca", time.Since(start).Round(time.Second)),
+	report(t, record{"datastore stopped", fmt.Sprintf("host1's node (which runs the embedded etcd) stopped for %v during a ping stream cb -> ca", back.Sub(start).Round(time.Second)),
 		"traffic between existing containers; host2 went not-ready and recovered by itself",
 		fmt.Sprintf("%d of %d pings", sent-recv, sent),
 		fmt.Sprintf("host2 not ready after %v; ready %v after the datastore came back", notReady.Round(time.Millisecond), ready.Round(time.Millisecond)),
