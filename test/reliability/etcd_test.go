@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/calico-docker/calico/internal/lab"
 	"github.com/calico-docker/calico/internal/lab/labtest"
-	"github.com/calico-docker/calico/internal/pki"
 	"github.com/calico-docker/calico/internal/testutil"
 )
 
@@ -33,14 +31,7 @@ func TestExternalEtcdMemberKilled(t *testing.T) {
 	h := l.host("host1")
 
 	dir := t.TempDir()
-	p := pki.Paths{Dir: filepath.Join(dir, "pki")}
-	ca, err := pki.CreateCA(p, "external")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.IssueLocal(p, "etcd", []net.IP{net.ParseIP(h.Addr())}); err != nil {
-		t.Fatal(err)
-	}
+	p := labtest.ExternalPKI(t, dir, h.Addr())
 	// Three members in host1's namespace: clients on its address, peers on
 	// its loopback.
 	var eps, peers []string
@@ -135,19 +126,7 @@ func TestExternalEtcdMemberKilled(t *testing.T) {
 	x3 := l.Run("host1", "x3", "enet")
 	l.EventuallyReach("host1", "x1", x3, time.Minute)
 	manifest := filepath.Join(dir, "deny-x1.yaml")
-	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: deny-x1
-spec:
-  selector: all()
-  types: [Ingress]
-  ingress:
-  - action: Deny
-    source:
-      nets: [%s/32]
-  - action: Pass
-`, x1)), 0o644); err != nil {
+	if err := os.WriteFile(manifest, []byte(denyFrom("deny-x1", x1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l.Calico("host1", append([]string{"apply", "-f", manifest}, creds...)...)

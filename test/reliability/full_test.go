@@ -97,15 +97,7 @@ func testDatastoreDown(t *testing.T, l *Lab, a, b string) {
 	ping := l.Start(context.Background(), "host2", "docker", "exec", "cb", "ping", "-i", "0.2", "-w", strconv.Itoa(int((down+40*time.Second)/time.Second)), a)
 	start := time.Now()
 	l.Calico("host1", "node", "stop")
-	var notReady time.Duration
-	testutil.Eventually(t, 90*time.Second, func() error {
-		out, _ := l.Exec("host2", l.Bin, "node", "status")
-		if !strings.Contains(out, "not ready") {
-			return fmt.Errorf("host2 still ready:\n%s", out)
-		}
-		notReady = time.Since(start)
-		return nil
-	})
+	notReady := l.waitReadiness(t, "host2", false, 90*time.Second, start)
 	// Down for a while; host2's existing traffic is measured by ping.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -119,15 +111,7 @@ func testDatastoreDown(t *testing.T, l *Lab, a, b string) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	var ready time.Duration
-	testutil.Eventually(t, 2*time.Minute, func() error {
-		out, _ := l.Exec("host2", l.Bin, "node", "status")
-		if strings.Contains(out, "not ready") || !strings.Contains(out, "ready") {
-			return fmt.Errorf("host2 not ready:\n%s", out)
-		}
-		ready = time.Since(back)
-		return nil
-	})
+	ready := l.waitReadiness(t, "host2", true, 2*time.Minute, back)
 	pout, _ := ping.Wait(down + 90*time.Second)
 	sent, recv, _ := pingCounts(pout)
 	// A change after it is back takes effect: a new container on host2.
@@ -159,28 +143,8 @@ func testDatastorePartition(t *testing.T, l *Lab, a, b string) {
 	l.MustExec("host2", "nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0; }")
 	l.MustExec("host2", "nft", "add", "rule", "inet", table, "out", "ip", "daddr", h1, "tcp", "dport", "2379", "drop")
 	start := time.Now()
-	var notReady time.Duration
-	testutil.Eventually(t, 2*time.Minute, func() error {
-		out, _ := l.Exec("host2", l.Bin, "node", "status")
-		if !strings.Contains(out, "not ready") {
-			return fmt.Errorf("host2 still ready while cut off from the datastore:\n%s", out)
-		}
-		notReady = time.Since(start)
-		return nil
-	})
-	l.Apply("host1", fmt.Sprintf(`apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata:
-  name: reliability-deny-ca
-spec:
-  selector: all()
-  types: [Ingress]
-  ingress:
-  - action: Deny
-    source:
-      nets: [%s/32]
-  - action: Pass
-`, a))
+	notReady := l.waitReadiness(t, "host2", false, 2*time.Minute, start)
+	l.Apply("host1", denyFrom("reliability-deny-ca", a))
 	defer func() { _, _ = l.Exec("host1", l.Bin, "delete", "globalnetworkpolicy", "reliability-deny-ca") }()
 	// host2 has not seen the policy: its dataplane is as it was.
 	if !l.CanPing("host1", "ca", b) {
@@ -188,7 +152,7 @@ spec:
 	}
 	l.MustExec("host2", "nft", "delete", "table", "inet", table)
 	healed := time.Now()
-	var applied, ready time.Duration
+	var applied time.Duration
 	testutil.Eventually(t, 2*time.Minute, func() error {
 		if l.CanPing("host1", "ca", b) {
 			return fmt.Errorf("host2 has not applied the policy made while it was cut off")
@@ -196,14 +160,7 @@ spec:
 		applied = time.Since(healed)
 		return nil
 	})
-	testutil.Eventually(t, time.Minute, func() error {
-		out, _ := l.Exec("host2", l.Bin, "node", "status")
-		if strings.Contains(out, "not ready") || !strings.Contains(out, "ready") {
-			return fmt.Errorf("host2 not ready:\n%s", out)
-		}
-		ready = time.Since(healed)
-		return nil
-	})
+	ready := l.waitReadiness(t, "host2", true, time.Minute, healed)
 	if !l.CanPing("host2", "cb", a) {
 		t.Errorf("cb cannot reach ca: the policy denies more than ca -> cb")
 	}
@@ -213,4 +170,38 @@ spec:
 		"host2 kept its dataplane while cut off, went not-ready, then applied the policy and was ready by itself", "nothing",
 		fmt.Sprintf("not ready %v after the cut; policy applied %v and ready %v after it ended", notReady.Round(time.Millisecond), applied.Round(time.Millisecond), ready.Round(time.Millisecond)),
 		"CALICO_RELIABILITY=full go test -run 'TestReliability/datastore-partition' ./test/reliability/"})
+}
+
+// waitReadiness waits until host's `node status` says ready (or not ready)
+// and returns the time since since.
+func (l *Lab) waitReadiness(t *testing.T, host string, ready bool, within time.Duration, since time.Time) time.Duration {
+	t.Helper()
+	var took time.Duration
+	testutil.Eventually(t, within, func() error {
+		out, _ := l.Exec(host, l.Bin, "node", "status")
+		if got := strings.Contains(out, ", ready,"); got != ready {
+			return fmt.Errorf("%s: ready %v, want %v:\n%s", host, got, ready, out)
+		}
+		took = time.Since(since)
+		return nil
+	})
+	return took
+}
+
+// denyFrom is a GlobalNetworkPolicy that denies ingress from ip to every
+// endpoint and passes everything else on to the profiles.
+func denyFrom(name, ip string) string {
+	return fmt.Sprintf(`apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: %s
+spec:
+  selector: all()
+  types: [Ingress]
+  ingress:
+  - action: Deny
+    source:
+      nets: [%s/32]
+  - action: Pass
+`, name, ip)
 }
