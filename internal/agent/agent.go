@@ -250,6 +250,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 
+	if w, ok := a.rt.(interface {
+		RouteEvents(context.Context) <-chan struct{}
+	}); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range w.RouteEvents(ctx) {
+				// Someone deleted a route we want: the driver already
+				// forgot its memory of the routes, so this apply reads the
+				// kernel and puts it back, not the next periodic resync.
+				a.trigger()
+			}
+		}()
+	}
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -30,6 +30,9 @@ func (r routesAdapter) Resync(ctx context.Context) error {
 	return err
 }
 func (r routesAdapter) LinkEvents(ctx context.Context) <-chan string { return r.d.WatchLinks(ctx) }
+func (r routesAdapter) RouteEvents(ctx context.Context) <-chan struct{} {
+	return r.d.WatchRoutes(ctx)
+}
 
 // openDataplane creates the drivers. Creating them reads nothing from and
 // writes nothing to the kernel; the first Apply (after the first datastore

@@ -94,6 +94,12 @@ func (a *Agent) Status() nodectl.Health {
 	switch {
 	case !a.everInSync:
 		h.Reason = "waiting for the datastore to sync"
+	case !a.inSync:
+		// The dataplane keeps its last state (traffic flows, denials
+		// hold), but changes made meanwhile are not applied: say so, so
+		// that whoever watches readiness sees the outage. In sync again,
+		// the watch catches up and readiness returns by itself.
+		h.Reason = "datastore not in sync; the dataplane keeps its last programmed state"
 	case !a.applied:
 		h.Reason = "dataplane not programmed yet"
 	case a.lastApplyErr != nil:

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/lab"
-	"github.com/calico-docker/calico/internal/pki"
+	"github.com/calico-docker/calico/internal/lab/labtest"
 )
 
 // A node on an external etcd with TLS: a configured datastore that is
@@ -27,14 +26,7 @@ func TestExternalEtcdTLS(t *testing.T) {
 
 	// The operator's own etcd, with its own CA, in host1.
 	dir := t.TempDir()
-	p := pki.Paths{Dir: filepath.Join(dir, "pki")}
-	ca, err := pki.CreateCA(p, "external")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.IssueLocal(p, "etcd", []net.IP{net.ParseIP(h.Addr())}); err != nil {
-		t.Fatal(err)
-	}
+	p := labtest.ExternalPKI(t, dir, h.Addr())
 	ep := "https://" + h.Addr() + ":2479"
 	ds, err := lab.ExecCmd(context.Background(), st, h, bin, "datastore", "run", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", ep, "--listen-peer-urls", "http://127.0.0.1:2480",

@@ -46,7 +46,9 @@
 // nothing needs them (the routes tests prove IPv6 workload-to-workload traffic
 // without them).
 //
-// Kernel I/O happens only in Apply (and in WatchLinks' subscription). Apply
+// Kernel I/O happens only in Apply (and in the subscriptions of WatchLinks
+// and WatchRoutes; WatchRoutes reports a deleted route of ours that is still
+// desired, so the next Apply reads the kernel and puts it back). Apply
 // never flushes: it reads what is there, computes the difference and applies
 // only that, so an agent restart leaves established flows alone; a second
 // Apply with the same desired state changes nothing. Sysctls of an interface

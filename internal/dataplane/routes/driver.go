@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -93,6 +94,9 @@ type Driver struct {
 	// the Applies that walked them.
 	programmed map[netip.Prefix]progRoute
 	gen        uint64
+	// stale is set by WatchRoutes when a route of ours was deleted by
+	// someone else: the next Apply forgets programmed and reads the kernel.
+	stale atomic.Bool
 	// links caches what Apply saw of links while WatchLinks runs
 	// (linkcache.go); guarded by applyMu, lc by linkMu.
 	links  map[string]cachedLink
@@ -206,6 +210,9 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 		prefix = des.Host.InterfacePrefix
 	}
 
+	if d.stale.Swap(false) {
+		d.programmed = nil
+	}
 	byName, err := d.linksFor(des, d.programmed == nil)
 	if err != nil {
 		return st, fmt.Errorf("routes: list links: %w", err)

@@ -8,6 +8,7 @@ package labtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/cli"
 	"github.com/calico-docker/calico/internal/lab"
+	"github.com/calico-docker/calico/internal/pki"
 	"github.com/calico-docker/calico/internal/testutil"
 )
 
@@ -245,4 +247,20 @@ func (l *Lab) IPAMCheck(host string) string {
 		l.T.Fatalf("ipam check on %s:\n%s", host, out)
 	}
 	return out
+}
+
+// ExternalPKI makes, in dir/pki, an operator's own CA and a server
+// certificate for an external etcd listening on ip, as a test of an
+// external datastore needs them.
+func ExternalPKI(t *testing.T, dir, ip string) pki.Paths {
+	t.Helper()
+	p := pki.Paths{Dir: filepath.Join(dir, "pki")}
+	ca, err := pki.CreateCA(p, "external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.IssueLocal(p, "etcd", []net.IP{net.ParseIP(ip)}); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
