@@ -185,7 +185,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	for _, e := range endpoints {
 		in.local = append(in.local, routeLocalEP{iface: e.Iface, addrs: e.Addrs})
 	}
-	routes, vx := computeRoutes(in)
+	routes, vx, vx6 := computeRoutes(in)
 
 	hepByName := map[string]*api.HostEndpoint{}
 	for i := range s.HostEndpoints {
@@ -208,6 +208,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		NAT:          computeNAT(poolList),
 		Host:         computeHost(s.Felix),
 		VXLAN:        vx,
+		VXLANV6:      vx6,
 		HostPorts:    resolveHostPorts(hostPorts),
 		ControlPlane: computeControlPlane(nodes, s.Felix, s.ControlPlanePorts),
 	}
