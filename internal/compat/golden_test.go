@@ -160,8 +160,14 @@ func TestGoldenKeysAndRead(t *testing.T) {
 			if got.GetObjectMeta().ResourceVersion != "7" {
 				t.Errorf("resourceVersion %q, want the key's revision 7", got.GetObjectMeta().ResourceVersion)
 			}
-			if api.IsTiered(r.Kind()) && got.GetObjectMeta().Labels[api.LabelTier] != "default" {
-				t.Errorf("labels %v: want calicoctl's %s=default", got.GetObjectMeta().Labels, api.LabelTier)
+			if api.IsTiered(r.Kind()) {
+				tier := api.PolicySpecOf(r).Tier
+				if tier == "" {
+					tier = api.DefaultTier
+				}
+				if got.GetObjectMeta().Labels[api.LabelTier] != tier {
+					t.Errorf("labels %v: want calicoctl's %s=%s", got.GetObjectMeta().Labels, api.LabelTier, tier)
+				}
 			}
 			if a := got.GetObjectMeta().Annotations[api.MetadataAnnotation]; a != "" {
 				t.Errorf("annotation %s=%s shown to the user; calicoctl hides it", api.MetadataAnnotation, a)

@@ -63,7 +63,8 @@ spec:
 		}
 		// Each node has an IPv6 VTEP on its Node resource, from the pool.
 		for _, h := range []string{"host1", "host2"} {
-			y := l.Calico(h, "get", "node", h, "-o", "yaml")
+			// (YAML quotes an address that ends in "::".)
+			y := strings.ReplaceAll(l.Calico(h, "get", "node", h, "-o", "yaml"), "'", "")
 			if !strings.Contains(y, "ipv6VXLANTunnelAddr: fd00:123:") || !strings.Contains(y, "vxlanTunnelMACAddrV6: ") {
 				t.Fatalf("node %s has no IPv6 VTEP:\n%s", h, y)
 			}
