@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -686,6 +687,22 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 	if q.kind.Kind == api.KindProfile {
 		// calicoctl lists Calico's built-in profile last.
 		items = append(items, defaultAllowProfile())
+	}
+	if q.kind.Kind == api.KindTier {
+		// calicoctl lists tiers by order, those without one last, so the
+		// list reads in the order policies are evaluated.
+		slices.SortStableFunc(items, func(a, b api.Resource) int {
+			oa, ob := a.(*api.Tier).Spec.Order, b.(*api.Tier).Spec.Order
+			switch {
+			case oa == nil && ob == nil:
+				return 0
+			case oa == nil:
+				return 1
+			case ob == nil:
+				return -1
+			}
+			return cmp.Compare(*oa, *ob)
+		})
 	}
 	return items, rev, nil
 }

@@ -409,3 +409,46 @@ func TestGoldenIPAM(t *testing.T) {
 		t.Errorf("inconsistency: %+v", in)
 	}
 }
+
+// TestGoldenTierListOrder: `get tier` lists the tiers in the order
+// calicoctl does (by spec.order, as recorded in get/tier.yaml), not by key.
+func TestGoldenTierListOrder(t *testing.T) {
+	ep := strings.Join(etcdtest.Start(t), ",")
+	run := func(args ...string) string {
+		t.Helper()
+		root := cli.NewRoot()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append(args, "--etcd-endpoints", ep))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("calico %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	run("apply", "-f", filepath.Join(goldenDir, "manifests", "10-tier.yaml"))
+	names := func(y []byte) []string {
+		var l struct {
+			Items []struct {
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal(yamlToJSON(t, y), &l); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range l.Items {
+			out = append(out, it.Metadata.Name)
+		}
+		return out
+	}
+	want, err := os.ReadFile(filepath.Join(goldenDir, "get", "tier.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, w := names([]byte(run("get", "tier", "-o", "yaml"))), names(want); !reflect.DeepEqual(got, w) {
+		t.Fatalf("tiers listed as %v; calicoctl lists %v", got, w)
+	}
+}
