@@ -816,7 +816,8 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 			{"VXLANMODE", func(r api.Resource) string { return mode(pool(r).VXLANMode) }},
 			{"DISABLED", func(r api.Resource) string { return strconv.FormatBool(pool(r).Disabled) }},
 			{"DISABLEBGPEXPORT", func(r api.Resource) string { return strconv.FormatBool(pool(r).DisableBGPExport) }},
-			sel}
+			sel,
+			{"ASSIGNMENTMODE", func(r api.Resource) string { return pool(r).AssignmentMode }}}
 	case api.KindProfile:
 		if !wide {
 			return []column{nameCol()}
@@ -855,10 +856,13 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 			{"NODE", func(r api.Resource) string { return wep(r).Node }},
 			{"NETWORKS", func(r api.Resource) string { return join(wep(r).IPNetworks) }},
 			{"INTERFACE", func(r api.Resource) string { return wep(r).InterfaceName }}}
-		if wide {
-			cols = append(cols, column{"PROFILES", func(r api.Resource) string { return join(wep(r).Profiles) }})
+		if !wide {
+			// calicoctl's short table has no NAME column for endpoints.
+			return cols[1:]
 		}
-		return cols
+		return append(cols,
+			column{"PROFILES", func(r api.Resource) string { return join(wep(r).Profiles) }},
+			column{"NATS", func(r api.Resource) string { return joinAndTruncate(wep(r).IPNATs, ",", 0) }})
 	case api.KindHostEndpoint:
 		hep := func(r api.Resource) *api.HostEndpointSpec { return &r.(*api.HostEndpoint).Spec }
 		cols := []column{nameCol(), {"NODE", func(r api.Resource) string { return hep(r).Node }}}
@@ -911,6 +915,30 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 				}
 				return ""
 			}}}
+	case api.KindTier:
+		return []column{nameCol(), {"ORDER", func(r api.Resource) string {
+			if o := r.(*api.Tier).Spec.Order; o != nil {
+				return fmt.Sprint(*o) // as calicoctl's template prints it: 1e+06
+			}
+			return "<nil>"
+		}}}
+	case api.KindGlobalNetworkSet, api.KindNetworkSet:
+		if !wide {
+			return []column{nameCol()}
+		}
+		return []column{nameCol(), {"NETS", func(r api.Resource) string {
+			if g, ok := r.(*api.GlobalNetworkSet); ok {
+				return joinAndTruncate(g.Spec.Nets, ",", 80)
+			}
+			return joinAndTruncate(r.(*api.NetworkSet).Spec.Nets, ",", 80)
+		}}}
+	case api.KindIPReservation:
+		if !wide {
+			return []column{nameCol()}
+		}
+		return []column{nameCol(), {"CIDRS", func(r api.Resource) string {
+			return joinAndTruncate(r.(*api.IPReservation).Spec.ReservedCIDRs, ",", 80)
+		}}}
 	case api.KindBGPConfiguration:
 		bc := func(r api.Resource) *api.BGPConfigurationSpec { return &r.(*api.BGPConfiguration).Spec }
 		return []column{nameCol(),

@@ -452,3 +452,51 @@ func TestGoldenTierListOrder(t *testing.T) {
 		t.Fatalf("tiers listed as %v; calicoctl lists %v", got, w)
 	}
 }
+
+// TestGoldenTables: with every golden manifest applied, our `get KIND -o
+// ps|wide` prints the tables calicoctl printed for the same data
+// (get/tables.txt; trailing blanks and blank lines aside).
+func TestGoldenTables(t *testing.T) {
+	ep := strings.Join(etcdtest.Start(t), ",")
+	run := func(args ...string) string {
+		t.Helper()
+		root := cli.NewRoot()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append(args, "--etcd-endpoints", ep))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("calico %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	for _, m := range cases(t) {
+		run("apply", "-f", m)
+	}
+	data, err := os.ReadFile(filepath.Join(goldenDir, "get", "tables.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tidy := func(s string) string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if l = strings.TrimRight(l, " "); l != "" {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	n := 0
+	for _, block := range strings.Split(string(data), "$ calicoctl ")[1:] {
+		cmdLine, want, _ := strings.Cut(block, "\n")
+		t.Run(cmdLine, func(t *testing.T) {
+			if got := tidy(run(strings.Fields(cmdLine)...)); got != tidy(want) {
+				t.Errorf("calico %s:\n%s\ncalicoctl printed:\n%s", cmdLine, got, tidy(want))
+			}
+		})
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no tables in get/tables.txt")
+	}
+}
