@@ -410,22 +410,26 @@ func TestGoldenIPAM(t *testing.T) {
 	}
 }
 
+// runCLI runs our CLI in process against the etcd at ep and returns its
+// output; a failing command fails the test.
+func runCLI(t *testing.T, ep string, args ...string) string {
+	t.Helper()
+	root := cli.NewRoot()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append(args, "--etcd-endpoints", ep))
+	if err := root.Execute(); err != nil {
+		t.Fatalf("calico %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
 // TestGoldenTierListOrder: `get tier` lists the tiers in the order
 // calicoctl does (by spec.order, as recorded in get/tier.yaml), not by key.
 func TestGoldenTierListOrder(t *testing.T) {
 	ep := strings.Join(etcdtest.Start(t), ",")
-	run := func(args ...string) string {
-		t.Helper()
-		root := cli.NewRoot()
-		var out, errOut bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&errOut)
-		root.SetArgs(append(args, "--etcd-endpoints", ep))
-		if err := root.Execute(); err != nil {
-			t.Fatalf("calico %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-		}
-		return out.String()
-	}
+	run := func(args ...string) string { t.Helper(); return runCLI(t, ep, args...) }
 	run("apply", "-f", filepath.Join(goldenDir, "manifests", "10-tier.yaml"))
 	names := func(y []byte) []string {
 		var l struct {
@@ -458,18 +462,7 @@ func TestGoldenTierListOrder(t *testing.T) {
 // (get/tables.txt; trailing blanks and blank lines aside).
 func TestGoldenTables(t *testing.T) {
 	ep := strings.Join(etcdtest.Start(t), ",")
-	run := func(args ...string) string {
-		t.Helper()
-		root := cli.NewRoot()
-		var out, errOut bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&errOut)
-		root.SetArgs(append(args, "--etcd-endpoints", ep))
-		if err := root.Execute(); err != nil {
-			t.Fatalf("calico %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-		}
-		return out.String()
-	}
+	run := func(args ...string) string { t.Helper(); return runCLI(t, ep, args...) }
 	for _, m := range cases(t) {
 		run("apply", "-f", m)
 	}

@@ -147,6 +147,7 @@ type ipLinkDetail struct {
 		InfoData struct {
 			ID       int    `json:"id"`
 			Local    string `json:"local"`
+			Local6   string `json:"local6"`
 			Port     int    `json:"port"`
 			Learning bool   `json:"learning"`
 		} `json:"info_data"`
@@ -155,7 +156,12 @@ type ipLinkDetail struct {
 
 func vxlanLink(t *testing.T, ns testutil.NetNS) (ipLinkDetail, bool) {
 	t.Helper()
-	out, err := ns.Exec("ip", "-d", "-j", "link", "show", VXLANDevice)
+	return vxlanLinkNamed(t, ns, VXLANDevice)
+}
+
+func vxlanLinkNamed(t *testing.T, ns testutil.NetNS, dev string) (ipLinkDetail, bool) {
+	t.Helper()
+	out, err := ns.Exec("ip", "-d", "-j", "link", "show", dev)
 	if err != nil {
 		return ipLinkDetail{}, false
 	}
@@ -264,37 +270,6 @@ func TestVXLANBetweenTwoHosts(t *testing.T) {
 	}
 }
 
-func vxlanLinkNamed(t *testing.T, ns testutil.NetNS, dev string) (ipLinkDetail, bool) {
-	t.Helper()
-	out, err := ns.Exec("ip", "-d", "-j", "link", "show", dev)
-	if err != nil {
-		return ipLinkDetail{}, false
-	}
-	var ls []struct {
-		ipLinkDetail
-		LinkInfo struct {
-			InfoKind string `json:"info_kind"`
-			InfoData struct {
-				ID       int    `json:"id"`
-				Local6   string `json:"local6"`
-				Port     int    `json:"port"`
-				Learning bool   `json:"learning"`
-			} `json:"info_data"`
-		} `json:"linkinfo"`
-	}
-	if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls) != 1 {
-		t.Fatalf("parse %q: %v", out, err)
-	}
-	l := ls[0].ipLinkDetail
-	l.LinkInfo.InfoKind = ls[0].LinkInfo.InfoKind
-	l.LinkInfo.InfoData.ID, l.LinkInfo.InfoData.Port = ls[0].LinkInfo.InfoData.ID, ls[0].LinkInfo.InfoData.Port
-	l.LinkInfo.InfoData.Learning = ls[0].LinkInfo.InfoData.Learning
-	if ls[0].LinkInfo.InfoData.Local6 != "" {
-		l.LinkInfo.InfoData.Local = ls[0].LinkInfo.InfoData.Local6
-	}
-	return l, true
-}
-
 // Both families at once, as Felix runs them: vxlan.calico over the IPv4
 // underlay for the IPv4 blocks and vxlan-v6.calico over the IPv6 underlay for
 // the IPv6 blocks, each with its own tunnel address, MAC, neighbours and FDB
@@ -356,7 +331,7 @@ func TestVXLANBothFamiliesBetweenTwoHosts(t *testing.T) {
 		t.Fatal("no vxlan-v6.calico on h1")
 	}
 	info := l.LinkInfo.InfoData
-	if l.LinkInfo.InfoKind != "vxlan" || info.ID != 4096 || info.Port != 4789 || info.Local != h1.u6 ||
+	if l.LinkInfo.InfoKind != "vxlan" || info.ID != 4096 || info.Port != 4789 || info.Local6 != h1.u6 ||
 		info.Learning || l.MTU != 1430 || l.Address != h1.m6 {
 		t.Fatalf("vxlan-v6 device: %+v", l)
 	}
