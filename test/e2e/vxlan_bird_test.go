@@ -95,6 +95,12 @@ spec:
 		if got, want := linkMTU(t, l, "host1", "vxlan-v6.calico"), linkMTU(t, l, "host1", "eth0")-70; got != want {
 			t.Fatalf("vxlan-v6.calico MTU %d, want %d (eth0's minus 70)", got, want)
 		}
+		// The containers' veths leave the same room (the larger overhead
+		// of the two pools' families).
+		if got, want := strings.TrimSpace(l.MustExec("host1", "docker", "exec", "ca", "cat", "/sys/class/net/eth0/mtu")),
+			fmt.Sprint(linkMTU(t, l, "host1", "eth0")-70); got != want {
+			t.Fatalf("container ca's MTU %s, want %s (eth0's minus 70)", got, want)
+		}
 		// Another network is another profile: no IPv6 way in either.
 		if l.TCPConnects("host1", "cz", b6, 8080) {
 			t.Fatalf("cz (network vxother) opens TCP to cb's [%s]:8080, want denied by profile", b6)
