@@ -610,6 +610,7 @@ functions join, joinAndTruncate and config "asnumber").`,
 		if err != nil {
 			return err
 		}
+		sortAsCalicoctl(ki.Kind, items)
 		w := bufio.NewWriter(cmd.OutOrStdout())
 		if err := printResources(cmd.Context(), w, st, q, items, rev, output); err != nil {
 			return err
@@ -688,23 +689,28 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 		// calicoctl lists Calico's built-in profile last.
 		items = append(items, defaultAllowProfile())
 	}
-	if q.kind.Kind == api.KindTier {
-		// calicoctl lists tiers by order, those without one last, so the
-		// list reads in the order policies are evaluated.
-		slices.SortStableFunc(items, func(a, b api.Resource) int {
-			oa, ob := a.(*api.Tier).Spec.Order, b.(*api.Tier).Spec.Order
-			switch {
-			case oa == nil && ob == nil:
-				return 0
-			case oa == nil:
-				return 1
-			case ob == nil:
-				return -1
-			}
-			return cmp.Compare(*oa, *ob)
-		})
-	}
 	return items, rev, nil
+}
+
+// sortAsCalicoctl puts a listing in calicoctl's order where it is not the
+// key order: tiers by order, those without one last, so the list reads in
+// the order policies are evaluated.
+func sortAsCalicoctl(kind string, items []api.Resource) {
+	if kind != api.KindTier {
+		return
+	}
+	slices.SortStableFunc(items, func(a, b api.Resource) int {
+		oa, ob := a.(*api.Tier).Spec.Order, b.(*api.Tier).Spec.Order
+		switch {
+		case oa == nil && ob == nil:
+			return 0
+		case oa == nil:
+			return 1
+		case ob == nil:
+			return -1
+		}
+		return cmp.Compare(*oa, *ob)
+	})
 }
 
 func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQuery, items []api.Resource, rev int64, output string) error {
