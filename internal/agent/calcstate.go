@@ -260,6 +260,9 @@ func mergeFelix(dst, src *api.FelixConfigurationSpec) {
 	if src.VXLANMTU != nil {
 		dst.VXLANMTU = src.VXLANMTU
 	}
+	if src.VXLANMTUV6 != nil {
+		dst.VXLANMTUV6 = src.VXLANMTUV6
+	}
 	if src.HealthPort != nil {
 		dst.HealthPort = src.HealthPort
 	}

@@ -97,13 +97,38 @@ func (a *Agent) ensureDefaultPools(ctx context.Context) error {
 	return nil
 }
 
-// tunnelHandle is the IPAM handle of this node's VXLAN tunnel address.
-func tunnelHandle(node string) string { return "vxlan-tunnel-addr-" + node }
+// vtepFamily is what differs between this node's IPv4 and IPv6 VXLAN
+// tunnel address: Calico's IPAM handle and attribute type, and the Node
+// fields that publish the address and MAC.
+type vtepFamily struct {
+	v6      bool
+	handle  string // prefix; the node name follows
+	ipamTyp string
+	// fields points at the Node's tunnel address and MAC of this family.
+	fields func(*api.NodeSpec) (addr, mac *string)
+}
 
-// ensureVXLANTunnel gives this node a VXLAN tunnel address and MAC when an
-// enabled IPv4 pool uses VXLAN, recording them on its Node resource (other
-// nodes build their routes from it), and releases them when none does.
+var vtepFamilies = []vtepFamily{
+	{handle: "vxlan-tunnel-addr-", ipamTyp: ipam.TypeVXLANTunnel,
+		fields: func(s *api.NodeSpec) (*string, *string) { return &s.IPv4VXLANTunnelAddr, &s.VXLANTunnelMACAddr }},
+	{v6: true, handle: "vxlan-v6-tunnel-addr-", ipamTyp: ipam.TypeVXLANV6Tunnel,
+		fields: func(s *api.NodeSpec) (*string, *string) { return &s.IPv6VXLANTunnelAddr, &s.VXLANTunnelMACAddrV6 }},
+}
+
+// ensureVXLANTunnel gives this node a VXLAN tunnel address and MAC of each
+// family whose enabled pools use VXLAN, recording them on its Node resource
+// (other nodes build their routes from it), and releases them when none does.
 func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
+	var errs []error
+	for _, f := range vtepFamilies {
+		if err := a.ensureVTEP(ctx, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) ensureVTEP(ctx context.Context, f vtepFamily) error {
 	s := a.calc
 	s.mu.Lock()
 	var vxPools []netip.Prefix
@@ -111,7 +136,7 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 		if p.Spec.Disabled || p.Spec.VXLANMode == "" || p.Spec.VXLANMode == api.EncapNever {
 			continue
 		}
-		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && c.Addr().Is4() {
+		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && c.Addr().Is6() == f.v6 {
 			vxPools = append(vxPools, c.Masked())
 		}
 	}
@@ -121,8 +146,9 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 		return errors.New("own Node resource not registered yet")
 	}
 	alloc := ipam.New(a.store)
-	handle := tunnelHandle(a.cfg.NodeName)
-	cur := me.Spec.IPv4VXLANTunnelAddr
+	handle := f.handle + a.cfg.NodeName
+	curp, macp := f.fields(&me.Spec)
+	cur := *curp
 	if len(vxPools) == 0 {
 		if cur == "" {
 			return nil
@@ -131,7 +157,8 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 			return err
 		}
 		return a.updateNode(ctx, func(n *api.Node) {
-			n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = "", ""
+			addr, mac := f.fields(&n.Spec)
+			*addr, *mac = "", ""
 		})
 	}
 	if cur != "" {
@@ -147,26 +174,37 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 			return err
 		}
 	}
-	res, err := alloc.AutoAssign(ctx, ipam.AssignArgs{
-		Handle: handle, Node: a.cfg.NodeName, Num4: 1, Pools4: vxPools,
+	args := ipam.AssignArgs{
+		Handle: handle, Node: a.cfg.NodeName,
 		// Calico's attributes for a tunnel address: calicoctl ipam check
-		// and ours see it in use through the Node's ipv4VXLANTunnelAddr.
-		Attrs: ipam.Attrs{Node: a.cfg.NodeName, Type: ipam.TypeVXLANTunnel},
-	})
+		// and ours see it in use through the Node's tunnel address field.
+		Attrs: ipam.Attrs{Node: a.cfg.NodeName, Type: f.ipamTyp},
+	}
+	if f.v6 {
+		args.Num6, args.Pools6 = 1, vxPools
+	} else {
+		args.Num4, args.Pools4 = 1, vxPools
+	}
+	res, err := alloc.AutoAssign(ctx, args)
 	if err != nil {
 		return fmt.Errorf("assign VXLAN tunnel address: %w", err)
 	}
-	if len(res.IPv4) == 0 {
+	got := res.IPv4
+	if f.v6 {
+		got = res.IPv6
+	}
+	if len(got) == 0 {
 		return errors.New("assign VXLAN tunnel address: none returned")
 	}
-	mac := me.Spec.VXLANTunnelMACAddr
+	mac := *macp
 	if mac == "" {
 		mac = randomMAC()
 	}
-	ip := res.IPv4[0].String()
+	ip := got[0].String()
 	a.log.Info("VXLAN tunnel address", "ip", ip, "mac", mac)
 	return a.updateNode(ctx, func(n *api.Node) {
-		n.Spec.IPv4VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddr = ip, mac
+		addr, m := f.fields(&n.Spec)
+		*addr, *m = ip, mac
 	})
 }
 

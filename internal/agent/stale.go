@@ -36,7 +36,7 @@ func kernelLearnedRoutes(netnsPath string) ([]dataplane.Route, error) {
 			if r.Dst == nil || r.Gw == nil {
 				continue
 			}
-			if l, err := h.LinkByIndex(r.LinkIndex); err == nil && l.Attrs().Name == routes.VXLANDevice {
+			if l, err := h.LinkByIndex(r.LinkIndex); err == nil && (l.Attrs().Name == routes.VXLANDevice || l.Attrs().Name == routes.VXLANDeviceV6) {
 				continue
 			}
 			dst, ok1 := netip.AddrFromSlice(r.Dst.IP)

@@ -347,7 +347,6 @@ var felixFields = []Field{
 	{Name: "logDebugFilenameRegex", Check: cRegexp, Status: NoEffect, Why: whyFelix},
 	{Name: "ipipEnabled", Check: cBool, Status: NoEffect, Why: whyIPIP},
 	{Name: "ipipMTU", Check: cInt(minI64, maxI64), Status: NoEffect, Why: whyIPIP},
-	{Name: "vxlanMTUV6", Check: cInt(minI64, maxI64), Status: NoEffect, Why: whyFelix},
 	{Name: "allowVXLANPacketsFromWorkloads", Check: cBool, Status: NoEffect, Why: whyFelix},
 	{Name: "allowIPIPPacketsFromWorkloads", Check: cBool, Status: NoEffect, Why: whyIPIP},
 	{Name: "reportingInterval", Check: cDuration, Status: NoEffect, Why: whyFelix},

@@ -142,7 +142,41 @@ func encodeStored(r Resource, prev []byte, replaceTable bool) ([]byte, error) {
 			mergeUnknown(obj, old, reflect.TypeOf(r).Elem(), replaceTable)
 		}
 	}
+	if r.Kind() == KindFelixConfiguration {
+		defaultFelixStored(obj)
+	}
 	return json.Marshal(obj)
+}
+
+// defaultFelixStored fills in what Calico's client fills in on every
+// FelixConfiguration create and update with the etcd datastore (recorded
+// from calicoctl v3.31.7, internal/compat/testdata): floatingIPs Disabled,
+// bpfConnectTimeLoadBalancing TCP and bpfHostNetworkedNATWithoutCTLB
+// Enabled when unset, both derived from the deprecated
+// bpfConnectTimeLoadBalancingEnabled when that is set, and bpfLogLevel,
+// which Calico always writes ("" when unset). None of them acts here.
+func defaultFelixStored(obj map[string]any) {
+	spec, _ := obj["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		obj["spec"] = spec
+	}
+	setIfAbsent := func(k string, v any) {
+		if _, ok := spec[k]; !ok {
+			spec[k] = v
+		}
+	}
+	setIfAbsent("floatingIPs", "Disabled")
+	setIfAbsent("bpfConnectTimeLoadBalancing", "TCP")
+	setIfAbsent("bpfHostNetworkedNATWithoutCTLB", "Enabled")
+	setIfAbsent("bpfLogLevel", "")
+	if on, ok := spec["bpfConnectTimeLoadBalancingEnabled"].(bool); ok {
+		spec["bpfHostNetworkedNATWithoutCTLB"] = "Disabled"
+		spec["bpfConnectTimeLoadBalancing"] = "Disabled"
+		if on {
+			spec["bpfConnectTimeLoadBalancing"] = "Enabled"
+		}
+	}
 }
 
 // DecodeStored reads a stored value of kind stored under storedName (the

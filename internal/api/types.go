@@ -541,6 +541,7 @@ type FelixConfigurationSpec struct {
 	VXLANPort                   *int         `json:"vxlanPort,omitempty"`
 	VXLANVNI                    *int         `json:"vxlanVNI,omitempty"`
 	VXLANMTU                    *int         `json:"vxlanMTU,omitempty"`
+	VXLANMTUV6                  *int         `json:"vxlanMTUV6,omitempty"`
 	HealthPort                  *int         `json:"healthPort,omitempty"`
 	PrometheusMetricsEnabled    *bool        `json:"prometheusMetricsEnabled,omitempty"`
 	PrometheusMetricsPort       *int         `json:"prometheusMetricsPort,omitempty"`

@@ -542,7 +542,7 @@ func distinct(names []string) []string {
 // remoteChanged notes that a remote endpoint's addresses or host changed:
 // that only matters to routes while VXLAN routes borrowed addresses.
 func (c *Calculator) remoteChanged() {
-	if c.last == nil || c.last.VXLAN != nil {
+	if c.last == nil || c.last.VXLAN != nil || c.last.VXLANV6 != nil {
 		c.routesDirty = true
 	}
 }
@@ -959,6 +959,7 @@ func relevantNode(n *api.Node) *api.Node {
 	c.Spec.VXLANTunnelMACAddr = n.Spec.VXLANTunnelMACAddr
 	c.Spec.Addresses = slices.Clone(n.Spec.Addresses)
 	c.Spec.IPv6VXLANTunnelAddr = n.Spec.IPv6VXLANTunnelAddr
+	c.Spec.VXLANTunnelMACAddrV6 = n.Spec.VXLANTunnelMACAddrV6
 	if n.Spec.BGP != nil {
 		c.Spec.BGP = &api.NodeBGPSpec{IPv4Address: n.Spec.BGP.IPv4Address, IPv6Address: n.Spec.BGP.IPv6Address,
 			IPv4IPIPTunnelAddr: n.Spec.BGP.IPv4IPIPTunnelAddr}
@@ -1006,6 +1007,7 @@ func relevantFelix(f *api.FelixConfigurationSpec) *api.FelixConfigurationSpec {
 		VXLANPort:                   clonePtr(f.VXLANPort),
 		VXLANVNI:                    clonePtr(f.VXLANVNI),
 		VXLANMTU:                    clonePtr(f.VXLANMTU),
+		VXLANMTUV6:                  clonePtr(f.VXLANMTUV6),
 		HealthPort:                  clonePtr(f.HealthPort),
 		PrometheusMetricsPort:       clonePtr(f.PrometheusMetricsPort),
 		FailsafeInboundHostPorts:    cloneSlicePtr(f.FailsafeInboundHostPorts),
@@ -1132,7 +1134,7 @@ func (c *Calculator) Desired() *dataplane.Desired {
 		d.Sets = sets
 	}
 	if c.routesDirty {
-		d.Routes, d.VXLAN = computeRoutes(c.routeInput())
+		d.Routes, d.VXLAN, d.VXLANV6 = computeRoutes(c.routeInput())
 	}
 	if c.natDirty {
 		d.NAT = computeNAT(c.poolList())

@@ -195,7 +195,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 	for _, e := range endpoints {
 		in.local = append(in.local, routeLocalEP{iface: e.Iface, addrs: e.Addrs})
 	}
-	routes, vx := computeRoutes(in)
+	routes, vx, vx6 := computeRoutes(in)
 
 	hepByName := map[string]*api.HostEndpoint{}
 	for i := range s.HostEndpoints {
@@ -218,6 +218,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		NAT:          computeNAT(poolList),
 		Host:         computeHost(s.Felix),
 		VXLAN:        vx,
+		VXLANV6:      vx6,
 		HostPorts:    resolveHostPorts(hostPorts),
 		ControlPlane: computeControlPlane(nodes, s.Felix, s.ControlPlanePorts),
 	}

@@ -451,7 +451,7 @@ func TestComputeVXLAN(t *testing.T) {
 		wep("ns", "own", "h3", "caliD", []string{"192.168.2.5/32"}, nil),
 		wep("ns", "local", "h1", "cali1", []string{"192.168.0.2/32"}, nil),
 	}
-	h2mac := vtepMAC("h2", nil)
+	h2mac := vxlanV4.vtepMAC("h2", nil)
 	peers := []dataplane.VTEP{
 		{NodeIP: addr("10.0.0.2"), TunnelIP: addr("192.168.1.1"), MAC: h2mac},
 		{NodeIP: addr("10.0.5.3"), TunnelIP: addr("192.168.2.1"), MAC: "66:00:00:00:00:03"},
@@ -523,12 +523,99 @@ func TestComputeVXLAN(t *testing.T) {
 func TestVTEPMACDerived(t *testing.T) {
 	// Felix's rule: 0x66 ("f") then the first five bytes of SHA-1(node
 	// name); `echo -n h2 | sha1sum` starts bf1c365741.
-	if got := vtepMAC("h2", nil); got != "66:bf:1c:36:57:41" {
+	if got := vxlanV4.vtepMAC("h2", nil); got != "66:bf:1c:36:57:41" {
 		t.Fatalf("derived MAC = %q, want 66:bf:1c:36:57:41", got)
 	}
 	n := node("h2", "", "", "66:AA:00:00:00:01")
-	if got := vtepMAC("h2", &n); got != "66:aa:00:00:00:01" {
+	if got := vxlanV4.vtepMAC("h2", &n); got != "66:aa:00:00:00:01" {
 		t.Fatalf("published MAC = %q", got)
+	}
+	// IPv6: SHA-1 of the name with "-v6" appended (`echo -n h2-v6 |
+	// sha1sum` starts 6a97eec14e), and the Node's vxlanTunnelMACAddrV6.
+	if got := vxlanV6.vtepMAC("h2", &n); got != "66:6a:97:ee:c1:4e" {
+		t.Fatalf("derived IPv6 MAC = %q, want 66:6a:97:ee:c1:4e", got)
+	}
+	n.Spec.VXLANTunnelMACAddrV6 = "66:BB:00:00:00:02"
+	if got := vxlanV6.vtepMAC("h2", &n); got != "66:bb:00:00:00:02" {
+		t.Fatalf("published IPv6 MAC = %q", got)
+	}
+}
+
+// An IPv6 pool in VXLAN mode gets its own device, vxlan-v6.calico, over the
+// IPv6 underlay, with the Node's IPv6 VTEP fields; the IPv4 device is not
+// created for it.
+func TestComputeVXLANv6(t *testing.T) {
+	node6 := func(name, ip6, tunnel, mac string) api.Node {
+		n := node(name, "", "", "")
+		n.Spec.BGP = &api.NodeBGPSpec{IPv6Address: ip6}
+		n.Spec.IPv6VXLANTunnelAddr, n.Spec.VXLANTunnelMACAddrV6 = tunnel, mac
+		return n
+	}
+	nodes := []api.Node{
+		node6("h1", "fd00:99:1::10/64", "fd10::1", "66:00:00:00:00:01"),
+		node6("h2", "fd00:99:1::11/64", "fd10::41", ""),                  // same subnet
+		node6("h3", "fd00:99:2::10/64", "fd10::81", "66:00:00:00:00:03"), // other subnet
+		node6("h4", "fd00:99:3::10/64", "", ""),                          // no tunnel yet
+	}
+	blocks := []Block{
+		{CIDR: pfx("fd10::/122"), Node: "h1"},
+		{CIDR: pfx("fd10::40/122"), Node: "h2"},
+		{CIDR: pfx("fd10::80/122"), Node: "h3"},
+		{CIDR: pfx("fd10::c0/122"), Node: "h4"},
+	}
+	eps := []api.WorkloadEndpoint{
+		wep("ns", "borrow", "h3", "caliB", []string{"fd10::9/128"}, nil),
+		wep("ns", "local", "h1", "cali1", []string{"fd10::2/128"}, nil),
+	}
+	vx := func(dst, gw string) dataplane.Route {
+		return dataplane.Route{Dst: pfx(dst), Type: dataplane.RouteVXLAN, Iface: "vxlan-v6.calico", Gateway: addr(gw)}
+	}
+	local := dataplane.Route{Dst: pfx("fd10::2/128"), Type: dataplane.RouteLocal, Iface: "cali1"}
+	black := dataplane.Route{Dst: pfx("fd10::/122"), Type: dataplane.RouteBlackhole}
+	peers := []dataplane.VTEP{
+		{NodeIP: addr("fd00:99:1::11"), TunnelIP: addr("fd10::41"), MAC: vxlanV6.vtepMAC("h2", nil)},
+		{NodeIP: addr("fd00:99:2::10"), TunnelIP: addr("fd10::81"), MAC: "66:00:00:00:00:03"},
+	}
+	tests := []struct {
+		name       string
+		mode       string
+		felix      *api.FelixConfigurationSpec
+		mtu        int
+		wantRoutes []dataplane.Route
+		wantMTU    int
+	}{
+		{name: "Always", mode: "Always", mtu: 1500, wantMTU: 1430, wantRoutes: []dataplane.Route{
+			black, local, vx("fd10::9/128", "fd10::81"), vx("fd10::40/122", "fd10::41"), vx("fd10::80/122", "fd10::81"),
+		}},
+		{name: "CrossSubnet", mode: "CrossSubnet", wantMTU: 1430, wantRoutes: []dataplane.Route{
+			black, local, vx("fd10::9/128", "fd10::81"), vx("fd10::80/122", "fd10::81"),
+		}},
+		// vxlanEnabled is Felix's IPv4 switch; vxlanMTUV6 is the IPv6 MTU.
+		{name: "Felix settings", mode: "Always", mtu: 9000, wantMTU: 8000,
+			felix: &api.FelixConfigurationSpec{VXLANEnabled: new(bool), VXLANMTU: intp(1400), VXLANMTUV6: intp(8000)},
+			wantRoutes: []dataplane.Route{
+				black, local, vx("fd10::9/128", "fd10::81"), vx("fd10::40/122", "fd10::41"), vx("fd10::80/122", "fd10::81"),
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := compute(t, &Snapshot{
+				Node: "h1", Nodes: nodes, Blocks: blocks, WorkloadEndpoints: eps,
+				IPPools: []api.IPPool{pool("p6", "fd10::/64", tt.mode, false, false)},
+				Felix:   tt.felix, HostMTU: tt.mtu,
+			})
+			if !reflect.DeepEqual(d.Routes, tt.wantRoutes) {
+				t.Errorf("routes:\n got %+v\nwant %+v", d.Routes, tt.wantRoutes)
+			}
+			if d.VXLAN != nil {
+				t.Errorf("IPv4 VXLAN = %+v, want none (no IPv4 pool uses VXLAN)", d.VXLAN)
+			}
+			want := &dataplane.VXLANConfig{VNI: 4096, Port: 4789, MTU: tt.wantMTU, LocalIP: addr("fd00:99:1::10"),
+				TunnelIP: addr("fd10::1"), MAC: "66:00:00:00:00:01", Peers: peers}
+			if !reflect.DeepEqual(d.VXLANV6, want) {
+				t.Errorf("VXLANV6 = %+v, want %+v", d.VXLANV6, want)
+			}
+		})
 	}
 }
 

@@ -12,14 +12,14 @@ import (
 	"github.com/calico-docker/calico/internal/dataplane"
 )
 
-// VXLAN defaults (Felix's): VNI 4096, UDP port 4789, and 50 bytes of
-// encapsulation overhead for IPv4.
+// VXLAN defaults (Felix's): VNI 4096, UDP port 4789 (both families), and
+// 50 bytes of encapsulation overhead over an IPv4 underlay, 70 over IPv6.
 const (
 	defaultVXLANVNI       = 4096
 	defaultVXLANPort      = 4789
 	defaultVXLANMTU       = 1450
 	vxlanOverhead         = 50
-	vxlanDevice           = "vxlan.calico"
+	vxlanOverheadV6       = 70
 	defaultIfacePrefix    = "cali"
 	defaultEndpointToHost = "Drop"
 )
@@ -75,15 +75,20 @@ func isVXLANMode(m string) bool {
 	return strings.EqualFold(m, api.EncapAlways) || strings.EqualFold(m, api.EncapCrossSubnet)
 }
 
-// nodeIPv4 returns a node's IPv4 address and its subnet: spec.bgp.ipv4Address
-// (a CIDR such as 10.0.0.2/24), else the first IPv4 of spec.addresses
-// (InternalIP first, then ExternalIP, then any).
-func nodeIPv4(n *api.Node) (netip.Addr, netip.Prefix) {
+// nodeIP returns a node's address of one family (v6: IPv6) and its subnet:
+// spec.bgp.ipv4Address or ipv6Address (a CIDR such as 10.0.0.2/24), else
+// the first of that family in spec.addresses (InternalIP first, then
+// ExternalIP, then any).
+func nodeIP(n *api.Node, v6 bool) (netip.Addr, netip.Prefix) {
 	if n == nil {
 		return netip.Addr{}, netip.Prefix{}
 	}
-	if n.Spec.BGP != nil && n.Spec.BGP.IPv4Address != "" {
-		if a, p, ok := addrAndSubnet(n.Spec.BGP.IPv4Address); ok && a.Is4() {
+	if n.Spec.BGP != nil {
+		bgpAddr := n.Spec.BGP.IPv4Address
+		if v6 {
+			bgpAddr = n.Spec.BGP.IPv6Address
+		}
+		if a, p, ok := addrAndSubnet(bgpAddr); ok && a.Is6() == v6 {
 			return a, p
 		}
 	}
@@ -92,7 +97,7 @@ func nodeIPv4(n *api.Node) (netip.Addr, netip.Prefix) {
 			if want != "" && na.Type != want {
 				continue
 			}
-			if a, p, ok := addrAndSubnet(na.Address); ok && a.Is4() {
+			if a, p, ok := addrAndSubnet(na.Address); ok && a.Is6() == v6 {
 				return a, p
 			}
 		}
@@ -117,57 +122,95 @@ func parseAddr(s string) (netip.Addr, bool) {
 	return a, ok
 }
 
-// vtepMAC is the node's VXLAN MAC: the one it published, else the one Felix
-// derives from the node name ("f" then the first 5 bytes of its SHA-1), so
-// both ends agree without the Node resource carrying it.
-func vtepMAC(name string, n *api.Node) string {
-	if n != nil && n.Spec.VXLANTunnelMACAddr != "" {
-		return strings.ToLower(n.Spec.VXLANTunnelMACAddr)
+// vxlanFamily is what differs between the IPv4 and the IPv6 VXLAN device.
+type vxlanFamily struct {
+	v6       bool
+	device   string
+	overhead int
+	// tunnel and mac read the Node fields of this family's VTEP.
+	tunnel, mac func(*api.NodeSpec) string
+	// macSalt is appended to the node name before hashing for the derived
+	// MAC, as Felix does ("-v6"), so the two devices differ.
+	macSalt string
+	// mtu is FelixConfiguration's vxlanMTU or vxlanMTUV6.
+	mtu func(*api.FelixConfigurationSpec) *int
+}
+
+var (
+	vxlanV4 = vxlanFamily{
+		device: dataplane.VXLANDevice, overhead: vxlanOverhead,
+		tunnel: func(s *api.NodeSpec) string { return s.IPv4VXLANTunnelAddr },
+		mac:    func(s *api.NodeSpec) string { return s.VXLANTunnelMACAddr },
+		mtu:    func(f *api.FelixConfigurationSpec) *int { return f.VXLANMTU },
 	}
-	h := sha1.Sum([]byte(name))
+	vxlanV6 = vxlanFamily{
+		v6: true, device: dataplane.VXLANDeviceV6, overhead: vxlanOverheadV6, macSalt: "-v6",
+		tunnel: func(s *api.NodeSpec) string { return s.IPv6VXLANTunnelAddr },
+		mac:    func(s *api.NodeSpec) string { return s.VXLANTunnelMACAddrV6 },
+		mtu:    func(f *api.FelixConfigurationSpec) *int { return f.VXLANMTUV6 },
+	}
+)
+
+// vtepMAC is the node's VXLAN MAC for the family: the one it published,
+// else the one Felix derives from the node name ("f" then the first 5 bytes
+// of the SHA-1 of the name, "-v6" appended for IPv6), so both ends agree
+// without the Node resource carrying it.
+func (f vxlanFamily) vtepMAC(name string, n *api.Node) string {
+	if n != nil && f.mac(&n.Spec) != "" {
+		return strings.ToLower(f.mac(&n.Spec))
+	}
+	h := sha1.Sum([]byte(name + f.macSalt))
 	b := append([]byte("f"), h[:5]...)
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
 }
 
-func vtepOf(name string, n *api.Node) (dataplane.VTEP, bool) {
-	ip, _ := nodeIPv4(n)
-	if !ip.IsValid() || n.Spec.IPv4VXLANTunnelAddr == "" {
+func (f vxlanFamily) vtepOf(name string, n *api.Node) (dataplane.VTEP, bool) {
+	ip, _ := nodeIP(n, f.v6)
+	if !ip.IsValid() || f.tunnel(&n.Spec) == "" {
 		return dataplane.VTEP{}, false
 	}
-	tun, ok := parseAddr(n.Spec.IPv4VXLANTunnelAddr)
-	if !ok || !tun.Is4() {
+	tun, ok := parseAddr(f.tunnel(&n.Spec))
+	if !ok || tun.Is6() != f.v6 {
 		return dataplane.VTEP{}, false
 	}
-	return dataplane.VTEP{NodeIP: ip, TunnelIP: tun, MAC: vtepMAC(name, n)}, true
+	return dataplane.VTEP{NodeIP: ip, TunnelIP: tun, MAC: f.vtepMAC(name, n)}, true
 }
 
-// vxlanConfig decides whether this host runs vxlan.calico and with what.
-// It is on when FelixConfiguration vxlanEnabled says so or, unset, when an
-// IPv4 pool uses VXLAN; it also needs this node's IPv4 and tunnel address.
-func vxlanConfig(in *routeInput, pools []poolInfo) (*dataplane.VXLANConfig, map[string]dataplane.VTEP, netip.Prefix) {
-	enabled := false
-	if in.felix != nil && in.felix.VXLANEnabled != nil {
-		enabled = *in.felix.VXLANEnabled
-	} else {
-		for _, p := range pools {
-			if p.cidr.Addr().Is4() && isVXLANMode(p.pool.Spec.VXLANMode) {
-				enabled = true
-				break
-			}
+// enabled says whether this host runs the family's device: for IPv4 when
+// FelixConfiguration vxlanEnabled says so or, unset, when an IPv4 pool uses
+// VXLAN; for IPv6 when an IPv6 pool does (Felix has no IPv6 override).
+func (f vxlanFamily) enabled(in *routeInput, pools []poolInfo) bool {
+	if !f.v6 && in.felix != nil && in.felix.VXLANEnabled != nil {
+		return *in.felix.VXLANEnabled
+	}
+	for _, p := range pools {
+		if p.cidr.Addr().Is6() == f.v6 && isVXLANMode(p.pool.Spec.VXLANMode) {
+			return true
 		}
 	}
-	if !enabled {
+	return false
+}
+
+// vxlanConfig decides whether this host runs the family's VXLAN device and
+// with what: it also needs this node's underlay address and tunnel address
+// of that family. It returns the remote VTEPs by node and this node's subnet
+// (for CrossSubnet).
+func vxlanConfig(in *routeInput, pools []poolInfo, fam vxlanFamily) (*dataplane.VXLANConfig, map[string]dataplane.VTEP, netip.Prefix) {
+	if !fam.enabled(in, pools) {
 		return nil, nil, netip.Prefix{}
 	}
 	me := in.nodes[in.node]
-	mine, ok := vtepOf(in.node, me)
+	mine, ok := fam.vtepOf(in.node, me)
 	if !ok {
 		return nil, nil, netip.Prefix{}
 	}
-	_, subnet := nodeIPv4(me)
+	_, subnet := nodeIP(me, fam.v6)
 	cfg := &dataplane.VXLANConfig{
 		VNI: defaultVXLANVNI, Port: defaultVXLANPort, MTU: defaultVXLANMTU,
 		LocalIP: mine.NodeIP, TunnelIP: mine.TunnelIP, MAC: mine.MAC,
+	}
+	if fam.v6 {
+		cfg.MTU = defaultVXLANMTU + vxlanOverhead - vxlanOverheadV6
 	}
 	if f := in.felix; f != nil {
 		if f.VXLANVNI != nil && *f.VXLANVNI > 0 {
@@ -178,17 +221,17 @@ func vxlanConfig(in *routeInput, pools []poolInfo) (*dataplane.VXLANConfig, map[
 		}
 	}
 	switch {
-	case in.felix != nil && in.felix.VXLANMTU != nil && *in.felix.VXLANMTU > 0:
-		cfg.MTU = *in.felix.VXLANMTU
-	case in.hostMTU > vxlanOverhead:
-		cfg.MTU = in.hostMTU - vxlanOverhead
+	case in.felix != nil && fam.mtu(in.felix) != nil && *fam.mtu(in.felix) > 0:
+		cfg.MTU = *fam.mtu(in.felix)
+	case in.hostMTU > fam.overhead:
+		cfg.MTU = in.hostMTU - fam.overhead
 	}
 	vteps := make(map[string]dataplane.VTEP)
 	for name, n := range in.nodes {
 		if name == in.node {
 			continue
 		}
-		if v, ok := vtepOf(name, n); ok {
+		if v, ok := fam.vtepOf(name, n); ok {
 			vteps[name] = v
 			cfg.Peers = append(cfg.Peers, v)
 		}
@@ -205,11 +248,20 @@ func vxlanConfig(in *routeInput, pools []poolInfo) (*dataplane.VXLANConfig, map[
 	return cfg, vteps, subnet
 }
 
-// computeRoutes returns the routes this host should have and its VXLAN
-// device, if any.
-func computeRoutes(in *routeInput) ([]dataplane.Route, *dataplane.VXLANConfig) {
+// computeRoutes returns the routes this host should have and its IPv4 and
+// IPv6 VXLAN devices, if any.
+func computeRoutes(in *routeInput) (routes []dataplane.Route, vx4, vx6 *dataplane.VXLANConfig) {
 	pools := parsePools(in.pools)
-	vx, vteps, subnet := vxlanConfig(in, pools)
+	type famState struct {
+		fam    vxlanFamily
+		vteps  map[string]dataplane.VTEP
+		subnet netip.Prefix
+	}
+	var v4, v6 famState
+	v4.fam, v6.fam = vxlanV4, vxlanV6
+	vx4, v4.vteps, v4.subnet = vxlanConfig(in, pools, vxlanV4)
+	vx6, v6.vteps, v6.subnet = vxlanConfig(in, pools, vxlanV6)
+	vxOn := vx4 != nil || vx6 != nil
 
 	var cands []dataplane.Route
 	for _, l := range in.local {
@@ -219,10 +271,11 @@ func computeRoutes(in *routeInput) ([]dataplane.Route, *dataplane.VXLANConfig) {
 	}
 	// vxlanTo routes dst over VXLAN to node when dst's pool asks for it.
 	vxlanTo := func(dst netip.Prefix, node string) {
-		if !dst.Addr().Is4() {
-			return
+		fs := &v4
+		if dst.Addr().Is6() {
+			fs = &v6
 		}
-		v, ok := vteps[node]
+		v, ok := fs.vteps[node]
 		if !ok {
 			return
 		}
@@ -233,13 +286,13 @@ func computeRoutes(in *routeInput) ([]dataplane.Route, *dataplane.VXLANConfig) {
 		switch {
 		case strings.EqualFold(pool.Spec.VXLANMode, api.EncapAlways):
 		case strings.EqualFold(pool.Spec.VXLANMode, api.EncapCrossSubnet):
-			if subnet.IsValid() && subnet.Contains(v.NodeIP) {
+			if fs.subnet.IsValid() && fs.subnet.Contains(v.NodeIP) {
 				return // same subnet: plain routing (BGP) reaches it
 			}
 		default:
 			return
 		}
-		cands = append(cands, dataplane.Route{Dst: dst, Type: dataplane.RouteVXLAN, Iface: vxlanDevice, Gateway: v.TunnelIP})
+		cands = append(cands, dataplane.Route{Dst: dst, Type: dataplane.RouteVXLAN, Iface: fs.fam.device, Gateway: v.TunnelIP})
 	}
 	owner := make(map[netip.Prefix]string, len(in.blocks))
 	var blockBits []int
@@ -252,7 +305,7 @@ func computeRoutes(in *routeInput) ([]dataplane.Route, *dataplane.VXLANConfig) {
 		switch {
 		case b.Node == in.node:
 			cands = append(cands, dataplane.Route{Dst: cidr, Type: dataplane.RouteBlackhole})
-		case vx != nil && b.Node != "":
+		case vxOn && b.Node != "":
 			vxlanTo(cidr, b.Node)
 		}
 	}
@@ -260,7 +313,7 @@ func computeRoutes(in *routeInput) ([]dataplane.Route, *dataplane.VXLANConfig) {
 	// whatever the input order.
 	slices.Sort(blockBits)
 	slices.Reverse(blockBits)
-	if vx != nil && in.remote != nil {
+	if vxOn && in.remote != nil {
 		// Addresses a host uses from a block affine to another host (or to
 		// none) are not covered by that host's block route.
 		in.remote(func(node string, addrs []netip.Prefix) {
@@ -290,11 +343,11 @@ func computeRoutes(in *routeInput) ([]dataplane.Route, *dataplane.VXLANConfig) {
 		}
 		return a.Gateway.Compare(b.Gateway)
 	})
-	routes := slices.CompactFunc(cands, func(a, b dataplane.Route) bool { return a.Dst == b.Dst })
+	routes = slices.CompactFunc(cands, func(a, b dataplane.Route) bool { return a.Dst == b.Dst })
 	if len(routes) == 0 {
 		routes = nil
 	}
-	return routes, vx
+	return routes, vx4, vx6
 }
 
 func routeRank(t dataplane.RouteType) int {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -272,6 +273,7 @@ functions join, joinAndTruncate and config "asnumber").`,
 		if err != nil {
 			return err
 		}
+		sortAsCalicoctl(ki.Kind, items)
 		w := bufio.NewWriter(cmd.OutOrStdout())
 		if err := printResources(cmd.Context(), w, st, q, items, rev, output); err != nil {
 			return err
@@ -327,6 +329,27 @@ func getResources(ctx context.Context, st datastore.Store, q getQuery) ([]api.Re
 		ns = ""
 	}
 	return c.List(ctx, q.kind.Kind, ns)
+}
+
+// sortAsCalicoctl puts a listing in calicoctl's order where it is not the
+// key order: tiers by order, those without one last, so the list reads in
+// the order policies are evaluated.
+func sortAsCalicoctl(kind string, items []api.Resource) {
+	if kind != api.KindTier {
+		return
+	}
+	slices.SortStableFunc(items, func(a, b api.Resource) int {
+		oa, ob := a.(*api.Tier).Spec.Order, b.(*api.Tier).Spec.Order
+		switch {
+		case oa == nil && ob == nil:
+			return 0
+		case oa == nil:
+			return 1
+		case ob == nil:
+			return -1
+		}
+		return cmp.Compare(*oa, *ob)
+	})
 }
 
 func printResources(ctx context.Context, w io.Writer, st datastore.Store, q getQuery, items []api.Resource, rev int64, output string) error {
@@ -438,7 +461,8 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 			{"VXLANMODE", func(r api.Resource) string { return mode(pool(r).VXLANMode) }},
 			{"DISABLED", func(r api.Resource) string { return strconv.FormatBool(pool(r).Disabled) }},
 			{"DISABLEBGPEXPORT", func(r api.Resource) string { return strconv.FormatBool(pool(r).DisableBGPExport) }},
-			sel}
+			sel,
+			{"ASSIGNMENTMODE", func(r api.Resource) string { return pool(r).AssignmentMode }}}
 	case api.KindProfile:
 		if !wide {
 			return []column{nameCol()}
@@ -477,10 +501,13 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 			{"NODE", func(r api.Resource) string { return wep(r).Node }},
 			{"NETWORKS", func(r api.Resource) string { return join(wep(r).IPNetworks) }},
 			{"INTERFACE", func(r api.Resource) string { return wep(r).InterfaceName }}}
-		if wide {
-			cols = append(cols, column{"PROFILES", func(r api.Resource) string { return join(wep(r).Profiles) }})
+		if !wide {
+			// calicoctl's short table has no NAME column for endpoints.
+			return cols[1:]
 		}
-		return cols
+		return append(cols,
+			column{"PROFILES", func(r api.Resource) string { return join(wep(r).Profiles) }},
+			column{"NATS", func(r api.Resource) string { return joinAndTruncate(wep(r).IPNATs, ",", 0) }})
 	case api.KindHostEndpoint:
 		hep := func(r api.Resource) *api.HostEndpointSpec { return &r.(*api.HostEndpoint).Spec }
 		cols := []column{nameCol(), {"NODE", func(r api.Resource) string { return hep(r).Node }}}
@@ -533,6 +560,30 @@ func tableColumns(ctx context.Context, st datastore.Store, kind string, wide boo
 				}
 				return ""
 			}}}
+	case api.KindTier:
+		return []column{nameCol(), {"ORDER", func(r api.Resource) string {
+			if o := r.(*api.Tier).Spec.Order; o != nil {
+				return fmt.Sprint(*o) // as calicoctl's template prints it: 1e+06
+			}
+			return "<nil>"
+		}}}
+	case api.KindGlobalNetworkSet, api.KindNetworkSet:
+		if !wide {
+			return []column{nameCol()}
+		}
+		return []column{nameCol(), {"NETS", func(r api.Resource) string {
+			if g, ok := r.(*api.GlobalNetworkSet); ok {
+				return joinAndTruncate(g.Spec.Nets, ",", 80)
+			}
+			return joinAndTruncate(r.(*api.NetworkSet).Spec.Nets, ",", 80)
+		}}}
+	case api.KindIPReservation:
+		if !wide {
+			return []column{nameCol()}
+		}
+		return []column{nameCol(), {"CIDRS", func(r api.Resource) string {
+			return joinAndTruncate(r.(*api.IPReservation).Spec.ReservedCIDRs, ",", 80)
+		}}}
 	case api.KindBGPConfiguration:
 		bc := func(r api.Resource) *api.BGPConfigurationSpec { return &r.(*api.BGPConfiguration).Spec }
 		return []column{nameCol(),

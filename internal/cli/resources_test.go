@@ -441,7 +441,7 @@ metadata: {name: x}
 			"gnp -o wide":        "NAME           TIER      ORDER   SELECTOR\ndefault-deny   default   2000    all()\n",
 			"np -A":              "NAMESPACE   NAME        TIER\ndefault     allow-db    default\nshop        allow-web   default\n",
 			"np -n shop -o wide": "NAME        TIER      ORDER   SELECTOR\nallow-web   default   100     role == 'web'\n",
-			"wep -A -o wide":     "NAMESPACE   NAME                               WORKLOAD   NODE    NETWORKS       INTERFACE         PROFILES\nshop        host1-libnetwork-libnetwork-eth0   web1       host1   10.48.0.5/32   cali1a2b3c4d5e6   shop-net\n",
+			"wep -A -o wide":     "NAMESPACE   NAME                               WORKLOAD   NODE    NETWORKS       INTERFACE         PROFILES   NATS\nshop        host1-libnetwork-libnetwork-eth0   web1       host1   10.48.0.5/32   cali1a2b3c4d5e6   shop-net   \n",
 			"hep -o wide":        "NAME         NODE    INTERFACE   IPS          PROFILES\nhost1-eth0   host1   eth0        192.0.2.10   \n",
 			"nodes -o wide":      "NAME    ASN       IPV4            IPV6\nhost1   (64512)   192.0.2.10/24   \n",
 			"bgppeer":            "NAME   PEERIP      NODE       ASN\ntor    192.0.2.1   (global)   64500\n",

@@ -160,8 +160,14 @@ func TestGoldenKeysAndRead(t *testing.T) {
 			if got.GetObjectMeta().ResourceVersion != "7" {
 				t.Errorf("resourceVersion %q, want the key's revision 7", got.GetObjectMeta().ResourceVersion)
 			}
-			if api.IsTiered(r.Kind()) && got.GetObjectMeta().Labels[api.LabelTier] != "default" {
-				t.Errorf("labels %v: want calicoctl's %s=default", got.GetObjectMeta().Labels, api.LabelTier)
+			if api.IsTiered(r.Kind()) {
+				tier := api.PolicySpecOf(r).Tier
+				if tier == "" {
+					tier = api.DefaultTier
+				}
+				if got.GetObjectMeta().Labels[api.LabelTier] != tier {
+					t.Errorf("labels %v: want calicoctl's %s=%s", got.GetObjectMeta().Labels, api.LabelTier, tier)
+				}
 			}
 			if a := got.GetObjectMeta().Annotations[api.MetadataAnnotation]; a != "" {
 				t.Errorf("annotation %s=%s shown to the user; calicoctl hides it", api.MetadataAnnotation, a)
@@ -401,5 +407,89 @@ func TestGoldenIPAM(t *testing.T) {
 	}
 	for _, in := range rep.Inconsistencies {
 		t.Errorf("inconsistency: %+v", in)
+	}
+}
+
+// runCLI runs our CLI in process against the etcd at ep and returns its
+// output; a failing command fails the test.
+func runCLI(t *testing.T, ep string, args ...string) string {
+	t.Helper()
+	root := cli.NewRoot()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append(args, "--etcd-endpoints", ep))
+	if err := root.Execute(); err != nil {
+		t.Fatalf("calico %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+// TestGoldenTierListOrder: `get tier` lists the tiers in the order
+// calicoctl does (by spec.order, as recorded in get/tier.yaml), not by key.
+func TestGoldenTierListOrder(t *testing.T) {
+	ep := strings.Join(etcdtest.Start(t), ",")
+	run := func(args ...string) string { t.Helper(); return runCLI(t, ep, args...) }
+	run("apply", "-f", filepath.Join(goldenDir, "manifests", "10-tier.yaml"))
+	names := func(y []byte) []string {
+		var l struct {
+			Items []struct {
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal(yamlToJSON(t, y), &l); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range l.Items {
+			out = append(out, it.Metadata.Name)
+		}
+		return out
+	}
+	want, err := os.ReadFile(filepath.Join(goldenDir, "get", "tier.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, w := names([]byte(run("get", "tier", "-o", "yaml"))), names(want); !reflect.DeepEqual(got, w) {
+		t.Fatalf("tiers listed as %v; calicoctl lists %v", got, w)
+	}
+}
+
+// TestGoldenTables: with every golden manifest applied, our `get KIND -o
+// ps|wide` prints the tables calicoctl printed for the same data
+// (get/tables.txt; trailing blanks and blank lines aside).
+func TestGoldenTables(t *testing.T) {
+	ep := strings.Join(etcdtest.Start(t), ",")
+	run := func(args ...string) string { t.Helper(); return runCLI(t, ep, args...) }
+	for _, m := range cases(t) {
+		run("apply", "-f", m)
+	}
+	data, err := os.ReadFile(filepath.Join(goldenDir, "get", "tables.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tidy := func(s string) string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if l = strings.TrimRight(l, " "); l != "" {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	n := 0
+	for _, block := range strings.Split(string(data), "$ calicoctl ")[1:] {
+		cmdLine, want, _ := strings.Cut(block, "\n")
+		t.Run(cmdLine, func(t *testing.T) {
+			if got := tidy(run(strings.Fields(cmdLine)...)); got != tidy(want) {
+				t.Errorf("calico %s:\n%s\ncalicoctl printed:\n%s", cmdLine, got, tidy(want))
+			}
+		})
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no tables in get/tables.txt")
 	}
 }

@@ -31,8 +31,11 @@ type Desired struct {
 	NAT NATConfig
 	// Host holds host-wide settings.
 	Host HostConfig
-	// VXLAN, when non-nil, asks for the vxlan.calico device and its neighbours.
-	VXLAN *VXLANConfig
+	// VXLAN, when non-nil, asks for the IPv4 VXLAN device (VXLANDevice) and
+	// its neighbours; VXLANV6 likewise for IPv6 (VXLANDeviceV6), as Felix
+	// runs one device per family.
+	VXLAN   *VXLANConfig
+	VXLANV6 *VXLANConfig
 	// HostPorts are the published ports of local workloads, sorted (see
 	// CompareHostPort); no two have the same Key.
 	HostPorts []HostPort
@@ -276,7 +279,8 @@ const (
 	RouteBlackhole
 	// RouteVia: "Dst via Gateway", learned from BGP (the gateway is on-link on some interface).
 	RouteVia
-	// RouteVXLAN: "Dst via Gateway dev vxlan.calico onlink", a remote block over VXLAN.
+	// RouteVXLAN: "Dst via Gateway dev Iface onlink", a remote block over
+	// VXLAN (Iface is VXLANDevice or VXLANDeviceV6, by Dst's family).
 	RouteVXLAN
 )
 
@@ -305,14 +309,31 @@ type HostConfig struct {
 	InterfacePrefix string
 }
 
-// VXLANConfig describes this host's VXLAN tunnel device and its peers.
+// The VXLAN tunnel devices, Felix's names: one per IP family, both with the
+// same VNI and port (the underlay family tells their packets apart).
+const (
+	VXLANDevice   = "vxlan.calico"
+	VXLANDeviceV6 = "vxlan-v6.calico"
+)
+
+// VXLANDeviceFor is the device carrying overlay addresses of a's family.
+func VXLANDeviceFor(a netip.Addr) string {
+	if a.Is4() {
+		return VXLANDevice
+	}
+	return VXLANDeviceV6
+}
+
+// VXLANConfig describes one of this host's VXLAN tunnel devices and its
+// peers. Every address in it (underlay and tunnel) has the same family: IPv4
+// for VXLANDevice, IPv6 for VXLANDeviceV6.
 type VXLANConfig struct {
 	VNI      int
 	Port     int
 	MTU      int
 	LocalIP  netip.Addr // this host's underlay address
-	TunnelIP netip.Addr // this host's address on vxlan.calico
-	MAC      string     // this host's vxlan.calico MAC
+	TunnelIP netip.Addr // this host's address on the device
+	MAC      string     // this host's MAC on the device
 	Peers    []VTEP     // sorted by NodeIP
 }
 

@@ -48,7 +48,7 @@ func Dataplane(netnsPath string) (Removed, error) {
 	}
 	for _, l := range links {
 		name := l.Attrs().Name
-		if !strings.HasPrefix(name, routes.DefaultInterfacePrefix) && name != routes.VXLANDevice {
+		if !strings.HasPrefix(name, routes.DefaultInterfacePrefix) && name != routes.VXLANDevice && name != routes.VXLANDeviceV6 {
 			continue
 		}
 		if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {

@@ -63,7 +63,8 @@ const (
 	chainHostFSIn   = "host-fs-in"
 	chainHostFSOut  = "host-fs-out"
 
-	vxlanIface = "vxlan.calico"
+	vxlanIface   = dataplane.VXLANDevice
+	vxlanIfaceV6 = dataplane.VXLANDeviceV6
 )
 
 var (
@@ -203,7 +204,7 @@ func hostBaseRules(k *hostKind, h hostSettings, starChain string) []rule {
 	for _, skip := range []struct {
 		name     string
 		wildcard bool
-	}{{h.prefix, true}, {"lo", false}, {vxlanIface, false}} {
+	}{{h.prefix, true}, {"lo", false}, {vxlanIface, false}, {vxlanIfaceV6, false}} {
 		fs = append(fs, func(b *builder) { b.ifname(k.out, skip.name, skip.wildcard, false); b.verdict(expr.VerdictAccept, "") })
 	}
 	if !k.untracked {

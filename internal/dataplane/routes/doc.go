@@ -13,7 +13,9 @@
 //     desired state names: their host-side MAC (ee:ee:ee:ee:ee:ee), admin
 //     state and per-interface sysctls. Interfaces without the prefix are never
 //     configured, even if an endpoint names one.
-//   - The device "vxlan.calico", its /32 tunnel address, and its permanent
+//   - The devices "vxlan.calico" (IPv4 overlay and underlay) and
+//     "vxlan-v6.calico" (IPv6), each with its tunnel address (/32 or /128;
+//     the kernel's IPv6 link-local address stays) and its permanent
 //     neighbour (tunnel IP -> MAC) and FDB (MAC -> node IP) entries.
 //
 // Routes written, per dataplane.RouteType:
@@ -22,7 +24,8 @@
 //     installed by the next Apply after the link appears (WatchLinks).
 //   - RouteBlackhole: "blackhole dst proto 80".
 //   - RouteVia: "dst via Gateway proto 80", the kernel picks the device.
-//   - RouteVXLAN: "dst via Gateway dev vxlan.calico onlink proto 80".
+//   - RouteVXLAN: "dst via Gateway dev vxlan.calico onlink proto 80"
+//     (vxlan-v6.calico for IPv6).
 //
 // Interface settings, as Calico's CNI plugin and Felix apply them:
 // net.ipv4.conf.<if>.proxy_arp=1 (the workload's gateway 169.254.1.1 is

@@ -23,8 +23,10 @@ import (
 const (
 	// DefaultProtocol is the route protocol number that marks our routes.
 	DefaultProtocol = 80
-	// VXLANDevice is the name of the VXLAN tunnel device.
-	VXLANDevice = "vxlan.calico"
+	// VXLANDevice and VXLANDeviceV6 are the VXLAN tunnel devices (IPv4 and
+	// IPv6 overlay).
+	VXLANDevice   = dataplane.VXLANDevice
+	VXLANDeviceV6 = dataplane.VXLANDeviceV6
 	// HostMAC is the MAC of the host side of every workload veth.
 	HostMAC = "ee:ee:ee:ee:ee:ee"
 	// DefaultInterfacePrefix is the workload interface prefix.
@@ -233,7 +235,8 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
-	d.applyVXLAN(des.VXLAN, byName, &st, &ec)
+	d.applyVXLAN(VXLANDevice, des.VXLAN, byName, &st, &ec)
+	d.applyVXLAN(VXLANDeviceV6, des.VXLANV6, byName, &st, &ec)
 
 	if err := ctx.Err(); err != nil {
 		return st, err

@@ -125,14 +125,16 @@ func (d *Driver) linksFor(des *dataplane.Desired, full bool) (map[string]netlink
 			}
 		}
 	}
-	// The VXLAN device is asked for every time: applyVXLAN creates and
-	// removes it.
+	// The VXLAN devices are asked for every time: applyVXLAN creates and
+	// removes them.
 	if dirty == nil {
 		dirty = map[string]bool{}
 	}
-	dirty[VXLANDevice] = true
-	if err := need(VXLANDevice); err != nil {
-		return nil, err
+	for _, dev := range []string{VXLANDevice, VXLANDeviceV6} {
+		dirty[dev] = true
+		if err := need(dev); err != nil {
+			return nil, err
+		}
 	}
 	// Links the watch reported that des does not use: forget them.
 	for name := range dirty {

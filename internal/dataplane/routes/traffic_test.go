@@ -147,6 +147,7 @@ type ipLinkDetail struct {
 		InfoData struct {
 			ID       int    `json:"id"`
 			Local    string `json:"local"`
+			Local6   string `json:"local6"`
 			Port     int    `json:"port"`
 			Learning bool   `json:"learning"`
 		} `json:"info_data"`
@@ -155,7 +156,12 @@ type ipLinkDetail struct {
 
 func vxlanLink(t *testing.T, ns testutil.NetNS) (ipLinkDetail, bool) {
 	t.Helper()
-	out, err := ns.Exec("ip", "-d", "-j", "link", "show", VXLANDevice)
+	return vxlanLinkNamed(t, ns, VXLANDevice)
+}
+
+func vxlanLinkNamed(t *testing.T, ns testutil.NetNS, dev string) (ipLinkDetail, bool) {
+	t.Helper()
+	out, err := ns.Exec("ip", "-d", "-j", "link", "show", dev)
 	if err != nil {
 		return ipLinkDetail{}, false
 	}
@@ -261,5 +267,117 @@ func TestVXLANBetweenTwoHosts(t *testing.T) {
 	}
 	if st := apply(t, h1.d, des); st.Changes() != 0 {
 		t.Fatalf("apply after vxlan off: %+v", st)
+	}
+}
+
+// Both families at once, as Felix runs them: vxlan.calico over the IPv4
+// underlay for the IPv4 blocks and vxlan-v6.calico over the IPv6 underlay for
+// the IPv6 blocks, each with its own tunnel address, MAC, neighbours and FDB
+// entries; turning IPv6 VXLAN off removes only its device.
+func TestVXLANBothFamiliesBetweenTwoHosts(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireCmd(t, "busybox", "sysctl", "bridge")
+	type side struct {
+		ns               testutil.NetNS
+		w                testutil.NetNS
+		d                *Driver
+		u4, u6, t4, t6   string
+		m4, m6, b4, b6   string
+		wl4, wl6, uplink string
+	}
+	h1 := &side{ns: newHost(t), u4: "172.31.251.1", u6: "fd00:251::1", t4: "10.66.1.1", t6: "fd00:66:1::1",
+		m4: "66:00:00:00:01:04", m6: "66:00:00:00:01:06", b4: "10.66.1.0/26", b6: "fd00:66:1::/122",
+		wl4: "10.66.1.2", wl6: "fd00:66:1::2", uplink: "rtv1"}
+	h2 := &side{ns: newHost(t), u4: "172.31.251.2", u6: "fd00:251::2", t4: "10.66.2.1", t6: "fd00:66:2::1",
+		m4: "66:00:00:00:02:04", m6: "66:00:00:00:02:06", b4: "10.66.2.0/26", b6: "fd00:66:2::/122",
+		wl4: "10.66.2.2", wl6: "fd00:66:2::2", uplink: "rtv2"}
+	h1.ns.MustExec(t, "ip", "link", "add", "rtv1", "type", "veth", "peer", "name", "rtv2", "netns", h2.ns.Name)
+	for _, h := range []*side{h1, h2} {
+		h.ns.MustExec(t, "sysctl", "-qw", "net.ipv6.conf."+h.uplink+".accept_dad=0")
+		h.ns.MustExec(t, "ip", "addr", "add", h.u4+"/24", "dev", h.uplink)
+		h.ns.MustExec(t, "ip", "-6", "addr", "add", h.u6+"/64", "dev", h.uplink, "nodad")
+		h.ns.MustExec(t, "ip", "link", "set", h.uplink, "up")
+		h.w = wireWorkload(t, h.ns, "calivy", h.wl4, h.wl6)
+		h.d = newDriver(t, h.ns)
+	}
+	desired := func(h, peer *side, v6 bool) *dataplane.Desired {
+		des := &dataplane.Desired{
+			Endpoints: []dataplane.Endpoint{endpoint("ns/w", "calivy", h.wl4, h.wl6)},
+			Routes: append(localRoutes("calivy", h.wl4, h.wl6),
+				dataplane.Route{Dst: pfx(h.b4), Type: dataplane.RouteBlackhole},
+				dataplane.Route{Dst: pfx(peer.b4), Type: dataplane.RouteVXLAN, Iface: VXLANDevice, Gateway: addr(peer.t4)}),
+			VXLAN: &dataplane.VXLANConfig{VNI: 4096, Port: 4789, MTU: 1450,
+				LocalIP: addr(h.u4), TunnelIP: addr(h.t4), MAC: h.m4,
+				Peers: []dataplane.VTEP{{NodeIP: addr(peer.u4), TunnelIP: addr(peer.t4), MAC: peer.m4}}},
+		}
+		if v6 {
+			des.Routes = append(des.Routes,
+				dataplane.Route{Dst: pfx(h.b6), Type: dataplane.RouteBlackhole},
+				dataplane.Route{Dst: pfx(peer.b6), Type: dataplane.RouteVXLAN, Iface: VXLANDeviceV6, Gateway: addr(peer.t6)})
+			des.VXLANV6 = &dataplane.VXLANConfig{VNI: 4096, Port: 4789, MTU: 1430,
+				LocalIP: addr(h.u6), TunnelIP: addr(h.t6), MAC: h.m6,
+				Peers: []dataplane.VTEP{{NodeIP: addr(peer.u6), TunnelIP: addr(peer.t6), MAC: peer.m6}}}
+		}
+		return des
+	}
+	apply(t, h1.d, desired(h1, h2, true))
+	apply(t, h2.d, desired(h2, h1, true))
+	mustReach(t, h1.w, h2.wl4)
+	mustReach(t, h1.w, h2.wl6)
+	mustReach(t, h2.w, h1.wl6)
+
+	l, ok := vxlanLinkNamed(t, h1.ns, VXLANDeviceV6)
+	if !ok {
+		t.Fatal("no vxlan-v6.calico on h1")
+	}
+	info := l.LinkInfo.InfoData
+	if l.LinkInfo.InfoKind != "vxlan" || info.ID != 4096 || info.Port != 4789 || info.Local6 != h1.u6 ||
+		info.Learning || l.MTU != 1430 || l.Address != h1.m6 {
+		t.Fatalf("vxlan-v6 device: %+v", l)
+	}
+	if out := h1.ns.MustExec(t, "ip", "-6", "addr", "show", "dev", VXLANDeviceV6); !strings.Contains(out, h1.t6+"/128") {
+		t.Fatalf("IPv6 tunnel address: %s", out)
+	}
+	if out := h1.ns.MustExec(t, "ip", "-4", "addr", "show", "dev", VXLANDeviceV6); strings.TrimSpace(out) != "" {
+		t.Fatalf("IPv4 address on %s: %s", VXLANDeviceV6, out)
+	}
+	if neigh := h1.ns.MustExec(t, "ip", "-6", "neigh", "show", "dev", VXLANDeviceV6); !strings.Contains(neigh, h2.t6+" lladdr "+h2.m6+" PERMANENT") {
+		t.Fatalf("IPv6 neighbour entry: %s", neigh)
+	}
+	if fdb := h1.ns.MustExec(t, "bridge", "fdb", "show", "dev", VXLANDeviceV6); !strings.Contains(fdb, h2.m6+" dst "+h2.u6+" self permanent") {
+		t.Fatalf("IPv6 fdb entry: %s", fdb)
+	}
+	if r := kernelRoutes(t, h1.ns, "-6", "80")[h2.b6]; r.Dev != VXLANDeviceV6 || r.Gateway != h2.t6 ||
+		!strings.Contains(fmt.Sprint(r.Flags), "onlink") {
+		t.Fatalf("IPv6 vxlan route: %+v", r)
+	}
+	// The IPv6 packets went through the IPv6 device, encapsulated.
+	var stats struct {
+		Stats64 struct {
+			TX struct {
+				Packets int `json:"packets"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	out := h1.ns.MustExec(t, "ip", "-s", "-j", "link", "show", VXLANDeviceV6)
+	var ls []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls) != 1 || json.Unmarshal(ls[0], &stats) != nil || stats.Stats64.TX.Packets == 0 {
+		t.Fatalf("no packets sent on %s: %s", VXLANDeviceV6, out)
+	}
+	if st := apply(t, h1.d, desired(h1, h2, true)); st.Changes() != 0 {
+		t.Fatalf("second apply: %+v", st)
+	}
+
+	// IPv6 VXLAN off on h1: only its device goes; IPv4 keeps flowing.
+	apply(t, h1.d, desired(h1, h2, false))
+	if _, ok := vxlanLinkNamed(t, h1.ns, VXLANDeviceV6); ok {
+		t.Fatal("vxlan-v6.calico still present")
+	}
+	if _, ok := vxlanLink(t, h1.ns); !ok {
+		t.Fatal("vxlan.calico went with the IPv6 device")
+	}
+	mustReach(t, h1.w, h2.wl4)
+	if err := ping(h1.w, h2.wl6); err == nil {
+		t.Fatal("remote IPv6 workload reachable with IPv6 VXLAN off")
 	}
 }

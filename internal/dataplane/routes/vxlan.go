@@ -14,15 +14,16 @@ import (
 	"github.com/calico-docker/calico/internal/dataplane"
 )
 
-// applyVXLAN ensures vxlan.calico matches cfg (or is gone when cfg is nil),
-// and keeps byName current for the routes that follow.
-func (d *Driver) applyVXLAN(cfg *dataplane.VXLANConfig, byName map[string]netlink.Link, st *ApplyStats, ec *errCollector) {
-	cur := byName[VXLANDevice]
+// applyVXLAN ensures the VXLAN device dev (VXLANDevice or VXLANDeviceV6)
+// matches cfg (or is gone when cfg is nil), and keeps byName current for the
+// routes that follow.
+func (d *Driver) applyVXLAN(dev string, cfg *dataplane.VXLANConfig, byName map[string]netlink.Link, st *ApplyStats, ec *errCollector) {
+	cur := byName[dev]
 	if cur != nil {
 		// The link dump carries only the basics; read the device in full.
-		full, err := d.h.LinkByName(VXLANDevice)
+		full, err := d.h.LinkByName(dev)
 		if err != nil {
-			ec.add(fmt.Errorf("read %s: %w", VXLANDevice, err))
+			ec.add(fmt.Errorf("read %s: %w", dev, err))
 			return
 		}
 		cur = full
@@ -33,35 +34,38 @@ func (d *Driver) applyVXLAN(cfg *dataplane.VXLANConfig, byName map[string]netlin
 		}
 		// Its routes, neighbours and FDB entries go with it.
 		if err := d.h.LinkDel(cur); err != nil {
-			ec.add(fmt.Errorf("delete %s: %w", VXLANDevice, err))
+			ec.add(fmt.Errorf("delete %s: %w", dev, err))
 			return
 		}
-		delete(byName, VXLANDevice)
+		delete(byName, dev)
 		st.LinksChanged++
 		return
 	}
-	link, err := d.ensureVXLANDevice(cfg, cur, st)
+	link, err := d.ensureVXLANDevice(dev, cfg, cur, st)
 	if err != nil {
 		ec.add(err)
 		if link == nil {
-			delete(byName, VXLANDevice)
+			delete(byName, dev)
 			return
 		}
 	}
-	byName[VXLANDevice] = link
+	byName[dev] = link
 	ec.add(d.ensureTunnelAddr(link, cfg.TunnelIP, st))
 	ec.add(d.syncVXLANNeighbors(link, cfg, st))
 }
 
-func (d *Driver) ensureVXLANDevice(cfg *dataplane.VXLANConfig, cur netlink.Link, st *ApplyStats) (netlink.Link, error) {
+func (d *Driver) ensureVXLANDevice(dev string, cfg *dataplane.VXLANConfig, cur netlink.Link, st *ApplyStats) (netlink.Link, error) {
 	if !cfg.LocalIP.IsValid() {
-		return nil, fmt.Errorf("vxlan: no local IP")
+		return nil, fmt.Errorf("%s: no local IP", dev)
+	}
+	if cfg.TunnelIP.IsValid() && cfg.TunnelIP.Is4() != cfg.LocalIP.Is4() {
+		return nil, fmt.Errorf("%s: tunnel IP %s and local IP %s are of different families", dev, cfg.TunnelIP, cfg.LocalIP)
 	}
 	var mac net.HardwareAddr
 	if cfg.MAC != "" {
 		m, err := net.ParseMAC(cfg.MAC)
 		if err != nil {
-			return nil, fmt.Errorf("vxlan: bad MAC %q: %w", cfg.MAC, err)
+			return nil, fmt.Errorf("%s: bad MAC %q: %w", dev, cfg.MAC, err)
 		}
 		mac = m
 	}
@@ -73,7 +77,7 @@ func (d *Driver) ensureVXLANDevice(cfg *dataplane.VXLANConfig, cur netlink.Link,
 			// These attributes are fixed at creation: re-create the device.
 			d.log.Info("re-creating VXLAN device with new parameters", "vni", cfg.VNI, "port", cfg.Port, "local", cfg.LocalIP)
 			if err := d.h.LinkDel(cur); err != nil {
-				return nil, fmt.Errorf("delete %s to re-create it: %w", VXLANDevice, err)
+				return nil, fmt.Errorf("delete %s to re-create it: %w", dev, err)
 			}
 			st.LinksChanged++
 			cur = nil
@@ -81,7 +85,7 @@ func (d *Driver) ensureVXLANDevice(cfg *dataplane.VXLANConfig, cur netlink.Link,
 	}
 	if cur == nil {
 		attrs := netlink.NewLinkAttrs()
-		attrs.Name = VXLANDevice
+		attrs.Name = dev
 		attrs.MTU = cfg.MTU
 		attrs.HardwareAddr = mac
 		vx := &netlink.Vxlan{
@@ -93,12 +97,12 @@ func (d *Driver) ensureVXLANDevice(cfg *dataplane.VXLANConfig, cur netlink.Link,
 			Learning:     false,
 		}
 		if err := d.h.LinkAdd(vx); err != nil {
-			return nil, fmt.Errorf("create %s: %w", VXLANDevice, err)
+			return nil, fmt.Errorf("create %s: %w", dev, err)
 		}
 		st.LinksChanged++
-		l, err := d.h.LinkByName(VXLANDevice)
+		l, err := d.h.LinkByName(dev)
 		if err != nil {
-			return nil, fmt.Errorf("read back %s: %w", VXLANDevice, err)
+			return nil, fmt.Errorf("read back %s: %w", dev, err)
 		}
 		cur = l
 	}
@@ -106,21 +110,21 @@ func (d *Driver) ensureVXLANDevice(cfg *dataplane.VXLANConfig, cur netlink.Link,
 	var errs []error
 	if cfg.MTU > 0 && a.MTU != cfg.MTU {
 		if err := d.h.LinkSetMTU(cur, cfg.MTU); err != nil {
-			errs = append(errs, fmt.Errorf("set %s MTU %d: %w", VXLANDevice, cfg.MTU, err))
+			errs = append(errs, fmt.Errorf("set %s MTU %d: %w", dev, cfg.MTU, err))
 		} else {
 			st.LinksChanged++
 		}
 	}
 	if mac != nil && !slices.Equal(a.HardwareAddr, mac) {
 		if err := d.h.LinkSetHardwareAddr(cur, mac); err != nil {
-			errs = append(errs, fmt.Errorf("set %s MAC: %w", VXLANDevice, err))
+			errs = append(errs, fmt.Errorf("set %s MAC: %w", dev, err))
 		} else {
 			st.LinksChanged++
 		}
 	}
 	if a.Flags&net.FlagUp == 0 {
 		if err := d.h.LinkSetUp(cur); err != nil {
-			errs = append(errs, fmt.Errorf("set %s up: %w", VXLANDevice, err))
+			errs = append(errs, fmt.Errorf("set %s up: %w", dev, err))
 		} else {
 			st.LinksChanged++
 		}
@@ -151,31 +155,41 @@ func (d *Driver) linkWithAddr(ip netip.Addr) int {
 	return 0
 }
 
-// ensureTunnelAddr gives the device exactly the address tunnel/32 (none if
-// tunnel is invalid).
+// ensureTunnelAddr gives the device exactly the address tunnel as a host
+// address (/32 or /128). IPv6 link-local addresses are the kernel's and stay.
 func (d *Driver) ensureTunnelAddr(link netlink.Link, tunnel netip.Addr, st *ApplyStats) error {
-	addrs, err := dump(func() ([]netlink.Addr, error) { return d.h.AddrList(link, netlink.FAMILY_V4) })
+	dev := link.Attrs().Name
+	fam := netlink.FAMILY_V4
+	if tunnel.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := dump(func() ([]netlink.Addr, error) { return d.h.AddrList(link, fam) })
 	if err != nil {
-		return fmt.Errorf("list %s addresses: %w", VXLANDevice, err)
+		return fmt.Errorf("list %s addresses: %w", dev, err)
 	}
 	var errs []error
 	found := false
 	for _, a := range addrs {
 		p, ok := ipNetToPrefix(a.IPNet)
-		if ok && tunnel.IsValid() && a.IP.Equal(tunnel.AsSlice()) && p.Bits() == 32 {
+		if ok && p.Addr().IsLinkLocalUnicast() && p.Addr().Is6() {
+			continue
+		}
+		if ok && tunnel.IsValid() && p.Addr() == tunnel && p.IsSingleIP() {
 			found = true
 			continue
 		}
 		if err := d.h.AddrDel(link, &a); err != nil {
-			errs = append(errs, fmt.Errorf("remove stale %s address %s: %w", VXLANDevice, a.IPNet, err))
+			errs = append(errs, fmt.Errorf("remove stale %s address %s: %w", dev, a.IPNet, err))
 		} else {
 			st.LinksChanged++
 		}
 	}
 	if !found && tunnel.IsValid() {
-		addr := &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(tunnel, 32))}
+		// No duplicate address detection: the address is IPAM's, and a
+		// tentative address would not be usable as a source for seconds.
+		addr := &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(tunnel, tunnel.BitLen())), Flags: unix.IFA_F_NODAD}
 		if err := d.h.AddrReplace(link, addr); err != nil {
-			errs = append(errs, fmt.Errorf("add %s address %s: %w", VXLANDevice, tunnel, err))
+			errs = append(errs, fmt.Errorf("add %s address %s: %w", dev, tunnel, err))
 		} else {
 			st.LinksChanged++
 		}
@@ -183,27 +197,33 @@ func (d *Driver) ensureTunnelAddr(link netlink.Link, tunnel netip.Addr, st *Appl
 	return errors.Join(errs...)
 }
 
-// syncVXLANNeighbors keeps one permanent ARP entry (tunnel IP -> MAC) and
-// one permanent FDB entry (MAC -> node IP) per peer, and removes permanent
-// entries for peers that are gone. Dynamic entries are the kernel's business.
+// syncVXLANNeighbors keeps one permanent neighbour entry (tunnel IP -> MAC,
+// ARP or NDP by the device's family) and one permanent FDB entry (MAC -> node
+// IP) per peer, and removes permanent entries for peers that are gone.
+// Dynamic entries are the kernel's business.
 func (d *Driver) syncVXLANNeighbors(link netlink.Link, cfg *dataplane.VXLANConfig, st *ApplyStats) error {
-	idx := link.Attrs().Index
+	idx, dev := link.Attrs().Index, link.Attrs().Name
+	v4 := cfg.TunnelIP.Is4()
+	fam := netlink.FAMILY_V4
+	if !v4 {
+		fam = netlink.FAMILY_V6
+	}
 	arp := make(map[netip.Addr]net.HardwareAddr, len(cfg.Peers))
 	fdb := make(map[string]netip.Addr, len(cfg.Peers))
 	var errs []error
 	for _, p := range cfg.Peers {
 		mac, err := net.ParseMAC(p.MAC)
-		if err != nil || !p.TunnelIP.Is4() || !p.NodeIP.IsValid() {
-			errs = append(errs, fmt.Errorf("vxlan peer %s: bad MAC %q or addresses", p.NodeIP, p.MAC))
+		if err != nil || p.TunnelIP.Is4() != v4 || p.NodeIP.Is4() != v4 || !p.TunnelIP.IsValid() || !p.NodeIP.IsValid() {
+			errs = append(errs, fmt.Errorf("%s peer %s: bad MAC %q or addresses of the wrong family", dev, p.NodeIP, p.MAC))
 			continue
 		}
 		arp[p.TunnelIP] = mac
 		fdb[strings.ToLower(mac.String())] = p.NodeIP
 	}
 
-	neighs, err := dump(func() ([]netlink.Neigh, error) { return d.h.NeighList(idx, netlink.FAMILY_V4) })
+	neighs, err := dump(func() ([]netlink.Neigh, error) { return d.h.NeighList(idx, fam) })
 	if err != nil {
-		return fmt.Errorf("list %s neighbours: %w", VXLANDevice, err)
+		return fmt.Errorf("list %s neighbours: %w", dev, err)
 	}
 	haveARP := map[netip.Addr]bool{}
 	for i := range neighs {
@@ -231,7 +251,7 @@ func (d *Driver) syncVXLANNeighbors(link netlink.Link, cfg *dataplane.VXLANConfi
 		if !ok || haveARP[p.TunnelIP] {
 			continue
 		}
-		n := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		n := &netlink.Neigh{LinkIndex: idx, Family: fam, State: netlink.NUD_PERMANENT,
 			Type: unix.RTN_UNICAST, IP: p.TunnelIP.AsSlice(), HardwareAddr: mac}
 		if err := d.h.NeighSet(n); err != nil {
 			errs = append(errs, fmt.Errorf("set neighbour %s: %w", p.TunnelIP, err))
@@ -243,7 +263,7 @@ func (d *Driver) syncVXLANNeighbors(link netlink.Link, cfg *dataplane.VXLANConfi
 
 	fdbs, err := dump(func() ([]netlink.Neigh, error) { return d.h.NeighList(idx, unix.AF_BRIDGE) })
 	if err != nil {
-		return fmt.Errorf("list %s fdb: %w", VXLANDevice, err)
+		return fmt.Errorf("list %s fdb: %w", dev, err)
 	}
 	haveFDB := map[string]bool{}
 	own := strings.ToLower(cfg.MAC)
@@ -290,6 +310,9 @@ func (d *Driver) syncVXLANNeighbors(link netlink.Link, cfg *dataplane.VXLANConfi
 	}
 	return errors.Join(errs...)
 }
+
+// isVXLANDevice says whether name is one of the VXLAN devices this driver owns.
+func isVXLANDevice(name string) bool { return name == VXLANDevice || name == VXLANDeviceV6 }
 
 func isNotFound(err error) bool {
 	return err != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH))

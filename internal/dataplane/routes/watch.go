@@ -131,7 +131,7 @@ func (d *Driver) subscribe(ch chan netlink.LinkUpdate, done chan struct{}, onErr
 func (d *Driver) linkChanged(known map[string]linkState, u netlink.LinkUpdate) (string, bool) {
 	a := u.Link.Attrs()
 	name := a.Name
-	if !strings.HasPrefix(name, d.prefix()) && name != VXLANDevice {
+	if !strings.HasPrefix(name, d.prefix()) && !isVXLANDevice(name) {
 		return name, false
 	}
 	d.markLinkDirty(name)

@@ -8,6 +8,17 @@ set -eu
 cd "$(dirname "$0")"
 : "${CALICOCTL:?set CALICOCTL}" "${ETCD_ENDPOINTS:?set ETCD_ENDPOINTS}"
 export DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS
+# tables: calicoctl's ps and wide tables of every kind, each after a
+# "$ calicoctl get ..." line (trailing blanks and blank lines dropped).
+tables() {
+	for k in tier gnp np globalnetworkset networkset bgpconfig bgppeer hostendpoint ipreservation ippool felixconfig node wep profile; do
+		a=; case $k in np|networkset|wep) a=-A;; esac
+		for o in ps wide; do
+			echo "\$ calicoctl get $k $a -o $o" | sed 's/  */ /g'
+			"$CALICOCTL" get $k $a -o $o 2>&1 | sed 's/ *$//' | grep -v '^$'
+		done
+	done
+}
 dump() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" get --prefix /calico; }
 changed() { # before after -> the pairs in after that are not in before
 	python3 - "$1" "$2" <<'PY'
@@ -36,6 +47,7 @@ for k in globalnetworkpolicy networkpolicy profile ippool felixconfiguration nod
 	"$CALICOCTL" get "$k" -A -o yaml > "get/$k.yaml" 2>&1 || "$CALICOCTL" get "$k" -o yaml > "get/$k.yaml" 2>&1 || true
 done
 "$CALICOCTL" get gnp deny-all -o yaml > get/gnp-by-short-name.yaml 2>&1 || true
+tables > get/tables.txt
 "$CALICOCTL" get gnp default.deny-all -o yaml > get/gnp-by-tiered-name.yaml 2>&1 || true
 if [ -n "${ASSIGN:-}" ]; then
 	dump > /tmp/before.$$

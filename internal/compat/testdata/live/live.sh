@@ -11,7 +11,7 @@ export DATASTORE_TYPE=etcdv3 KUBECONFIG=/tmp/live-kubeconfig
 M=../calicoctl-v3.31.7/manifests
 K=$CALICO
 wipe() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" del --prefix /calico >/dev/null; }
-run() { echo "\$ $*" | sed "s#$CALICOCTL31#calicoctl#; s#$CALICOCTL29#calicoctl#; s#$CALICO #calico #; s#$M/##g; s#$ASSIGN#h7-assign#"; "$@" 2>&1; echo "[exit $?]"; }
+run() { echo "\$ $*" | sed "s#$CALICOCTL31#calicoctl#; s#${CALICOCTL29:-/nonexistent}#calicoctl#; s#$CALICO #calico #; s#$M/##g; s#$ASSIGN#h7-assign#"; "$@" 2>&1; echo "[exit $?]"; }
 cat > /tmp/live-kubeconfig <<K8S
 apiVersion: v1
 kind: Config
@@ -24,7 +24,8 @@ printf 'apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n 
 printf 'apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: host-a\n  labels:\n    kubernetes.io/hostname: host-a\n    rack: r1\nspec:\n  bgp:\n    ipv4Address: 10.0.0.1/24\n  ipv4VXLANTunnelAddr: 10.48.0.1\n  vxlanTunnelMACAddr: 66:77:88:99:aa:bb\n' > /tmp/live-node.yaml
 
 for V in 31 29; do
-C=$(eval echo \$CALICOCTL$V)
+C=$(eval echo \${CALICOCTL$V:-})
+if [ -z "$C" ]; then echo "CALICOCTL$V not set: skipping v3.$V" >&2; continue; fi
 # A: calicoctl writes, we read and update, calicoctl reads our updates.
 wipe
 {
@@ -69,4 +70,32 @@ run $C ipam release --from-report /tmp/live-crep.json --force
 run $K ipam check --min-age 0
 run $C ipam check
 } > B-v3.$V.log 2>&1
+# C: the other kinds (tiers and tiered policies, network sets, BGP, host
+# endpoints, IP reservations, an IPv6 VXLAN pool, a node FelixConfiguration
+# with fields that have no effect here), both ways.
+NEW="10-tier 11-gnp-tiered 12-np-tiered 13-globalnetworkset 14-networkset 15-bgpconfiguration 16-bgppeer 17-hostendpoint 18-ipreservation 19-ippool-v6-vxlan 21-felixconfig-node"
+KINDS="tier gnp np globalnetworkset networkset bgpconfig bgppeer hostendpoint ipreservation ippool felixconfig"
+ns() { case $1 in np|networkset) echo -A;; esac; } # calicoctl refuses -A for cluster-wide kinds
+wipe
+{
+echo "## calicoctl writes, calico reads and applies calicoctl's get -o yaml back"
+for f in $NEW; do run $C apply -f $M/$f.yaml; done
+for k in $KINDS; do run $K get $k $(ns $k) -o yaml; done
+run $K get gnp security.block-partners -o name; run $K get np security.allow-monitoring -n shop -o name
+for k in $KINDS; do $C get $k $(ns $k) -o yaml > /tmp/live-c$k.yaml; run $K apply -f /tmp/live-c$k.yaml; done
+run $C get gnp -o wide; run $C get np -A -o wide; run $C get tier -o wide
+run $C get felixconfig node.host-a -o yaml
+run $K delete gnp security.block-partners; run $K delete networkset office -n shop; run $C get gnp; run $C get networkset -A
+} > C1-v3.$V.log 2>&1
+wipe
+{
+echo "## calico writes, calicoctl reads and applies calico's get -o yaml back"
+for f in $NEW; do run $K apply -f $M/$f.yaml; done
+for k in $KINDS; do run $C get $k $(ns $k) -o yaml; done
+for k in $KINDS; do $K get $k $(ns $k) -o yaml > /tmp/live-k$k.yaml; run $C apply -f /tmp/live-k$k.yaml; done
+run $C get gnp -o wide; run $C get np -A -o wide; run $K get gnp -o wide; run $K get np -A -o wide
+run $C delete gnp security.block-partners; run $C delete np security.allow-monitoring -n shop
+run $C delete globalnetworkset partners; run $C delete ipreservation reserved-printers
+run $K get gnp; run $K get np -A; run $K get globalnetworkset; run $K get ipreservation
+} > C2-v3.$V.log 2>&1
 done
