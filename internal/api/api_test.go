@@ -49,6 +49,7 @@ func TestKindTable(t *testing.T) {
 		KindTier: "tiers", KindStagedGlobalNetworkPolicy: "stagedglobalnetworkpolicies",
 		KindStagedNetworkPolicy: "stagednetworkpolicies", KindStagedKubernetesNetworkPolicy: "stagedkubernetesnetworkpolicies",
 		KindIPReservation: "ipreservations", KindKubeControllersConfiguration: "kubecontrollersconfigurations",
+		KindClusterInformation: "clusterinformations",
 	}
 	if len(Kinds()) != len(wantPlural) {
 		t.Fatalf("%d kinds, want %d", len(Kinds()), len(wantPlural))

@@ -85,6 +85,8 @@ func kindNoEffect(r Resource) string {
 	switch r.(type) {
 	case *KubeControllersConfiguration:
 		return fmt.Sprintf("%s is stored; only spec.controllers.node.hostEndpoint.autoCreate has an effect here (automatic host endpoints), no kube-controllers run", Ident(r))
+	case *ClusterInformation:
+		return clusterInfoNoEffect(r.(*ClusterInformation))
 	case *StagedGlobalNetworkPolicy, *StagedNetworkPolicy, *StagedKubernetesNetworkPolicy:
 		return fmt.Sprintf("%s is stored but never enforced (staged policies preview a change: see calico policy trace and matrix)", Ident(r))
 	}
@@ -113,6 +115,7 @@ func validateMoreKinds(c *errs, r Resource) bool {
 		validateIPReservation(c, &v.Spec)
 	case *KubeControllersConfiguration:
 		validateKubeControllers(c, &v.Spec)
+	case *ClusterInformation:
 	default:
 		return false
 	}

@@ -48,13 +48,13 @@ var kinds = []KindInfo{
 		new:     func() Resource { return &FelixConfiguration{} }},
 	bgpFilterKind,
 	globalNetworkSetKind, networkSetKind, tierKind, stagedGNPKind, stagedNPKind, stagedKNPKind,
-	ipReservationKind, kubeControllersKind,
+	ipReservationKind, kubeControllersKind, clusterInfoKind,
 }
 
 // unsupportedKinds are Calico kinds this project knows of but does not
 // implement; naming them gives a clearer error than "unknown kind".
 var unsupportedKinds = map[string]bool{
-	"ClusterInformation": true, "IPAMConfiguration": true, "CalicoNodeStatus": true, "BlockAffinity": true,
+	"IPAMConfiguration": true, "CalicoNodeStatus": true, "BlockAffinity": true,
 }
 
 var (

@@ -498,6 +498,26 @@ metadata: {name: x}
 		}
 	})
 
+	t.Run("ClusterInformation", func(t *testing.T) {
+		// The datastore's initialisation writes Calico's "default"; it is
+		// read, patched (as Calico's migration docs do) and keeps its GUID.
+		c := fresh(t)
+		c.ok("apply", "-f", testdata("cluster.yaml"))
+		before := c.ok("get", "clusterinfo", "default", "-o", "yaml")
+		guid := regexp.MustCompile(`clusterGUID: (\S+)`).FindStringSubmatch(before)
+		if guid == nil || !strings.Contains(before, "datastoreReady: true") || !strings.Contains(before, "kind: ClusterInformation") {
+			t.Fatalf("get clusterinformation:\n%s", before)
+		}
+		r := c.run("", "patch", "clusterinformation", "default", "-p", `{"spec":{"datastoreReady":false}}`)
+		if r.code != 0 || !strings.Contains(r.stderr, "spec.datastoreReady: false is stored, but nodes here do not pause") {
+			t.Fatalf("patch: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+		after := c.ok("get", "clusterinformations", "-o", "yaml")
+		if !strings.Contains(after, "datastoreReady: false") || !strings.Contains(after, "clusterGUID: "+guid[1]) {
+			t.Fatalf("after patch:\n%s", after)
+		}
+	})
+
 	t.Run("UnreachableDatastore", func(t *testing.T) {
 		start := time.Now()
 		r := runCalico(t, bin, "http://127.0.0.1:1", "", "get", "gnp")
