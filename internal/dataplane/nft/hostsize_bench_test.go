@@ -3,6 +3,7 @@ package nft
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -38,7 +39,12 @@ func BenchmarkChangeVsHostSize(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				drv.SetDesired(d)
-				_, err := drv.Apply(context.Background())
+				var err error
+				// The label lets a -cpuprofile be narrowed to the timed
+				// applies: pprof -tagfocus change=add.
+				pprof.Do(context.Background(), pprof.Labels("change", kind), func(ctx context.Context) {
+					_, err = drv.Apply(ctx)
+				})
 				lat[kind] = append(lat[kind], time.Since(start))
 				b.StopTimer()
 				if err != nil {
