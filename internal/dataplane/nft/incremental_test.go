@@ -331,6 +331,19 @@ func (g *randDesired) desired() *dataplane.Desired {
 		d.Endpoints = append(d.Endpoints, ep)
 	}
 	slices.SortFunc(d.Endpoints, func(a, b dataplane.Endpoint) int { return strings.Compare(a.Iface, b.Iface) })
+	// Now and then, input the agent does not send but the driver must
+	// survive the same way cold and warm: two endpoints out of order, and
+	// an interface claimed twice (the first endpoint keeps it).
+	if n := len(d.Endpoints); n > 2 && g.r.IntN(5) == 0 {
+		i, k := g.r.IntN(n), g.r.IntN(n)
+		d.Endpoints[i], d.Endpoints[k] = d.Endpoints[k], d.Endpoints[i]
+	}
+	if n := len(d.Endpoints); n > 1 && g.r.IntN(8) == 0 {
+		dup := d.Endpoints[g.r.IntN(n)]
+		dup.ID += "-dup"
+		dup.Profiles = nil
+		d.Endpoints = slices.Insert(d.Endpoints, g.r.IntN(n+1), dup)
+	}
 	for _, pc := range g.chains {
 		d.Chains = append(d.Chains, pc)
 	}
