@@ -75,8 +75,8 @@ type model struct {
 // cache remembers compiled objects by their source so that an Apply after
 // a small change compiles only what changed. Sources are compared by value.
 type cache struct {
-	round    uint64                   // compile generation
-	eps      map[string]*epEntry      // by interface
+	round uint64              // compile generation
+	eps   map[string]*epEntry // by interface
 	// order holds eps' entries in the order of the last Desired's
 	// endpoints (sorted by interface): compile walks it beside the new
 	// list and finds an unchanged endpoint by one string comparison, the
