@@ -279,9 +279,9 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			continue
 		}
 		m.endpoints++
-		if e == nil || e.id != ep.ID || !slices.Equal(e.in, ep.IngressPolicies) || !slices.Equal(e.eg, ep.EgressPolicies) ||
-			!slices.Equal(e.profile, ep.Profiles) || !slices.Equal(e.addrs, ep.Addrs) ||
-			!slices.Equal(e.inT, ep.IngressTiers) || !slices.Equal(e.egT, ep.EgressTiers) {
+		if e == nil || e.id != ep.ID || !sameSlice(e.in, ep.IngressPolicies) || !sameSlice(e.eg, ep.EgressPolicies) ||
+			!sameSlice(e.profile, ep.Profiles) || !sameSlice(e.addrs, ep.Addrs) ||
+			!sameSlice(e.inT, ep.IngressTiers) || !sameSlice(e.egT, ep.EgressTiers) {
 			old := c.eps[ep.Iface]
 			if old != nil {
 				old.round = round // replaced, not gone
@@ -482,6 +482,19 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	addSet(&setModel{name: cpAddr6, typ: typeIP6, comment: "control plane: node addresses", content: &setContent{elems: ipElems(cpNets, 6)}})
 	addSet(&setModel{name: cpPorts, typ: typeProtoPort, comment: "control plane: ports", content: &setContent{elems: protoPortElems(d.ControlPlane.Ports)}})
 	return m
+}
+
+// sameSlice is slices.Equal, answering at once for the same array (a
+// caller that keeps an unchanged endpoint's slices between Desired values
+// pays nothing per element).
+func sameSlice[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }
 
 // endpointChainEntry returns the shared endpoint chain called name,
