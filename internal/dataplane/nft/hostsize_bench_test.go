@@ -3,6 +3,7 @@ package nft
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -33,17 +34,25 @@ func BenchmarkChangeVsHostSize(b *testing.B) {
 				b.Fatal(err)
 			}
 			lat := map[string][]time.Duration{}
+			var batchBytes int // what was sent: should follow the change, not the host
 			apply := func(kind string) {
 				d := s.desired()
 				b.StartTimer()
 				start := time.Now()
 				drv.SetDesired(d)
-				_, err := drv.Apply(context.Background())
+				var err error
+				var st ApplyStats
+				// The label lets a -cpuprofile be narrowed to the timed
+				// applies: pprof -tagfocus change=add.
+				pprof.Do(context.Background(), pprof.Labels("change", kind), func(ctx context.Context) {
+					st, err = drv.Apply(ctx)
+				})
 				lat[kind] = append(lat[kind], time.Since(start))
 				b.StopTimer()
 				if err != nil {
 					b.Fatal(err)
 				}
+				batchBytes += st.Bytes
 			}
 			b.ResetTimer()
 			b.StopTimer()
@@ -57,6 +66,7 @@ func BenchmarkChangeVsHostSize(b *testing.B) {
 				s.eps = s.eps[:len(s.eps)-1]
 				apply("remove")
 			}
+			b.ReportMetric(float64(batchBytes)/float64(b.N), "batch-B/op")
 			for _, kind := range []string{"add", "change", "remove"} {
 				xs := lat[kind]
 				slices.Sort(xs)

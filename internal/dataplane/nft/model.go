@@ -75,8 +75,17 @@ type model struct {
 // cache remembers compiled objects by their source so that an Apply after
 // a small change compiles only what changed. Sources are compared by value.
 type cache struct {
-	round    uint64                   // compile generation
-	eps      map[string]*epEntry      // by interface
+	round uint64              // compile generation
+	eps   map[string]*epEntry // by interface
+	// order holds eps' entries in the order of the last Desired's
+	// endpoints (sorted by interface): compile walks it beside the new
+	// list and finds an unchanged endpoint by one string comparison, the
+	// map being only for the endpoints that moved. spare is the previous
+	// order's array, reused.
+	order, spare []*epEntry
+	// chainGen changes when epChains is emptied (flow logs switched), so
+	// that an endpoint's remembered chain entries are looked up again.
+	chainGen uint64
 	epChains map[string]*epChainEntry // shared endpoint chains by name
 	pols     map[string]*polEntry
 	flowLogs bool // Desired.FlowLogs the cached chains were compiled for
@@ -117,7 +126,7 @@ func (e *derivedEdit) finish() {
 // epEntry is what one endpoint contributes: the names of the chains it
 // dispatches to, and its map and anti-spoofing elements.
 type epEntry struct {
-	id              string
+	id, iface       string
 	in, eg, profile []string
 	inT, egT        []dataplane.EndpointTier
 	addrs           []netip.Prefix
@@ -127,6 +136,11 @@ type epEntry struct {
 	spoof4Net       []elem // other prefixes
 	spoof6Net       []elem
 	round           uint64 // last compile that saw this endpoint
+	// The shared chains it dispatches to, valid while chainGen is the
+	// cache's: an endpoint seen in a round keeps its chains in use, so
+	// they are never dropped from epChains under it.
+	fwCE, twCE *epChainEntry
+	chainGen   uint64
 }
 
 // epChainEntry is a shared endpoint chain and the lists it evaluates.
@@ -171,6 +185,9 @@ func newCache() *cache {
 func compile(d *dataplane.Desired, c *cache) *model {
 	if c == nil {
 		c = newCache()
+	}
+	if c.flowLogs != d.FlowLogs {
+		c.chainGen++ // setFlowLogs empties epChains
 	}
 	c.setFlowLogs(d.FlowLogs)
 	m := &model{chains: map[string]*chainModel{}, sets: map[string]*setModel{}}
@@ -234,27 +251,45 @@ func compile(d *dataplane.Desired, c *cache) *model {
 			}
 		}
 	}
-	// Generation marks instead of "seen" maps: this loop runs over every
-	// endpoint on every Apply.
+	// Generation marks instead of "seen" maps, and a walk beside the last
+	// round's order instead of a map lookup per endpoint: this loop runs
+	// over every endpoint on every Apply, so its cost per unchanged
+	// endpoint is what makes a change cost more on a bigger host.
 	c.round++
 	round := c.round
 	var usedChains []*epChainEntry
+	prev, next := c.order, c.spare[:0]
+	j := 0 // prev[j] is the next endpoint expected
 	for i := range d.Endpoints {
 		ep := &d.Endpoints[i]
 		if ep.Iface == "" || len(ep.Iface) > 15 {
 			m.problems = append(m.problems, fmt.Sprintf("endpoint %s: invalid interface name %q", ep.ID, ep.Iface))
 			continue
 		}
-		e := c.eps[ep.Iface]
+		var e *epEntry
+		if j < len(prev) && prev[j].iface == ep.Iface && prev[j].round != round {
+			e = prev[j]
+			j++
+		} else if e = c.eps[ep.Iface]; e != nil && e.round != round {
+			// Endpoints before it went away, or it is new (e nil).
+			for j < len(prev) && prev[j] != e {
+				j++
+			}
+			j = min(j+1, len(prev))
+		}
 		if e != nil && e.round == round {
 			m.problems = append(m.problems, fmt.Sprintf("endpoint %s: interface %s already used by another endpoint", ep.ID, ep.Iface))
 			continue
 		}
 		m.endpoints++
-		if e == nil || e.id != ep.ID || !slices.Equal(e.in, ep.IngressPolicies) || !slices.Equal(e.eg, ep.EgressPolicies) ||
-			!slices.Equal(e.profile, ep.Profiles) || !slices.Equal(e.addrs, ep.Addrs) ||
-			!slices.Equal(e.inT, ep.IngressTiers) || !slices.Equal(e.egT, ep.EgressTiers) {
-			e = &epEntry{id: ep.ID, in: ep.IngressPolicies, eg: ep.EgressPolicies, profile: ep.Profiles, addrs: ep.Addrs,
+		if e == nil || e.id != ep.ID || !sameSlice(e.in, ep.IngressPolicies) || !sameSlice(e.eg, ep.EgressPolicies) ||
+			!sameSlice(e.profile, ep.Profiles) || !sameSlice(e.addrs, ep.Addrs) ||
+			!sameSlice(e.inT, ep.IngressTiers) || !sameSlice(e.egT, ep.EgressTiers) {
+			old := c.eps[ep.Iface]
+			if old != nil {
+				old.round = round // replaced, not gone
+			}
+			e = &epEntry{id: ep.ID, iface: ep.Iface, in: ep.IngressPolicies, eg: ep.EgressPolicies, profile: ep.Profiles, addrs: ep.Addrs,
 				inT: ep.IngressTiers, egT: ep.EgressTiers}
 			e.fwName = tieredChainName(ep.EgressPolicies, ep.EgressTiers, ep.Profiles, false)
 			e.twName = tieredChainName(ep.IngressPolicies, ep.IngressTiers, ep.Profiles, true)
@@ -274,38 +309,35 @@ func compile(d *dataplane.Desired, c *cache) *model {
 					e.spoof6 = append(e.spoof6, x)
 				}
 			}
-			replaceElems(c.eps[ep.Iface], e)
+			replaceElems(old, e)
 			c.eps[ep.Iface] = e
 		}
 		e.round = round
-		for _, x := range []struct {
-			name    string
-			pols    []string
-			tiers   []dataplane.EndpointTier
-			ingress bool
-		}{{e.fwName, e.eg, e.egT, false}, {e.twName, e.in, e.inT, true}} {
-			ce := c.epChains[x.name]
-			if ce != nil && ce.round == round {
+		next = append(next, e)
+		if e.chainGen != c.chainGen || e.fwCE == nil {
+			e.fwCE = c.endpointChainEntry(e.fwName, e.eg, e.egT, e.profile, false)
+			e.twCE = c.endpointChainEntry(e.twName, e.in, e.inT, e.profile, true)
+			e.chainGen = c.chainGen
+		}
+		for _, ce := range [2]*epChainEntry{e.fwCE, e.twCE} {
+			if ce.round == round {
 				continue
-			}
-			if ce == nil {
-				pols, tiers, profiles, ingress := x.pols, x.tiers, e.profile, x.ingress
-				ce = &epChainEntry{pols: pols, profiles: profiles}
-				ce.ch = newChain(x.name, tieredChainComment(pols, tiers, profiles, ingress), nil,
-					c.endpointChain(pols, tiers, profiles, ingress))
-				c.epChains[x.name] = ce
 			}
 			ce.round = round
 			usedChains = append(usedChains, ce)
 			addChain(ce.ch)
 		}
 	}
-	for k, e := range c.eps {
+	// Every entry of eps is in prev (entries made this round are in next
+	// and marked): the unmarked ones are the endpoints that went.
+	for _, e := range prev {
 		if e.round != round {
 			replaceElems(e, nil)
-			delete(c.eps, k)
+			delete(c.eps, e.iface)
 		}
 	}
+	clear(prev)
+	c.order, c.spare = next, prev
 	for _, ed := range []*derivedEdit{fwEd, twEd, sp4Ed, sp6Ed, sp4NetEd, sp6NetEd} {
 		ed.finish()
 	}
@@ -473,6 +505,32 @@ func compile(d *dataplane.Desired, c *cache) *model {
 	addSet(&setModel{name: cpAddr6, typ: typeIP6, comment: "control plane: node addresses", content: &setContent{elems: ipElems(cpNets, 6)}})
 	addSet(&setModel{name: cpPorts, typ: typeProtoPort, comment: "control plane: ports", content: &setContent{elems: protoPortElems(d.ControlPlane.Ports)}})
 	return m
+}
+
+// sameSlice is slices.Equal, answering at once for the same array (a
+// caller that keeps an unchanged endpoint's slices between Desired values
+// pays nothing per element).
+func sameSlice[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
+}
+
+// endpointChainEntry returns the shared endpoint chain called name,
+// making it if no endpoint uses it yet.
+func (c *cache) endpointChainEntry(name string, pols []string, tiers []dataplane.EndpointTier, profiles []string, ingress bool) *epChainEntry {
+	if ce := c.epChains[name]; ce != nil {
+		return ce
+	}
+	ce := &epChainEntry{pols: pols, profiles: profiles}
+	ce.ch = newChain(name, tieredChainComment(pols, tiers, profiles, ingress), nil,
+		c.endpointChain(pols, tiers, profiles, ingress))
+	c.epChains[name] = ce
+	return ce
 }
 
 func equalPolicyChain(a, b *dataplane.PolicyChain) bool {
