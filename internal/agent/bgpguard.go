@@ -11,7 +11,7 @@ import (
 	"github.com/calico-docker/calico/internal/bgp"
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/routes"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // hostRoutesMaxAge bounds how long the host's own routes, read from the

@@ -8,7 +8,7 @@ import (
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/dockerfw"
 	"github.com/calico-docker/calico/internal/dataplane/nft"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // fwDriver is the part of the Docker firewall driver the agent uses.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/routes"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // staleRouteGrace is how long a restarted agent keeps the BGP-learned routes

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/calico-docker/calico/internal/api"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/nsexec"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
