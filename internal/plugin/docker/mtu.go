@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -153,8 +152,8 @@ func hasAddr(iface, ns string, ip netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("find %s: %w", iface, err)
 	}
-	addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	addrs, err := nsexec.RetryValue(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
+	if err != nil {
 		return fmt.Errorf("list the addresses of %s: %w", iface, err)
 	}
 	for _, a := range addrs {
