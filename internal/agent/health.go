@@ -73,7 +73,7 @@ func metricsHandler(m *metrics) http.Handler {
 func (a *Agent) live() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.loopBeat.IsZero() && time.Since(a.loopBeat) > 5*time.Minute {
+	if !a.loopBeat.IsZero() && a.clock.Since(a.loopBeat) > 5*time.Minute {
 		return errors.New("apply loop stalled")
 	}
 	return nil
