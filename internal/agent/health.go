@@ -94,10 +94,12 @@ func (a *Agent) Status() nodectl.Health {
 	switch {
 	case !a.everInSync:
 		h.Reason = "waiting for the datastore to sync"
+	case a.lastApplyErr != nil:
+		// Before "not programmed yet": a node whose first apply fails must
+		// say why, not look as if it were still starting.
+		h.Reason = "last dataplane apply failed: " + a.lastApplyErr.Error()
 	case !a.applied:
 		h.Reason = "dataplane not programmed yet"
-	case a.lastApplyErr != nil:
-		h.Reason = "last dataplane apply failed: " + a.lastApplyErr.Error()
 	case !a.fwChecked:
 		h.Reason = "docker firewall and forwarding not checked yet"
 	case a.fwErr != nil:
