@@ -21,6 +21,7 @@ import (
 	"github.com/calico-docker/calico/internal/agent"
 	"github.com/calico-docker/calico/internal/agent/agenttest"
 	"github.com/calico-docker/calico/internal/api"
+	"github.com/calico-docker/calico/internal/bgp"
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/testutil"
@@ -37,17 +38,22 @@ const (
 	// maxApplyBackoff is the longest the agent waits before retrying a
 	// failed apply.
 	maxApplyBackoff = 10 * time.Second
+	// staleGrace is how long BGP routes left by a previous agent are kept.
+	staleGrace = 90 * time.Second
 )
 
 // fakeAgent is an agent running against fakes.
 type fakeAgent struct {
-	a      *agent.Agent
-	nft    *agenttest.NFT
-	rt     *agenttest.Routes
-	store  *agenttest.Store
-	clock  *clockwork.FakeClock
-	cancel context.CancelFunc
-	done   chan error
+	a     *agent.Agent
+	nft   *agenttest.NFT
+	rt    *agenttest.Routes
+	store *agenttest.Store
+	clock *clockwork.FakeClock
+	// cfg and speaker may be changed by prepare (speaker is used with cfg.BGP).
+	cfg     agent.Config
+	speaker *agenttest.Speaker
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 func startFakeAgent(t *testing.T, prepare func(f *fakeAgent)) *fakeAgent {
@@ -57,21 +63,28 @@ func startFakeAgent(t *testing.T, prepare func(f *fakeAgent)) *fakeAgent {
 		rt:    agenttest.NewRoutes(netip.MustParsePrefix("10.73.0.1/24")),
 		store: agenttest.NewStore(),
 		clock: clockwork.NewFakeClock(),
-		done:  make(chan error, 1),
+		cfg: agent.Config{
+			NodeName: fakeNode,
+			// Not a namespace the fakes enter (they enter none): a non-empty
+			// NetNS keeps the agent from writing this host's node state
+			// (the node name file, the BGP graceful-stop marker).
+			NetNS:                 "/nonexistent/h21-fake-netns",
+			ResyncInterval:        fakeResync,
+			FirewallCheckInterval: fakeFwCheck,
+			Logger:                slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
+		speaker: agenttest.NewSpeaker(),
+		done:    make(chan error, 1),
+	}
+	if testing.Verbose() {
+		f.cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if prepare != nil {
 		prepare(f)
 	}
-	cfg := agent.Config{
-		NodeName:              fakeNode,
-		ResyncInterval:        fakeResync,
-		FirewallCheckInterval: fakeFwCheck,
-		Logger:                slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	a, err := agent.NewWithDeps(cfg, "test", agent.Deps{NFT: f.nft, Routes: f.rt, Store: f.store, Clock: f.clock})
+	a, err := agent.NewWithDeps(f.cfg, "test", agent.Deps{
+		NFT: f.nft, Routes: f.rt, Store: f.store, Clock: f.clock, NewSpeaker: f.speaker.Factory(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +347,60 @@ func TestFakePeriodicResync(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// routeDsts are the destinations of the routes in d that go via a gateway
+// (learned ones), sorted.
+func routeDsts(d *dataplane.Desired) []string {
+	if d == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range d.Routes {
+		if r.Type == dataplane.RouteVia {
+			out = append(out, r.Dst.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// After a restart the BGP routes the previous agent left in the kernel are
+// kept while the (injected) speaker re-learns, and dropped when the grace
+// period has passed on the clock, unless the speaker learned them again.
+func TestFakeStaleLearnedRoutesGrace(t *testing.T) {
+	gw := netip.MustParseAddr("10.73.0.2")
+	f := startFakeAgent(t, func(f *fakeAgent) {
+		f.cfg.BGP = true
+		f.rt.Host.Learned = []dataplane.Route{
+			{Dst: netip.MustParsePrefix("10.74.0.0/26"), Type: dataplane.RouteVia, Gateway: gw},
+			{Dst: netip.MustParsePrefix("10.74.0.64/26"), Type: dataplane.RouteVia, Gateway: gw},
+		}
+		putEndpoint(t, f.store.Inner(), "a", "10.73.1.1/32")
+	})
+	waitRoutes := func(want ...string) {
+		t.Helper()
+		testutil.Eventually(t, fakeWait, func() error {
+			if got := routeDsts(f.rt.Applied()); !slices.Equal(got, want) {
+				return fmt.Errorf("learned routes programmed %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	waitRoutes("10.74.0.0/26", "10.74.0.64/26")
+	testutil.Eventually(t, fakeWait, func() error {
+		if n, cfg := f.speaker.Started(); n != 1 || cfg.IPv4Address != netip.MustParseAddr("10.73.0.1") {
+			return fmt.Errorf("speaker started %d times with %+v; want once, on the host's address", n, cfg)
+		}
+		return nil
+	})
+	// The speaker re-learns one of them (and a new one).
+	f.speaker.Learn([]bgp.LearnedRoute{
+		{Prefix: netip.MustParsePrefix("10.74.0.64/26"), NextHop: gw},
+		{Prefix: netip.MustParsePrefix("10.74.1.0/26"), NextHop: gw},
+	})
+	waitRoutes("10.74.0.0/26", "10.74.0.64/26", "10.74.1.0/26")
+	// Grace over: the one not re-learned goes.
+	f.clock.Advance(staleGrace)
+	waitRoutes("10.74.0.64/26", "10.74.1.0/26")
 }

@@ -21,7 +21,7 @@ const staleRouteGrace = 90 * time.Second
 func (a *Agent) learnedRoutes() []dataplane.Route {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.stale) == 0 || a.clock.Now().After(a.staleUntil) {
+	if len(a.stale) == 0 || !a.clock.Now().Before(a.staleUntil) { // over when reached: the AfterFunc fires then
 		a.stale = nil
 		return a.learned
 	}
