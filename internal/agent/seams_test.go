@@ -155,15 +155,19 @@ func ifaces(d *dataplane.Desired) []string {
 // on the given interfaces.
 func (f *fakeAgent) waitProgrammed(t *testing.T, want ...string) {
 	t.Helper()
+	testutil.Eventually(t, fakeWait, func() error { return f.programmed(want...) })
+}
+
+// programmed checks that both fake drivers hold exactly the endpoints on
+// the given interfaces.
+func (f *fakeAgent) programmed(want ...string) error {
 	slices.Sort(want)
-	testutil.Eventually(t, fakeWait, func() error {
-		for name, d := range map[string]*agenttest.Driver{"nft": &f.nft.Driver, "routes": &f.rt.Driver} {
-			if got := ifaces(d.Applied()); !slices.Equal(got, want) {
-				return fmt.Errorf("%s driver programmed %v, want %v", name, got, want)
-			}
+	for name, d := range map[string]*agenttest.Driver{"nft": &f.nft.Driver, "routes": &f.rt.Driver} {
+		if got := ifaces(d.Applied()); !slices.Equal(got, want) {
+			return fmt.Errorf("%s driver programmed %v, want %v", name, got, want)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // waitStatus waits until cond holds for the agent's status.
@@ -262,12 +266,8 @@ func TestFakeFailedApplyRetried(t *testing.T) {
 			f.rt.FailWith(nil)
 			testutil.Eventually(t, fakeWait, func() error {
 				f.clock.Advance(maxApplyBackoff)
-				if got := ifaces(f.nft.Applied()); !slices.Equal(got, []string{"calia"}) {
-					return fmt.Errorf("programmed %v after the kernel recovered", got)
-				}
-				return nil
+				return f.programmed("calia")
 			})
-			f.waitProgrammed(t, "calia")
 			f.waitStatus(t, "ready", func(s statusView) bool { return s.Ready })
 		})
 	}
