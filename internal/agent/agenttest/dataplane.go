@@ -74,13 +74,21 @@ func (d *Driver) SetDesired(want *dataplane.Desired) {
 }
 
 // Apply programs the desired state, or fails with the fault set.
-func (d *Driver) Apply(ctx context.Context) error {
+func (d *Driver) Apply(ctx context.Context) error { return d.program(ctx, &d.applies) }
+
+// Resync counts the call and, unless a fault is set, programs the desired
+// state as Apply does.
+func (d *Driver) Resync(ctx context.Context) error { return d.program(ctx, &d.resyncs) }
+
+// program counts the call in *calls and programs the desired state unless
+// a fault is set.
+func (d *Driver) program(ctx context.Context, calls *int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.applies++
+	*calls++
 	if err := d.fault(); err != nil {
 		return err
 	}
@@ -88,24 +96,6 @@ func (d *Driver) Apply(ctx context.Context) error {
 		return errors.New("apply before SetDesired")
 	}
 	d.applied = d.desired
-	return nil
-}
-
-// Resync counts the call and, unless a fault is set, programs the desired
-// state as Apply does.
-func (d *Driver) Resync(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.resyncs++
-	if err := d.fault(); err != nil {
-		return err
-	}
-	if d.desired != nil {
-		d.applied = d.desired
-	}
 	return nil
 }
 

@@ -52,23 +52,23 @@ func (s *Speaker) Start(context.Context) error {
 
 // SetPeers implements bgp.Speaker.
 func (s *Speaker) SetPeers(_ context.Context, peers []bgp.Peer) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started == 0 || s.stopped {
-		return errors.New("speaker not running")
-	}
-	s.peers = slices.Clone(peers)
-	return nil
+	return s.set(func() { s.peers = slices.Clone(peers) })
 }
 
 // SetAdvertisements implements bgp.Speaker.
 func (s *Speaker) SetAdvertisements(_ context.Context, ads []bgp.Advertisement) error {
+	return s.set(func() { s.ads = slices.Clone(ads) })
+}
+
+// set runs f under the lock if the speaker runs, as the real one refuses
+// configuration before Start and after Stop.
+func (s *Speaker) set(f func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started == 0 || s.stopped {
 		return errors.New("speaker not running")
 	}
-	s.ads = slices.Clone(ads)
+	f()
 	return nil
 }
 
