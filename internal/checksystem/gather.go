@@ -99,7 +99,7 @@ func gatherLinks(ns string, f *Facts) {
 		return
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := nsexec.RetryValue(h.LinkList)
 	if err != nil {
 		f.LinksErr = err.Error()
 		return

@@ -89,7 +89,7 @@ func uplinkMTU(ns string) (int, error) {
 	}
 	defer h.Close()
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := h.RouteList(nil, fam)
+		routes, err := nsexec.RetryValue(func() ([]netlink.Route, error) { return h.RouteList(nil, fam) })
 		if err != nil {
 			return 0, fmt.Errorf("list routes: %w", err)
 		}
