@@ -405,3 +405,13 @@ func TestFakeStaleLearnedRoutesGrace(t *testing.T) {
 	f.clock.Advance(staleGrace)
 	waitRoutes("10.74.0.64/26", "10.74.1.0/26")
 }
+
+// Half the dataplane injected would mix a fake with the kernel: refused,
+// naming the fields.
+func TestNewWithDepsRefusesOneDriver(t *testing.T) {
+	cfg := agent.Config{NodeName: fakeNode}
+	_, err := agent.NewWithDeps(cfg, "test", agent.Deps{NFT: &agenttest.NFT{}})
+	if err == nil || !strings.Contains(err.Error(), "NFT") || !strings.Contains(err.Error(), "Routes") {
+		t.Fatalf("NewWithDeps with only NFT: %v, want an error naming NFT and Routes", err)
+	}
+}
