@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/syncer"
@@ -23,11 +25,15 @@ type Agent struct {
 	version string
 	m       *metrics
 
+	// deps are the injected outside world (deps.go); clock is deps.Clock.
+	deps  Deps
+	clock clockwork.Clock
+
 	store datastore.Store
 	calc  *calcState
-	nft   nftDriver
-	rt    routesDriver
-	fw    fwDriver // nil when DockerFirewall is off
+	nft   NFTDriver
+	rt    RoutesDriver
+	fw    FirewallDriver // nil when DockerFirewall is off
 	bgp   *bgpRunner
 	// cluster is the managed datastore's state (nil with an external etcd).
 	cluster *cluster
@@ -62,24 +68,13 @@ type Agent struct {
 	guard        guardState
 }
 
-// nftDriver and routesDriver are the parts of the dataplane drivers the agent uses.
-type nftDriver interface {
-	SetDesired(*dataplane.Desired)
-	Apply(ctx context.Context) error
-	Resync(ctx context.Context) error
-}
-
-type routesDriver interface {
-	SetDesired(*dataplane.Desired)
-	Apply(ctx context.Context) error
-	// Resync re-reads what Apply trusts from memory (interface sysctls) and applies.
-	Resync(ctx context.Context) error
-	// LinkEvents reports names of workload interfaces that appeared or changed.
-	LinkEvents(ctx context.Context) <-chan string
-}
-
-// New prepares an agent; Run starts it.
+// New prepares an agent with the production drivers, datastore, speaker
+// and clock; Run starts it.
 func New(cfg Config, version string) (*Agent, error) {
+	return NewWithDeps(cfg, version, Deps{})
+}
+
+func newAgent(cfg Config, version string) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -131,6 +126,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	if err := a.openDataplane(); err != nil {
+		return err
+	}
 	if err := a.resolveAddrs(); err != nil {
 		return err
 	}
@@ -168,31 +166,31 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Unlock()
 	}
 
-	if err := a.openDataplane(); err != nil {
-		return err
-	}
 	if a.cfg.BGP {
-		stale, err := kernelLearnedRoutes(a.cfg.NetNS)
+		stale, err := a.rt.LearnedRoutes()
 		if err != nil {
 			a.log.Warn("read routes learned by a previous instance", "err", err)
 		}
 		if len(stale) > 0 {
 			a.log.Info("keeping routes learned by the previous instance while BGP re-learns them", "routes", len(stale), "for", staleRouteGrace)
 			a.mu.Lock()
-			a.stale, a.staleUntil = stale, time.Now().Add(staleRouteGrace)
+			a.stale, a.staleUntil = stale, a.clock.Now().Add(staleRouteGrace)
 			a.mu.Unlock()
-			time.AfterFunc(staleRouteGrace, a.trigger)
+			a.clock.AfterFunc(staleRouteGrace, a.trigger)
 		}
 	}
-	store, err := a.openStore(ctx)
-	if err != nil {
-		return err
+	store := a.deps.Store
+	if store == nil {
+		var err error
+		if store, err = a.openStore(ctx); err != nil {
+			return err
+		}
+		defer store.Close()
 	}
 	a.store = store
-	defer store.Close()
 	a.calc = newCalcState(a.cfg.NodeName)
 	a.calc.setControlPlanePorts(a.cfg.controlPlanePorts())
-	a.calc.setHostMTU(hostMTU(a.cfg.NetNS, a.ipv4.Addr()))
+	a.calc.setHostMTU(a.rt.HostMTU(a.ipv4.Addr()))
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -345,9 +343,9 @@ func (a *Agent) loop(ctx context.Context) {
 	a.mu.Lock()
 	every := a.resyncEvery
 	a.mu.Unlock()
-	resync := time.NewTimer(every)
+	resync := a.clock.NewTimer(every)
 	defer resync.Stop()
-	fwTick := time.NewTicker(a.cfg.FirewallCheckInterval)
+	fwTick := a.clock.NewTicker(a.cfg.FirewallCheckInterval)
 	defer fwTick.Stop()
 	fwDue := false
 	var retry <-chan time.Time
@@ -355,7 +353,7 @@ func (a *Agent) loop(ctx context.Context) {
 	needResync := false
 	for {
 		a.mu.Lock()
-		a.loopBeat = time.Now()
+		a.loopBeat = a.clock.Now()
 		a.mu.Unlock()
 		fwOnly := false
 		select {
@@ -364,9 +362,9 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-a.kick:
 		case <-retry:
 			retry = nil
-		case <-fwTick.C:
+		case <-fwTick.Chan():
 			fwDue, fwOnly = true, true
-		case <-resync.C:
+		case <-resync.Chan():
 			needResync = true
 			a.mu.Lock()
 			every = a.resyncEvery
@@ -429,7 +427,7 @@ func (a *Agent) loop(ctx context.Context) {
 			}
 			a.m.applyErrors.Inc()
 			a.log.Warn("dataplane apply failed; retrying", "err", err, "in", backoff)
-			retry = time.After(backoff)
+			retry = a.clock.After(backoff)
 			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}

@@ -28,7 +28,7 @@ type bgpRunner struct {
 	kick chan struct{}
 
 	mu       sync.Mutex
-	sp       *bgp.GoBGP
+	sp       bgp.Speaker
 	settings bgp.NodeSettings
 	local    []netip.Prefix // local endpoint addresses, from the last apply
 	peers    []netip.Addr   // addresses of the sessions last configured
@@ -213,7 +213,7 @@ func (r *bgpRunner) ensureSpeaker(ctx context.Context, s bgp.NodeSettings, marke
 		Restarting:  restarting,
 		MaxPrefixes: r.a.cfg.BGPMaxPrefixes,
 	}
-	sp := bgp.NewGoBGP(cfg)
+	sp := r.a.deps.NewSpeaker(cfg)
 	if err := sp.Start(ctx); err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (r *bgpRunner) ensureSpeaker(ctx context.Context, s bgp.NodeSettings, marke
 	return nil
 }
 
-func (r *bgpRunner) forwardLearned(ctx context.Context, sp *bgp.GoBGP) {
+func (r *bgpRunner) forwardLearned(ctx context.Context, sp bgp.Speaker) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -2,16 +2,11 @@ package agent
 
 import (
 	"net/netip"
-	"slices"
 	"time"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/bgp"
 	"github.com/calico-docker/calico/internal/dataplane"
-	"github.com/calico-docker/calico/internal/dataplane/routes"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 )
 
 // hostRoutesMaxAge bounds how long the host's own routes, read from the
@@ -34,14 +29,14 @@ func (a *Agent) guardLearned(learned []dataplane.Route) []dataplane.Route {
 		return learned
 	}
 	g := &a.guard
-	if g.readAt.IsZero() || time.Since(g.readAt) > hostRoutesMaxAge {
-		hr, err := hostRoutes(a.cfg.NetNS)
+	if g.readAt.IsZero() || a.clock.Since(g.readAt) > hostRoutesMaxAge {
+		hr, err := a.rt.HostRoutes()
 		if err != nil {
 			// Without the host's routes every route containing a node's
 			// address is refused: failing closed.
 			a.log.Warn("bgp route guard: cannot read the host's routes", "err", err)
 		} else {
-			g.hostRoutes, g.readAt = hr, time.Now()
+			g.hostRoutes, g.readAt = hr, a.clock.Now()
 		}
 	}
 	in := a.guardInput()
@@ -87,42 +82,4 @@ func (a *Agent) guardInput() bgp.GuardInput {
 		in.PeerAddrs = a.bgp.peerAddresses()
 	}
 	return in
-}
-
-// hostRoutes reads the destinations of the main table's routes that are not
-// ours (our protocol's are learned or computed by us).
-func hostRoutes(netnsPath string) ([]netip.Prefix, error) {
-	h, err := nsexec.Handle(netnsPath)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	var out []netip.Prefix
-	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := h.RouteListFiltered(fam, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rs {
-			if int(r.Protocol) == routes.DefaultProtocol {
-				continue
-			}
-			if r.Dst == nil {
-				if fam == netlink.FAMILY_V4 {
-					out = append(out, netip.MustParsePrefix("0.0.0.0/0"))
-				} else {
-					out = append(out, netip.MustParsePrefix("::/0"))
-				}
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(r.Dst.IP)
-			if !ok {
-				continue
-			}
-			ones, _ := r.Dst.Mask.Size()
-			out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
-		}
-	}
-	slices.SortFunc(out, comparePrefix)
-	return slices.Compact(out), nil
 }

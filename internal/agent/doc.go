@@ -12,4 +12,7 @@
 //     their routes and rules while the node is down.
 //   - All kernel work happens in the apply loop, one goroutine; everything
 //     else only records state and kicks the loop.
+//   - The agent reaches the kernel only through its dataplane drivers, and
+//     the datastore, the BGP speaker and time only through Deps (deps.go):
+//     tests run it without root against the fakes of package agenttest.
 package agent

@@ -73,7 +73,7 @@ func metricsHandler(m *metrics) http.Handler {
 func (a *Agent) live() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.loopBeat.IsZero() && time.Since(a.loopBeat) > 5*time.Minute {
+	if !a.loopBeat.IsZero() && a.clock.Since(a.loopBeat) > 5*time.Minute {
 		return errors.New("apply loop stalled")
 	}
 	return nil
@@ -100,10 +100,12 @@ func (a *Agent) Status() nodectl.Health {
 		// that whoever watches readiness sees the outage. In sync again,
 		// the watch catches up and readiness returns by itself.
 		h.Reason = "datastore not in sync; the dataplane keeps its last programmed state"
+	case a.lastApplyErr != nil:
+		// Before "not programmed yet": a node whose first apply fails must
+		// say why, not look as if it were still starting.
+		h.Reason = "last dataplane apply failed: " + a.lastApplyErr.Error()
 	case !a.applied:
 		h.Reason = "dataplane not programmed yet"
-	case a.lastApplyErr != nil:
-		h.Reason = "last dataplane apply failed: " + a.lastApplyErr.Error()
 	case !a.fwChecked:
 		h.Reason = "docker firewall and forwarding not checked yet"
 	case a.fwErr != nil:

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/calico-docker/calico/internal/api"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/dataplane/routes"
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/resources"
 )
@@ -52,7 +49,7 @@ func (a *Agent) resolveAddrs() error {
 		return fmt.Errorf("--ip6: %w", err)
 	}
 	if !v4.IsValid() {
-		v4, err = autodetectIPv4(a.cfg.NetNS)
+		v4, err = a.rt.HostIPv4()
 		if err != nil {
 			return err
 		}
@@ -62,42 +59,6 @@ func (a *Agent) resolveAddrs() error {
 	a.ipv4, a.ipv6 = v4, v6
 	a.mu.Unlock()
 	return nil
-}
-
-// autodetectIPv4 picks the address on the interface of the default route
-// (Calico's "first-found" in spirit, but deterministic: the route the host
-// would use).
-func autodetectIPv4(netnsPath string) (netip.Prefix, error) {
-	h, err := nsexec.Handle(netnsPath)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	defer h.Close()
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("autodetect IPv4: list routes: %w", err)
-	}
-	for _, r := range routes {
-		if r.Dst != nil && r.Dst.String() != "0.0.0.0/0" {
-			continue
-		}
-		link, err := h.LinkByIndex(r.LinkIndex)
-		if err != nil {
-			continue
-		}
-		addrs, err := h.AddrList(link, netlink.FAMILY_V4)
-		if err != nil {
-			continue
-		}
-		for _, ad := range addrs {
-			if ad.IP.IsGlobalUnicast() {
-				ones, _ := ad.Mask.Size()
-				ip, _ := netip.AddrFromSlice(ad.IP.To4())
-				return netip.PrefixFrom(ip, ones), nil
-			}
-		}
-	}
-	return netip.Prefix{}, fmt.Errorf("autodetect IPv4: no default route with a global address; set --ip")
 }
 
 // registerNode creates or updates this host's Node resource, retrying until
@@ -115,7 +76,7 @@ func (a *Agent) registerNode(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-a.clock.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
@@ -155,31 +116,6 @@ func (a *Agent) writeNode(ctx context.Context) error {
 	return fmt.Errorf("node %s: too many concurrent updates", a.cfg.NodeName)
 }
 
-// hostMTU is the MTU of the interface carrying this host's IPv4 address.
-func hostMTU(netnsPath string, addr netip.Addr) int {
-	h, err := nsexec.Handle(netnsPath)
-	if err != nil {
-		return 0
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		return 0
-	}
-	for _, l := range links {
-		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil {
-			continue
-		}
-		for _, ad := range addrs {
-			if ad.IP.Equal(net.IP(addr.AsSlice())) {
-				return l.Attrs().MTU
-			}
-		}
-	}
-	return 0
-}
-
 // DefaultNodenameFile is where the node records its name, as calico/node
 // does, so that commands on this host (`calico container add`) use the same
 // name (Config.NodenameFile, env CALICO_NODENAME_FILE).
@@ -206,7 +142,7 @@ func HostIPv4(flag string) (net.IP, error) {
 		return nil, fmt.Errorf("--ip %q: %w", flag, err)
 	}
 	if !p.IsValid() {
-		if p, err = autodetectIPv4(""); err != nil {
+		if p, err = routes.AutodetectIPv4(""); err != nil {
 			return nil, err
 		}
 	}

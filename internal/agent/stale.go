@@ -4,11 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/calico-docker/calico/internal/dataplane"
-	"github.com/calico-docker/calico/internal/dataplane/routes"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 )
 
 // staleRouteGrace is how long a restarted agent keeps the BGP-learned routes
@@ -18,41 +14,6 @@ import (
 // restart; the peers keep our routes by BGP graceful restart).
 const staleRouteGrace = 90 * time.Second
 
-// kernelLearnedRoutes reads the routes with our protocol that go via a
-// gateway and not over VXLAN: what a previous instance learned from BGP.
-func kernelLearnedRoutes(netnsPath string) ([]dataplane.Route, error) {
-	h, err := nsexec.Handle(netnsPath)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	var out []dataplane.Route
-	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := h.RouteListFiltered(fam, &netlink.Route{Protocol: netlink.RouteProtocol(routes.DefaultProtocol)}, netlink.RT_FILTER_PROTOCOL)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rs {
-			if r.Dst == nil || r.Gw == nil {
-				continue
-			}
-			if l, err := h.LinkByIndex(r.LinkIndex); err == nil && (l.Attrs().Name == routes.VXLANDevice || l.Attrs().Name == routes.VXLANDeviceV6) {
-				continue
-			}
-			dst, ok1 := netip.AddrFromSlice(r.Dst.IP)
-			gw, ok2 := netip.AddrFromSlice(r.Gw)
-			if !ok1 || !ok2 {
-				continue
-			}
-			ones, _ := r.Dst.Mask.Size()
-			out = append(out, dataplane.Route{
-				Dst: netip.PrefixFrom(dst.Unmap(), ones), Type: dataplane.RouteVia, Gateway: gw.Unmap(),
-			})
-		}
-	}
-	return out, nil
-}
-
 // learnedRoutes is what the apply loop merges into the desired routes: the
 // speaker's current best paths and, during the grace period after a restart,
 // the routes the previous instance had learned that the speaker has not
@@ -60,7 +21,7 @@ func kernelLearnedRoutes(netnsPath string) ([]dataplane.Route, error) {
 func (a *Agent) learnedRoutes() []dataplane.Route {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.stale) == 0 || time.Now().After(a.staleUntil) {
+	if len(a.stale) == 0 || !a.clock.Now().Before(a.staleUntil) { // over when reached: the AfterFunc fires then
 		a.stale = nil
 		return a.learned
 	}

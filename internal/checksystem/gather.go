@@ -16,7 +16,7 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // Options say what Gather inspects.
@@ -99,7 +99,7 @@ func gatherLinks(ns string, f *Facts) {
 		return
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := nsexec.RetryValue(h.LinkList)
 	if err != nil {
 		f.LinksErr = err.Error()
 		return

@@ -15,7 +15,7 @@ import (
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/dataplane/nft"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // scratchNS is a network namespace that exists only as long as its handle is
@@ -372,7 +372,9 @@ func probeRouteProto(s *scratchNS) error {
 			return fmt.Errorf("add route %s proto %d: %w", r.Dst, proto, err)
 		}
 	}
-	got, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: proto}, netlink.RT_FILTER_PROTOCOL)
+	got, err := nsexec.RetryValue(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: proto}, netlink.RT_FILTER_PROTOCOL)
+	})
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}

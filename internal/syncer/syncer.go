@@ -75,9 +75,16 @@ func New(store datastore.Store, h Handler, log *slog.Logger) *Syncer {
 // Run watches until ctx is done.
 func (s *Syncer) Run(ctx context.Context) {
 	prefixes := []string{datastore.ResourcesRoot, BlockAssignmentPrefix}
-	var wg sync.WaitGroup
+	// Every prefix is known (not in sync) before any watch starts: a watch
+	// that syncs first must not count as "all in sync" while the others are
+	// missing from the map (and the map is only touched under s.mu).
+	s.mu.Lock()
 	for _, p := range prefixes {
 		s.inSync[p] = false
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range prefixes {
 		wg.Add(1)
 		go func(prefix string) {
 			defer wg.Done()

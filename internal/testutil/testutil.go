@@ -12,9 +12,18 @@ import (
 	"time"
 )
 
-// RequireRoot skips the test unless it runs as root.
+// UnitOnly reports whether only unprivileged tests are wanted
+// (CALICO_UNIT=1, as `make test-unit` sets): then root-only tests skip even
+// when run as root, so the unit tier behaves the same for every user.
+func UnitOnly() bool { return os.Getenv("CALICO_UNIT") == "1" }
+
+// RequireRoot skips the test unless it runs as root, and skips it in the
+// unit tier (UnitOnly) too.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if UnitOnly() {
+		t.Skip("skipped: needs root (netns/nftables/routes) and CALICO_UNIT=1 asks for unprivileged tests only")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root (netns/nftables/routes); `make test` runs it as root")
 	}

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/calico-docker/calico/internal/dataplane/routes"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // TableName is the nftables table the node owns (family inet).
@@ -42,7 +42,7 @@ func Dataplane(netnsPath string) (Removed, error) {
 	defer h.Close()
 	var errs []error
 
-	links, err := h.LinkList()
+	links, err := nsexec.RetryValue(h.LinkList)
 	if err != nil {
 		return out, fmt.Errorf("list links: %w", err)
 	}
@@ -59,7 +59,9 @@ func Dataplane(netnsPath string) (Removed, error) {
 	}
 
 	filter := &netlink.Route{Protocol: routes.DefaultProtocol, Table: unix.RT_TABLE_UNSPEC}
-	rs, err := h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	rs, err := nsexec.RetryValue(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list routes with protocol %d: %w", routes.DefaultProtocol, err))
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // PlumbConfig describes one container interface to wire up.
@@ -188,8 +188,8 @@ func configureContainerSide(ch *netlink.Handle, cont netlink.Link, cfg *PlumbCon
 	for _, p := range cfg.Addrs {
 		want[p.Addr().Unmap()] = true
 	}
-	have, err := ch.AddrList(cont, netlink.FAMILY_ALL)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	have, err := nsexec.RetryValue(func() ([]netlink.Addr, error) { return ch.AddrList(cont, netlink.FAMILY_ALL) })
+	if err != nil {
 		return fmt.Errorf("plumb: list addresses of %s: %w", name, err)
 	}
 	present := map[netip.Addr]bool{}

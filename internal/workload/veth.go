@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 const (

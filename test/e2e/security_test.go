@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/nodectl"
+	"github.com/calico-docker/calico/internal/nsexec"
 	"github.com/calico-docker/calico/internal/testutil"
 )
 

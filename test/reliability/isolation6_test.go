@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // IPv6: a container with NET_ADMIN cannot send from another container's

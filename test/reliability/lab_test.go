@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/lab"
 	"github.com/calico-docker/calico/internal/lab/labtest"
+	"github.com/calico-docker/calico/internal/nsexec"
 	"github.com/calico-docker/calico/internal/testutil"
 )
 

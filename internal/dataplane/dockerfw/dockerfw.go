@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/nftables"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // Marker starts the comment of every iptables rule we own.

@@ -17,7 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/calico-docker/calico/internal/dataplane"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 const (
@@ -391,19 +391,10 @@ func ifaceSysctls(name string, v6 bool) []nsexec.Sysctl {
 }
 
 // dump retries a netlink dump the kernel interrupted (the table changed
-// while it was read), so callers never act on a partial view.
+// while it was read), so callers never act on a partial view; the policy
+// (which errors, how often, how long) is nsexec.RetryValue's.
 func dump[T any](f func() (T, error)) (T, error) {
-	const attempts = 5
-	var v T
-	var err error
-	for range attempts {
-		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	var zero T
-	return zero, fmt.Errorf("netlink dump interrupted %d times: %w", attempts, err)
+	return nsexec.RetryValue(f)
 }
 
 // errCollector keeps the first few errors of an Apply and counts the rest.

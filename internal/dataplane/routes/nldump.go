@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
+	"github.com/calico-docker/calico/internal/nsexec"
 )
 
 // rtextFilterSkipStats asks the kernel to leave interface statistics out of

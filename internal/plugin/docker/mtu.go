@@ -2,14 +2,13 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/calico-docker/calico/internal/api"
-	"github.com/calico-docker/calico/internal/dataplane/routes/nsexec"
 	"github.com/calico-docker/calico/internal/datastore"
+	"github.com/calico-docker/calico/internal/nsexec"
 	"github.com/calico-docker/calico/internal/resources"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -90,7 +89,7 @@ func uplinkMTU(ns string) (int, error) {
 	}
 	defer h.Close()
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := h.RouteList(nil, fam)
+		routes, err := nsexec.RetryValue(func() ([]netlink.Route, error) { return h.RouteList(nil, fam) })
 		if err != nil {
 			return 0, fmt.Errorf("list routes: %w", err)
 		}
@@ -153,8 +152,8 @@ func hasAddr(iface, ns string, ip netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("find %s: %w", iface, err)
 	}
-	addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	addrs, err := nsexec.RetryValue(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
+	if err != nil {
 		return fmt.Errorf("list the addresses of %s: %w", iface, err)
 	}
 	for _, a := range addrs {

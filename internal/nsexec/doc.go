@@ -1,6 +1,10 @@
-// Package nsexec runs short pieces of work inside another network namespace
-// without ever leaving a long-lived goroutine's OS thread in the wrong
-// namespace, and reads and writes /proc/sys values there.
+// Package nsexec is the one place the code enters network namespaces and
+// retries netlink: it runs short pieces of work inside another network
+// namespace without ever leaving a long-lived goroutine's OS thread in the
+// wrong namespace, reads and writes /proc/sys values there, opens netlink
+// handles in a namespace, and retries netlink calls that failed transiently
+// (Retry, RetryValue: dump interrupted, EINTR, EBUSY, with a short bounded
+// backoff) so no caller acts on a partial dump or gives up on a busy kernel.
 //
 // Why a thread is needed at all: netlink work can target a namespace through a
 // handle (netlink.NewHandleAt) and needs no switching, but /proc/sys/net shows
