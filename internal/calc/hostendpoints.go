@@ -15,9 +15,11 @@ import (
 //
 //   - A HostEndpoint is local when spec.node is this host. It names one
 //     interface (interfaceName) or every host interface ("*"). One that
-//     names no interface (expectedIPs only) is not programmed: this
-//     dataplane does not resolve interfaces from addresses. When two local
-//     HostEndpoints name the same interface, the smaller name wins.
+//     names no interface governs the interfaces that carry one of its
+//     expectedIPs: it is emitted with Iface "" and the addresses, and the
+//     driver finds the interfaces when it applies (addresses are the
+//     kernel's, not the datastore's; see dataplane.HostEndpoint). When two
+//     local HostEndpoints name the same interface, the smaller name wins.
 //   - Its labels: the labelsToApply of its existing profiles (earlier
 //     profiles win), then metadata.labels. It has no namespace: a policy or
 //     rule with a namespaceSelector other than global() never selects it,
@@ -114,6 +116,19 @@ func hepAddrs(h *api.HostEndpoint) []netip.Prefix {
 	return parseNets(h.Spec.ExpectedIPs)
 }
 
+// hepExpectedAddrs are h's expectedIPs as addresses, sorted, without
+// duplicates (invalid ones are refused by validation and skipped here).
+func hepExpectedAddrs(h *api.HostEndpoint) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range h.Spec.ExpectedIPs {
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
 // computeHostEndpoints is the host part of Compute (and Calculator).
 func computeHostEndpoints(in *hostInput) hostOutput {
 	var out hostOutput
@@ -161,11 +176,18 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 	for _, hi := range heps {
 		h := hi.h
 		iface := strings.TrimSpace(h.Spec.InterfaceName)
-		if h.Spec.Node != in.node || iface == "" || seenIface[iface] {
+		if h.Spec.Node != in.node || seenIface[iface] {
 			continue
 		}
-		seenIface[iface] = true
 		e := dataplane.HostEndpoint{ID: h.Name, Iface: iface}
+		if iface == "" {
+			e.ExpectedIPs = hepExpectedAddrs(h)
+			if len(e.ExpectedIPs) == 0 {
+				continue // refused by validation
+			}
+		} else {
+			seenIface[iface] = true
+		}
 		for _, p := range pols {
 			if !hostMatches(p.m, hi.labels) {
 				continue
@@ -214,7 +236,9 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 	if len(out.prot.Endpoints) == 0 {
 		return hostOutput{}
 	}
-	slices.SortFunc(out.prot.Endpoints, func(a, b dataplane.HostEndpoint) int { return strings.Compare(a.Iface, b.Iface) })
+	slices.SortFunc(out.prot.Endpoints, func(a, b dataplane.HostEndpoint) int {
+		return cmp.Or(strings.Compare(a.Iface, b.Iface), strings.Compare(a.ID, b.ID))
+	})
 	out.prot.FailsafeIn, out.prot.FailsafeOut = failsafes(in.felix)
 
 	setMatchers := map[string]*matcher{}

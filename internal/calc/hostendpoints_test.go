@@ -59,6 +59,12 @@ func TestHostEndpointsClassify(t *testing.T) {
 	}
 	d := compute(t, s)
 	want := []dataplane.HostEndpoint{
+		// Found by address: untracked policy applies (the driver resolves
+		// it to named interfaces).
+		{ID: "h1-ips", Iface: "", ExpectedIPs: addrs("192.0.2.9"),
+			Ingress: []string{"gnp:a-normal", "gnp:b-fwd", "gnp:g-global"}, Egress: []string{"gnp:a-normal"},
+			ForwardIngress: []string{"gnp:b-fwd"}, PreDNAT: []string{"gnp:c-prednat"},
+			UntrackedIngress: []string{"gnp:d-untracked"}, UntrackedEgress: []string{"gnp:d-untracked"}},
 		{ID: "h1-all", Iface: "*",
 			Ingress: []string{"gnp:a-normal", "gnp:b-fwd", "gnp:g-global"}, Egress: []string{"gnp:a-normal", "gnp:e-profile-label"},
 			ForwardIngress: []string{"gnp:b-fwd"}, PreDNAT: []string{"gnp:c-prednat"}, Profiles: []string{"profile:prof"}},
@@ -88,6 +94,49 @@ func TestHostEndpointsClassify(t *testing.T) {
 		if !slices.ContainsFunc(d.Chains, func(c dataplane.PolicyChain) bool { return c.ID == want }) {
 			t.Fatalf("chain %s missing: %+v", want, d.Chains)
 		}
+	}
+}
+
+// TestHostEndpointsExpectedIPs: a HostEndpoint without interfaceName is
+// emitted with its addresses for the driver to resolve; several such
+// endpoints, and named ones, coexist (the driver decides which governs an
+// interface that two of them match).
+func TestHostEndpointsExpectedIPs(t *testing.T) {
+	in := []string{"Ingress"}
+	pol := hostPol("p", 1, "host == 'yes'", in, []api.Rule{allow()}, nil, nil)
+	yes := map[string]string{"host": "yes"}
+	for _, tc := range []struct {
+		name string
+		heps []api.HostEndpoint
+		want []dataplane.HostEndpoint
+	}{
+		{"addresses only",
+			[]api.HostEndpoint{hep("e", "h1", "", yes, []string{"192.0.2.5", "2001:db8::5", "192.0.2.1", "192.0.2.5"})},
+			[]dataplane.HostEndpoint{{ID: "e", ExpectedIPs: addrs("192.0.2.1", "192.0.2.5", "2001:db8::5"), Ingress: []string{"gnp:p"}}}},
+		{"another node's: none",
+			[]api.HostEndpoint{hep("e", "h2", "", yes, []string{"192.0.2.5"})}, nil},
+		{"no valid address: none",
+			[]api.HostEndpoint{hep("e", "h1", "", yes, []string{"not-an-ip"})}, nil},
+		{"several by address, sorted by ID, with named and star",
+			[]api.HostEndpoint{
+				hep("z", "h1", "", nil, []string{"192.0.2.7"}),
+				hep("a", "h1", "", yes, []string{"192.0.2.7"}),
+				hep("n", "h1", "eth0", nil, []string{"192.0.2.7"}),
+				hep("s", "h1", "*", nil, nil),
+			},
+			[]dataplane.HostEndpoint{
+				{ID: "a", ExpectedIPs: addrs("192.0.2.7"), Ingress: []string{"gnp:p"}},
+				{ID: "z", ExpectedIPs: addrs("192.0.2.7")},
+				{ID: "s", Iface: "*"},
+				{ID: "n", Iface: "eth0"},
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := compute(t, &Snapshot{Node: "h1", HostEndpoints: tc.heps, GlobalNetworkPolicies: []api.GlobalNetworkPolicy{pol}})
+			if !reflect.DeepEqual(d.Hosts.Endpoints, tc.want) {
+				t.Fatalf("host endpoints:\n got %+v\nwant %+v", d.Hosts.Endpoints, tc.want)
+			}
+		})
 	}
 }
 

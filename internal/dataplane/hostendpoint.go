@@ -7,8 +7,9 @@ import "net/netip"
 // judged and the failsafe lists have no effect.
 //
 // Semantics, per packet on an interface that has a HostEndpoint (a named
-// one wins over the "*" one; workload interfaces, "lo" and vxlan.calico
-// are never host endpoints here):
+// one wins over one found by address, which wins over the "*" one;
+// workload interfaces, "lo" and vxlan.calico are never host endpoints
+// here):
 //
 //   - Untracked (doNotTrack) policies, named interfaces only, before
 //     conntrack: Allow leaves the packet untracked and accepted (it skips
@@ -30,7 +31,8 @@ import "net/netip"
 // host, outbound ones destination ports of traffic from it; Net restricts
 // the remote address (source inbound, destination outbound).
 type HostProtection struct {
-	// Endpoints are the local host endpoints, sorted by Iface ("*" first).
+	// Endpoints are the local host endpoints, sorted by Iface, then ID
+	// (those found by address, Iface "", first; then "*").
 	Endpoints []HostEndpoint
 	// FailsafeIn and FailsafeOut are sorted by protocol, port, then net.
 	FailsafeIn  []FailsafePort
@@ -42,8 +44,16 @@ type HostProtection struct {
 type HostEndpoint struct {
 	// ID is the HostEndpoint's name.
 	ID string
-	// Iface is the interface name, or "*" for every host interface.
+	// Iface is the interface name, "*" for every host interface, or ""
+	// for the interfaces that carry one of ExpectedIPs (Calico's
+	// HostEndpoint with expectedIPs and no interfaceName): the driver
+	// finds them in its namespace when it applies, and an interface
+	// already named by another endpoint keeps that one; between two
+	// endpoints found by address the smaller ID wins.
 	Iface string
+	// ExpectedIPs, sorted, locate the interfaces of an endpoint with
+	// Iface "".
+	ExpectedIPs []netip.Addr
 	// Ingress and Egress: normal policies (traffic to or from the host).
 	Ingress, Egress []string
 	// ForwardIngress and ForwardEgress: policies with applyOnForward.
