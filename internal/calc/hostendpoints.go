@@ -25,6 +25,8 @@ import (
 //     rule with a namespaceSelector other than global() never selects it,
 //     one with namespaceSelector global() does (Calico's meaning of
 //     global(): non-namespaced endpoints only).
+//   - Policies are in tier order as for workloads (tiers.go), and each
+//     list of a HostEndpoint says where its tiers end (dataplane.HostEndpoint).
 //   - Only GlobalNetworkPolicies select host endpoints. A policy with
 //     doNotTrack (untracked) or preDNAT applies to host endpoints only,
 //     never to workloads; untracked policies apply to named interfaces only
@@ -77,6 +79,7 @@ type hostInput struct {
 	gnps     []*api.GlobalNetworkPolicy
 	profiles map[string]*api.Profile
 	felix    *api.FelixConfigurationSpec
+	tiers    map[string]tierInfo
 	// workloads yields every workload endpoint's view and addresses (for
 	// the members of rule selector sets).
 	workloads func(yield func(v *epView, addrs []netip.Prefix))
@@ -168,7 +171,22 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 		byName[g.Name] = &pol{meta: newPolMeta(gnpChainID(g.Name), g.Name, &g.Spec), m: m, spec: &g.Spec}
 	}
 	pols := mapValues(byName)
-	slices.SortFunc(pols, func(a, b *pol) int { return comparePolMeta(&a.meta, &b.meta) })
+	// Tier order first, then each policy's own order (tiers.go), as for
+	// workload endpoints.
+	slices.SortFunc(pols, func(a, b *pol) int {
+		return cmp.Or(compareTiers(in.tiers, a.meta.tier, b.meta.tier), comparePolMeta(&a.meta, &b.meta))
+	})
+	tierOfID := map[string]*polMeta{}
+	for _, p := range pols {
+		tierOfID[p.meta.id] = &p.meta
+	}
+	groups := func(ids []string) []dataplane.EndpointTier {
+		metas := make([]*polMeta, len(ids))
+		for i, id := range ids {
+			metas[i] = tierOfID[id]
+		}
+		return tierGroups(metas, in.tiers, func(*polMeta) bool { return true })
+	}
 
 	used := map[string]*pol{}
 	usedProfiles := map[string]bool{}
@@ -227,6 +245,10 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 				used[id] = p
 			}
 		}
+		e.IngressTiers, e.EgressTiers = groups(e.Ingress), groups(e.Egress)
+		e.ForwardIngressTiers, e.ForwardEgressTiers = groups(e.ForwardIngress), groups(e.ForwardEgress)
+		e.PreDNATTiers = groups(e.PreDNAT)
+		e.UntrackedIngressTiers, e.UntrackedEgressTiers = groups(e.UntrackedIngress), groups(e.UntrackedEgress)
 		e.Profiles = endpointProfiles(h.Spec.Profiles, func(n string) bool { return in.profiles[n] != nil })
 		for _, id := range e.Profiles {
 			usedProfiles[id] = true

@@ -276,3 +276,52 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 		}
 	}
 }
+
+// TestHostEndpointsTiers: host policies are in tier order, and every list
+// of a host endpoint says where its tiers end, as a workload's does.
+func TestHostEndpointsTiers(t *testing.T) {
+	in, both := []string{"Ingress"}, []string{"Ingress", "Egress"}
+	sel := "host == 'yes'"
+	pols := []api.GlobalNetworkPolicy{
+		hostPol("allow-ssh", 1, sel, in, []api.Rule{allow()}, nil, nil),
+		inTier(hostPol("security.late", 9, sel, both, []api.Rule{deny()}, []api.Rule{deny()}, nil), "security"),
+		inTier(hostPol("security.pass", 1, sel, in, []api.Rule{{Action: api.ActionPass}}, nil, nil), "security"),
+		inTier(hostPol("security.fwd", 2, sel, in, []api.Rule{deny()}, nil, onForward), "security"),
+		inTier(hostPol("security.pre", 3, sel, in, []api.Rule{deny()}, nil, preDNAT), "security"),
+		hostPol("pre-default", 0, sel, in, []api.Rule{allow()}, nil, preDNAT),
+		inTier(hostPol("ops.raw", 1, sel, in, []api.Rule{allow()}, nil, untracked), "ops"),
+	}
+	tiers := []api.Tier{tier("security", ord(10), "Pass"), tier("ops", ord(20), "")}
+	s := &Snapshot{Node: "h1", GlobalNetworkPolicies: pols, Tiers: tiers,
+		HostEndpoints: []api.HostEndpoint{hep("e", "h1", "eth0", map[string]string{"host": "yes"}, nil)}}
+	d := compute(t, s)
+	sec := func(n int) dataplane.EndpointTier {
+		return dataplane.EndpointTier{Name: "security", Policies: n, DefaultPass: true}
+	}
+	def := func(n int) dataplane.EndpointTier { return dataplane.EndpointTier{Name: "default", Policies: n} }
+	want := []dataplane.HostEndpoint{{ID: "e", Iface: "eth0",
+		Ingress:             []string{"gnp:security.pass", "gnp:security.fwd", "gnp:security.late", "gnp:allow-ssh"},
+		IngressTiers:        []dataplane.EndpointTier{sec(3), def(1)},
+		Egress:              []string{"gnp:security.late"},
+		EgressTiers:         []dataplane.EndpointTier{sec(1)},
+		ForwardIngress:      []string{"gnp:security.fwd"},
+		ForwardIngressTiers: []dataplane.EndpointTier{sec(1)},
+		PreDNAT:             []string{"gnp:security.pre", "gnp:pre-default"},
+		PreDNATTiers:        []dataplane.EndpointTier{sec(1), def(1)},
+		// One tier that denies by default: no tier list.
+		UntrackedIngress: []string{"gnp:ops.raw"},
+	}}
+	if !reflect.DeepEqual(d.Hosts.Endpoints, want) {
+		t.Fatalf("host endpoints:\n got %+v\nwant %+v", d.Hosts.Endpoints, want)
+	}
+	// The Calculator follows a tier change.
+	c := loadCalculator(s)
+	c.UpsertTier(&[]api.Tier{tier("security", ord(1e7), "")}[0])
+	s.Tiers = []api.Tier{tier("security", ord(1e7), ""), tiers[1]}
+	if got, want := c.Desired(), Compute(s); !reflect.DeepEqual(got.Hosts, want.Hosts) {
+		t.Fatalf("after a tier change:\n got %+v\nwant %+v", got.Hosts, want.Hosts)
+	}
+	if got := c.Desired().Hosts.Endpoints[0].Ingress; got[0] != "gnp:allow-ssh" {
+		t.Fatalf("security moved after default, ingress %v", got)
+	}
+}

@@ -64,6 +64,18 @@ type HostEndpoint struct {
 	UntrackedIngress, UntrackedEgress []string
 	// Profiles apply to host traffic when no normal policy does.
 	Profiles []string
+	// The ...Tiers fields split the list of the same name into tiers as
+	// Endpoint.IngressTiers does (nil: one tier that denies by default).
+	// A Pass, or the end of a tier whose default action is Pass, goes on
+	// to the next tier. The end of any other tier drops traffic to or from
+	// the host and forwarded traffic; in untracked and pre-DNAT lists it
+	// goes on to the next tier, and past the last one to the later stages
+	// (as in Felix, whose raw and mangle chains never drop at a tier's
+	// end).
+	IngressTiers, EgressTiers                   []EndpointTier
+	ForwardIngressTiers, ForwardEgressTiers     []EndpointTier
+	PreDNATTiers                                []EndpointTier
+	UntrackedIngressTiers, UntrackedEgressTiers []EndpointTier
 }
 
 // FailsafePort is a port that stays open on every host endpoint.

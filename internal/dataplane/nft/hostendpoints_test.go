@@ -112,6 +112,45 @@ func TestHostEndpointTraffic(t *testing.T) {
 		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
 	})
 
+	t.Run("tiers: a pass in the first tier reaches an allow in the next", func(t *testing.T) {
+		passGood := dataplane.PolicyChain{ID: "gnp:security.pass-good", Ingress: []dataplane.Rule{
+			{Action: dataplane.Pass, IPVersion: 4, Src: fromNet("192.0.2.3/32")}}}
+		allow8000 := dataplane.PolicyChain{ID: "gnp:allow-8000", Ingress: []dataplane.Rule{
+			{Action: dataplane.Allow, Protocol: tcp, Dst: tcpPort(8000)}}}
+		e := up0
+		e.Ingress = []string{passGood.ID, allow8000.ID}
+		e.IngressTiers = []dataplane.EndpointTier{{Name: "security", Policies: 1}, {Name: "default", Policies: 1}}
+		tp.apply(t, base([]dataplane.HostEndpoint{e}, defaultFailsafeIn, passGood, allow8000))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000), good)
+		// The other source is not passed: the security tier's end drops.
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+		// The same lists without tiers: the pass skips the allow, so the
+		// good source is dropped too (no profile).
+		e.IngressTiers = nil
+		tp.apply(t, base([]dataplane.HostEndpoint{e}, defaultFailsafeIn, passGood, allow8000))
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000), good)
+		// A security tier whose default action is Pass lets both through.
+		e.IngressTiers = []dataplane.EndpointTier{{Name: "security", Policies: 1, DefaultPass: true}, {Name: "default", Policies: 1}}
+		tp.apply(t, base([]dataplane.HostEndpoint{e}, defaultFailsafeIn, passGood, allow8000))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000), good)
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+		// Pre-DNAT lists are tiered too: a pass from the first tier
+		// reaches the next tier's deny of 8080 (as does a packet the
+		// first tier leaves undecided: pre-DNAT tiers do not drop at
+		// their end, as in Felix). Untiered, the pass ends the list.
+		deny8080 := dataplane.PolicyChain{ID: "gnp:deny-8080", Ingress: []dataplane.Rule{
+			{Action: dataplane.Deny, Protocol: tcp, Dst: tcpPort(8080)}}}
+		star := dataplane.HostEndpoint{ID: "all", Iface: "*", Profiles: []string{"profile:open"},
+			PreDNAT: []string{passGood.ID, deny8080.ID}, PreDNATTiers: []dataplane.EndpointTier{{Name: "security", Policies: 1}, {Name: "default", Policies: 1}}}
+		tp.apply(t, base([]dataplane.HostEndpoint{star}, defaultFailsafeIn, passGood, deny8080))
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080), good)
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080))
+		star.PreDNATTiers = nil
+		tp.apply(t, base([]dataplane.HostEndpoint{star}, defaultFailsafeIn, passGood, deny8080))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080), good)
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080))
+	})
+
 	t.Run("pre-DNAT policy restricts a published port", func(t *testing.T) {
 		// Only 192.0.2.3 may reach 8080, on every interface ("*");
 		// host traffic itself stays open through the profile.
