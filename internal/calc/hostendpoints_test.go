@@ -195,9 +195,10 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 		profs := map[string]api.Profile{}
 		weps := map[string]api.WorkloadEndpoint{}
 		var felix *api.FelixConfigurationSpec
+		tiers := map[string]api.Tier{}
 		pick := func(ss ...string) string { return ss[r.IntN(len(ss))] }
 		for step := range 150 {
-			switch r.IntN(5) {
+			switch r.IntN(6) {
 			case 0:
 				name := pick("a", "b", "c")
 				if r.IntN(4) == 0 {
@@ -219,6 +220,9 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 				rule := api.Rule{Action: api.ActionAllow, Source: api.EntityRule{Selector: pick("role == 'x'", "app == 'w'")}}
 				p := hostPol(name, float64(r.IntN(3)), pick("role == 'x'", "all()", "pl == '1'"), nil, []api.Rule{rule}, []api.Rule{deny()},
 					[]func(*api.PolicySpec){nil, preDNAT, untracked, onForward}[r.IntN(4)])
+				if tr := pick("", "", "t1"); tr != "" {
+					p = inTier(p, tr)
+				}
 				gnps[name] = p
 				c.UpsertGlobalNetworkPolicy(&p)
 			case 2:
@@ -242,6 +246,15 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 					map[string]string{"app": pick("w", "v")}, "p1")
 				weps[name] = w
 				c.UpsertWorkloadEndpoint(&w)
+			case 5:
+				if r.IntN(3) == 0 {
+					delete(tiers, "t1")
+					c.DeleteTier("t1")
+					break
+				}
+				tr := tier("t1", ord(float64(r.IntN(3))*1e6), pick("Pass", "Deny"))
+				tiers["t1"] = tr
+				c.UpsertTier(&tr)
 			default:
 				felix = nil
 				if r.IntN(2) == 0 {
@@ -254,6 +267,9 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 				continue
 			}
 			s := &Snapshot{Node: "h1", Felix: felix}
+			for _, k := range sortedKeys(tiers) {
+				s.Tiers = append(s.Tiers, tiers[k])
+			}
 			for _, k := range sortedKeys(heps) {
 				s.HostEndpoints = append(s.HostEndpoints, heps[k])
 			}
