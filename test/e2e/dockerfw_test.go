@@ -132,7 +132,7 @@ func testDockerDefaults(t *testing.T, backend string) {
 	l.ApplyFile("host1", seedPolicy)
 	check("with Docker's defaults")
 
-	t.Run("pre-DNAT policy on published ports", func(t *testing.T) { testPreDNATPublishedPorts(t, l, backend) })
+	t.Run("host protection from outside", func(t *testing.T) { testHostProtection(t, l, backend) })
 
 	t.Run("dockerd restart", func(t *testing.T) {
 		// A deadline of its own: the one above also covered the nodes' start.
