@@ -33,11 +33,14 @@ import (
 //     policies of the interface a forwarded packet arrives on / leaves by.
 //     All run after or apart from "forward" (-10, workload policy) and
 //     before iptables' filter table (0).
+//   - Host endpoints found by address (Iface "") are resolved to named
+//     ones before compiling (hostaddrs.go).
 //   - Per endpoint chains, shared by endpoints with the same lists:
 //     "hu-<h>"/"hU-<h>" untracked in/out, "hd-<h>" pre-DNAT, "hi-<h>"/"ho-<h>"
 //     host in/out, "hf-<h>"/"hF-<h>" forward in/out; h = 16 hex digits of
-//     sha256 of the kind and lists. They jump to the same "pi-"/"pe-"
-//     policy and profile chains as workload endpoints.
+//     sha256 of the kind, lists and tiers. They jump to the same
+//     "pi-"/"pe-" policy and profile chains as workload endpoints, tier by
+//     tier (tierEvalRules).
 //   - "host-fs-in"/"host-fs-out": the failsafe ports, one rule each, jumped
 //     to first from the untracked, pre-DNAT and host chains.
 //   - Mark bit 0x80000 (markHostAllowed): set when an untracked or pre-DNAT
