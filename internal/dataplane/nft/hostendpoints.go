@@ -191,8 +191,8 @@ func compileHosts(d *dataplane.Desired, h hostSettings, addChain func(*chainMode
 		elems := elemSet{}
 		for j := range hp.Endpoints {
 			e := &hp.Endpoints[j]
-			if e.Iface == "*" || len(e.Iface) > 15 {
-				continue
+			if e.Iface == "*" || e.Iface == "" || len(e.Iface) > 15 {
+				continue // "": found by address, not resolved (Render)
 			}
 			v := "accept"
 			if name := chainOf(e); name != "" {
