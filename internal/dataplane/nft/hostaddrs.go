@@ -197,44 +197,10 @@ func linkName(c *netlink.Conn, index uint32) (string, error) {
 // nobody). The channel closes when ctx ends or the
 // subscription fails; the periodic resync applies too.
 func (d *Driver) WatchAddrs(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: d.nsFd()})
-	if err == nil {
-		err = errors.Join(c.JoinGroup(unix.RTNLGRP_IPV4_IFADDR), c.JoinGroup(unix.RTNLGRP_IPV6_IFADDR))
-		if err != nil {
-			c.Close()
-		}
-	}
-	if err != nil {
-		d.log.Warn("watch addresses: no subscription; host endpoints found by address follow changes at the periodic resync", "err", err)
-		close(out)
-		return out
-	}
-	go func() {
-		<-ctx.Done()
-		c.Close()
-	}()
-	go func() {
-		defer close(out)
-		for {
-			msgs, err := c.Receive()
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				if errors.Is(err, unix.ENOBUFS) {
-					d.signal(out) // events were lost: assume a change
-					continue
-				}
-				d.log.Warn("watch addresses ended; the periodic resync follows address changes", "err", err)
-				return
-			}
-			for _, m := range msgs {
-				if (m.Header.Type == unix.RTM_NEWADDR || m.Header.Type == unix.RTM_DELADDR) && d.byAddr.Load() {
-					d.signal(out)
-				}
-			}
-		}
-	}()
-	return out
+	return d.watch(ctx, unix.NETLINK_ROUTE, []uint32{unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR}, watchLogs{
+		noSub: "watch addresses: no subscription; host endpoints found by address follow changes at the periodic resync",
+		ended: "watch addresses ended; the periodic resync follows address changes",
+	}, func(m netlink.Message) bool {
+		return (m.Header.Type == unix.RTM_NEWADDR || m.Header.Type == unix.RTM_DELADDR) && d.byAddr.Load()
+	})
 }
