@@ -263,6 +263,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 
+	if w, ok := a.nft.(interface {
+		WatchAddrs(context.Context) <-chan struct{}
+	}); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range w.WatchAddrs(ctx) {
+				// A HostEndpoint with only expectedIPs governs the
+				// interfaces carrying them: apply to follow the address.
+				a.trigger()
+			}
+		}()
+	}
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -19,6 +19,7 @@ func (n nftAdapter) SetDesired(d *dataplane.Desired)                { n.d.SetDes
 func (n nftAdapter) Apply(ctx context.Context) error                { _, err := n.d.Apply(ctx); return err }
 func (n nftAdapter) Resync(ctx context.Context) error               { return n.d.Resync(ctx) }
 func (n nftAdapter) WatchTable(ctx context.Context) <-chan struct{} { return n.d.WatchTable(ctx) }
+func (n nftAdapter) WatchAddrs(ctx context.Context) <-chan struct{} { return n.d.WatchAddrs(ctx) }
 
 type routesAdapter struct{ d *routes.Driver }
 

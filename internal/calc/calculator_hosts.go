@@ -108,7 +108,7 @@ func (c *Calculator) finishHosts(d *dataplane.Desired, chainsNew, setsNew bool) 
 	}
 	if c.hosts.dirty {
 		h := &c.hosts
-		in := &hostInput{node: c.node, profiles: h.profiles, felix: c.felix,
+		in := &hostInput{node: c.node, profiles: h.profiles, felix: c.felix, tiers: c.tiers,
 			workloads: func(yield func(*epView, []netip.Prefix)) {
 				for _, e := range c.weps {
 					yield(&e.view, e.addrs)

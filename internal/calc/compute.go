@@ -206,7 +206,7 @@ func Compute(s *Snapshot) *dataplane.Desired {
 		gnpByName[s.GlobalNetworkPolicies[i].Name] = &s.GlobalNetworkPolicies[i]
 	}
 	heps, gnps := mapValues(hepByName), mapValues(gnpByName)
-	host := computeHostEndpoints(&hostInput{node: s.Node, heps: heps, gnps: gnps, profiles: profiles, felix: s.Felix,
+	host := computeHostEndpoints(&hostInput{node: s.Node, heps: heps, gnps: gnps, profiles: profiles, felix: s.Felix, tiers: tiers,
 		workloads: func(yield func(*epView, []netip.Prefix)) {
 			for _, ep := range eps {
 				yield(&ep.view, ep.addrs)

@@ -15,14 +15,18 @@ import (
 //
 //   - A HostEndpoint is local when spec.node is this host. It names one
 //     interface (interfaceName) or every host interface ("*"). One that
-//     names no interface (expectedIPs only) is not programmed: this
-//     dataplane does not resolve interfaces from addresses. When two local
-//     HostEndpoints name the same interface, the smaller name wins.
+//     names no interface governs the interfaces that carry one of its
+//     expectedIPs: it is emitted with Iface "" and the addresses, and the
+//     driver finds the interfaces when it applies (addresses are the
+//     kernel's, not the datastore's; see dataplane.HostEndpoint). When two
+//     local HostEndpoints name the same interface, the smaller name wins.
 //   - Its labels: the labelsToApply of its existing profiles (earlier
 //     profiles win), then metadata.labels. It has no namespace: a policy or
 //     rule with a namespaceSelector other than global() never selects it,
 //     one with namespaceSelector global() does (Calico's meaning of
 //     global(): non-namespaced endpoints only).
+//   - Policies are in tier order as for workloads (tiers.go), and each
+//     list of a HostEndpoint says where its tiers end (dataplane.HostEndpoint).
 //   - Only GlobalNetworkPolicies select host endpoints. A policy with
 //     doNotTrack (untracked) or preDNAT applies to host endpoints only,
 //     never to workloads; untracked policies apply to named interfaces only
@@ -75,6 +79,7 @@ type hostInput struct {
 	gnps     []*api.GlobalNetworkPolicy
 	profiles map[string]*api.Profile
 	felix    *api.FelixConfigurationSpec
+	tiers    map[string]tierInfo
 	// workloads yields every workload endpoint's view and addresses (for
 	// the members of rule selector sets).
 	workloads func(yield func(v *epView, addrs []netip.Prefix))
@@ -112,6 +117,19 @@ func hepLabels(h *api.HostEndpoint, profiles map[string]*api.Profile) map[string
 
 func hepAddrs(h *api.HostEndpoint) []netip.Prefix {
 	return parseNets(h.Spec.ExpectedIPs)
+}
+
+// hepExpectedAddrs are h's expectedIPs as addresses, sorted, without
+// duplicates (invalid ones are refused by validation and skipped here).
+func hepExpectedAddrs(h *api.HostEndpoint) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range h.Spec.ExpectedIPs {
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // computeHostEndpoints is the host part of Compute (and Calculator).
@@ -153,7 +171,22 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 		byName[g.Name] = &pol{meta: newPolMeta(gnpChainID(g.Name), g.Name, &g.Spec), m: m, spec: &g.Spec}
 	}
 	pols := mapValues(byName)
-	slices.SortFunc(pols, func(a, b *pol) int { return comparePolMeta(&a.meta, &b.meta) })
+	// Tier order first, then each policy's own order (tiers.go), as for
+	// workload endpoints.
+	slices.SortFunc(pols, func(a, b *pol) int {
+		return cmp.Or(compareTiers(in.tiers, a.meta.tier, b.meta.tier), comparePolMeta(&a.meta, &b.meta))
+	})
+	tierOfID := map[string]*polMeta{}
+	for _, p := range pols {
+		tierOfID[p.meta.id] = &p.meta
+	}
+	groups := func(ids []string) []dataplane.EndpointTier {
+		metas := make([]*polMeta, len(ids))
+		for i, id := range ids {
+			metas[i] = tierOfID[id]
+		}
+		return tierGroups(metas, in.tiers, func(*polMeta) bool { return true })
+	}
 
 	used := map[string]*pol{}
 	usedProfiles := map[string]bool{}
@@ -161,11 +194,18 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 	for _, hi := range heps {
 		h := hi.h
 		iface := strings.TrimSpace(h.Spec.InterfaceName)
-		if h.Spec.Node != in.node || iface == "" || seenIface[iface] {
+		if h.Spec.Node != in.node || seenIface[iface] {
 			continue
 		}
-		seenIface[iface] = true
 		e := dataplane.HostEndpoint{ID: h.Name, Iface: iface}
+		if iface == "" {
+			e.ExpectedIPs = hepExpectedAddrs(h)
+			if len(e.ExpectedIPs) == 0 {
+				continue // refused by validation
+			}
+		} else {
+			seenIface[iface] = true
+		}
 		for _, p := range pols {
 			if !hostMatches(p.m, hi.labels) {
 				continue
@@ -205,6 +245,10 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 				used[id] = p
 			}
 		}
+		e.IngressTiers, e.EgressTiers = groups(e.Ingress), groups(e.Egress)
+		e.ForwardIngressTiers, e.ForwardEgressTiers = groups(e.ForwardIngress), groups(e.ForwardEgress)
+		e.PreDNATTiers = groups(e.PreDNAT)
+		e.UntrackedIngressTiers, e.UntrackedEgressTiers = groups(e.UntrackedIngress), groups(e.UntrackedEgress)
 		e.Profiles = endpointProfiles(h.Spec.Profiles, func(n string) bool { return in.profiles[n] != nil })
 		for _, id := range e.Profiles {
 			usedProfiles[id] = true
@@ -214,7 +258,9 @@ func computeHostEndpoints(in *hostInput) hostOutput {
 	if len(out.prot.Endpoints) == 0 {
 		return hostOutput{}
 	}
-	slices.SortFunc(out.prot.Endpoints, func(a, b dataplane.HostEndpoint) int { return strings.Compare(a.Iface, b.Iface) })
+	slices.SortFunc(out.prot.Endpoints, func(a, b dataplane.HostEndpoint) int {
+		return cmp.Or(strings.Compare(a.Iface, b.Iface), strings.Compare(a.ID, b.ID))
+	})
 	out.prot.FailsafeIn, out.prot.FailsafeOut = failsafes(in.felix)
 
 	setMatchers := map[string]*matcher{}

@@ -59,6 +59,12 @@ func TestHostEndpointsClassify(t *testing.T) {
 	}
 	d := compute(t, s)
 	want := []dataplane.HostEndpoint{
+		// Found by address: untracked policy applies (the driver resolves
+		// it to named interfaces).
+		{ID: "h1-ips", Iface: "", ExpectedIPs: addrs("192.0.2.9"),
+			Ingress: []string{"gnp:a-normal", "gnp:b-fwd", "gnp:g-global"}, Egress: []string{"gnp:a-normal"},
+			ForwardIngress: []string{"gnp:b-fwd"}, PreDNAT: []string{"gnp:c-prednat"},
+			UntrackedIngress: []string{"gnp:d-untracked"}, UntrackedEgress: []string{"gnp:d-untracked"}},
 		{ID: "h1-all", Iface: "*",
 			Ingress: []string{"gnp:a-normal", "gnp:b-fwd", "gnp:g-global"}, Egress: []string{"gnp:a-normal", "gnp:e-profile-label"},
 			ForwardIngress: []string{"gnp:b-fwd"}, PreDNAT: []string{"gnp:c-prednat"}, Profiles: []string{"profile:prof"}},
@@ -88,6 +94,49 @@ func TestHostEndpointsClassify(t *testing.T) {
 		if !slices.ContainsFunc(d.Chains, func(c dataplane.PolicyChain) bool { return c.ID == want }) {
 			t.Fatalf("chain %s missing: %+v", want, d.Chains)
 		}
+	}
+}
+
+// TestHostEndpointsExpectedIPs: a HostEndpoint without interfaceName is
+// emitted with its addresses for the driver to resolve; several such
+// endpoints, and named ones, coexist (the driver decides which governs an
+// interface that two of them match).
+func TestHostEndpointsExpectedIPs(t *testing.T) {
+	in := []string{"Ingress"}
+	pol := hostPol("p", 1, "host == 'yes'", in, []api.Rule{allow()}, nil, nil)
+	yes := map[string]string{"host": "yes"}
+	for _, tc := range []struct {
+		name string
+		heps []api.HostEndpoint
+		want []dataplane.HostEndpoint
+	}{
+		{"addresses only",
+			[]api.HostEndpoint{hep("e", "h1", "", yes, []string{"192.0.2.5", "2001:db8::5", "192.0.2.1", "192.0.2.5"})},
+			[]dataplane.HostEndpoint{{ID: "e", ExpectedIPs: addrs("192.0.2.1", "192.0.2.5", "2001:db8::5"), Ingress: []string{"gnp:p"}}}},
+		{"another node's: none",
+			[]api.HostEndpoint{hep("e", "h2", "", yes, []string{"192.0.2.5"})}, nil},
+		{"no valid address: none",
+			[]api.HostEndpoint{hep("e", "h1", "", yes, []string{"not-an-ip"})}, nil},
+		{"several by address, sorted by ID, with named and star",
+			[]api.HostEndpoint{
+				hep("z", "h1", "", nil, []string{"192.0.2.7"}),
+				hep("a", "h1", "", yes, []string{"192.0.2.7"}),
+				hep("n", "h1", "eth0", nil, []string{"192.0.2.7"}),
+				hep("s", "h1", "*", nil, nil),
+			},
+			[]dataplane.HostEndpoint{
+				{ID: "a", ExpectedIPs: addrs("192.0.2.7"), Ingress: []string{"gnp:p"}},
+				{ID: "z", ExpectedIPs: addrs("192.0.2.7")},
+				{ID: "s", Iface: "*"},
+				{ID: "n", Iface: "eth0"},
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := compute(t, &Snapshot{Node: "h1", HostEndpoints: tc.heps, GlobalNetworkPolicies: []api.GlobalNetworkPolicy{pol}})
+			if !reflect.DeepEqual(d.Hosts.Endpoints, tc.want) {
+				t.Fatalf("host endpoints:\n got %+v\nwant %+v", d.Hosts.Endpoints, tc.want)
+			}
+		})
 	}
 }
 
@@ -146,9 +195,10 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 		profs := map[string]api.Profile{}
 		weps := map[string]api.WorkloadEndpoint{}
 		var felix *api.FelixConfigurationSpec
+		tiers := map[string]api.Tier{}
 		pick := func(ss ...string) string { return ss[r.IntN(len(ss))] }
 		for step := range 150 {
-			switch r.IntN(5) {
+			switch r.IntN(6) {
 			case 0:
 				name := pick("a", "b", "c")
 				if r.IntN(4) == 0 {
@@ -170,6 +220,9 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 				rule := api.Rule{Action: api.ActionAllow, Source: api.EntityRule{Selector: pick("role == 'x'", "app == 'w'")}}
 				p := hostPol(name, float64(r.IntN(3)), pick("role == 'x'", "all()", "pl == '1'"), nil, []api.Rule{rule}, []api.Rule{deny()},
 					[]func(*api.PolicySpec){nil, preDNAT, untracked, onForward}[r.IntN(4)])
+				if tr := pick("", "", "t1"); tr != "" {
+					p = inTier(p, tr)
+				}
 				gnps[name] = p
 				c.UpsertGlobalNetworkPolicy(&p)
 			case 2:
@@ -193,6 +246,15 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 					map[string]string{"app": pick("w", "v")}, "p1")
 				weps[name] = w
 				c.UpsertWorkloadEndpoint(&w)
+			case 5:
+				if r.IntN(3) == 0 {
+					delete(tiers, "t1")
+					c.DeleteTier("t1")
+					break
+				}
+				tr := tier("t1", ord(float64(r.IntN(3))*1e6), pick("Pass", "Deny"))
+				tiers["t1"] = tr
+				c.UpsertTier(&tr)
 			default:
 				felix = nil
 				if r.IntN(2) == 0 {
@@ -205,6 +267,9 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 				continue
 			}
 			s := &Snapshot{Node: "h1", Felix: felix}
+			for _, k := range sortedKeys(tiers) {
+				s.Tiers = append(s.Tiers, tiers[k])
+			}
 			for _, k := range sortedKeys(heps) {
 				s.HostEndpoints = append(s.HostEndpoints, heps[k])
 			}
@@ -225,5 +290,54 @@ func TestHostEndpointsCalculatorMatchesCompute(t *testing.T) {
 				t.Fatalf("seed %d step %d: loaded in another order:\n%s", seed, step, diffDesired(fresh, want))
 			}
 		}
+	}
+}
+
+// TestHostEndpointsTiers: host policies are in tier order, and every list
+// of a host endpoint says where its tiers end, as a workload's does.
+func TestHostEndpointsTiers(t *testing.T) {
+	in, both := []string{"Ingress"}, []string{"Ingress", "Egress"}
+	sel := "host == 'yes'"
+	pols := []api.GlobalNetworkPolicy{
+		hostPol("allow-ssh", 1, sel, in, []api.Rule{allow()}, nil, nil),
+		inTier(hostPol("security.late", 9, sel, both, []api.Rule{deny()}, []api.Rule{deny()}, nil), "security"),
+		inTier(hostPol("security.pass", 1, sel, in, []api.Rule{{Action: api.ActionPass}}, nil, nil), "security"),
+		inTier(hostPol("security.fwd", 2, sel, in, []api.Rule{deny()}, nil, onForward), "security"),
+		inTier(hostPol("security.pre", 3, sel, in, []api.Rule{deny()}, nil, preDNAT), "security"),
+		hostPol("pre-default", 0, sel, in, []api.Rule{allow()}, nil, preDNAT),
+		inTier(hostPol("ops.raw", 1, sel, in, []api.Rule{allow()}, nil, untracked), "ops"),
+	}
+	tiers := []api.Tier{tier("security", ord(10), "Pass"), tier("ops", ord(20), "")}
+	s := &Snapshot{Node: "h1", GlobalNetworkPolicies: pols, Tiers: tiers,
+		HostEndpoints: []api.HostEndpoint{hep("e", "h1", "eth0", map[string]string{"host": "yes"}, nil)}}
+	d := compute(t, s)
+	sec := func(n int) dataplane.EndpointTier {
+		return dataplane.EndpointTier{Name: "security", Policies: n, DefaultPass: true}
+	}
+	def := func(n int) dataplane.EndpointTier { return dataplane.EndpointTier{Name: "default", Policies: n} }
+	want := []dataplane.HostEndpoint{{ID: "e", Iface: "eth0",
+		Ingress:             []string{"gnp:security.pass", "gnp:security.fwd", "gnp:security.late", "gnp:allow-ssh"},
+		IngressTiers:        []dataplane.EndpointTier{sec(3), def(1)},
+		Egress:              []string{"gnp:security.late"},
+		EgressTiers:         []dataplane.EndpointTier{sec(1)},
+		ForwardIngress:      []string{"gnp:security.fwd"},
+		ForwardIngressTiers: []dataplane.EndpointTier{sec(1)},
+		PreDNAT:             []string{"gnp:security.pre", "gnp:pre-default"},
+		PreDNATTiers:        []dataplane.EndpointTier{sec(1), def(1)},
+		// One tier that denies by default: no tier list.
+		UntrackedIngress: []string{"gnp:ops.raw"},
+	}}
+	if !reflect.DeepEqual(d.Hosts.Endpoints, want) {
+		t.Fatalf("host endpoints:\n got %+v\nwant %+v", d.Hosts.Endpoints, want)
+	}
+	// The Calculator follows a tier change.
+	c := loadCalculator(s)
+	c.UpsertTier(&[]api.Tier{tier("security", ord(1e7), "")}[0])
+	s.Tiers = []api.Tier{tier("security", ord(1e7), ""), tiers[1]}
+	if got, want := c.Desired(), Compute(s); !reflect.DeepEqual(got.Hosts, want.Hosts) {
+		t.Fatalf("after a tier change:\n got %+v\nwant %+v", got.Hosts, want.Hosts)
+	}
+	if got := c.Desired().Hosts.Endpoints[0].Ingress; got[0] != "gnp:allow-ssh" {
+		t.Fatalf("security moved after default, ingress %v", got)
 	}
 }

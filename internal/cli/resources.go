@@ -114,14 +114,6 @@ has that version in the datastore.`,
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), summary(res, mode.past()))
 		printWarnings(cmd.ErrOrStderr(), docs)
-		for _, d := range docs {
-			if h, ok := d.Resource.(*api.HostEndpoint); ok && strings.TrimSpace(h.Spec.InterfaceName) == "" {
-				// Calico finds the interface from expectedIPs; this dataplane
-				// does not: say so rather than let the operator believe the
-				// host is protected.
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is stored but not enforced: set spec.interfaceName (an interface name or \"*\"); interfaces are not found from expectedIPs here\n", api.Ident(d.Resource))
-			}
-		}
 		return nil
 	}
 	return cmd

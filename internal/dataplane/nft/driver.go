@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -56,6 +57,7 @@ type ApplyStats struct {
 // methods are safe for concurrent use; they serialise on one mutex.
 type Driver struct {
 	mu      sync.Mutex
+	byAddr  atomic.Bool // the desired state has host endpoints found by address
 	log     *slog.Logger
 	nsPath  string
 	ns      *os.File
@@ -148,6 +150,7 @@ func (d *Driver) Close() error {
 func (d *Driver) SetDesired(desired *dataplane.Desired) {
 	d.mu.Lock()
 	d.desired = desired
+	d.byAddr.Store(desired != nil && needsAddrs(&desired.Hosts))
 	d.mu.Unlock()
 }
 
@@ -171,7 +174,11 @@ func (d *Driver) Apply(ctx context.Context) (ApplyStats, error) {
 	if err := d.ensureConn(); err != nil {
 		return st, err
 	}
-	m := compile(d.desired, d.cache)
+	desired, err := d.withResolvedHosts(d.desired)
+	if err != nil {
+		return st, err
+	}
+	m := compile(desired, d.cache)
 	tCompile := time.Since(start)
 	d.reportProblems(m)
 	if d.k == nil {

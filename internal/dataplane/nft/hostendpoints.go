@@ -33,11 +33,14 @@ import (
 //     policies of the interface a forwarded packet arrives on / leaves by.
 //     All run after or apart from "forward" (-10, workload policy) and
 //     before iptables' filter table (0).
+//   - Host endpoints found by address (Iface "") are resolved to named
+//     ones before compiling (hostaddrs.go).
 //   - Per endpoint chains, shared by endpoints with the same lists:
 //     "hu-<h>"/"hU-<h>" untracked in/out, "hd-<h>" pre-DNAT, "hi-<h>"/"ho-<h>"
 //     host in/out, "hf-<h>"/"hF-<h>" forward in/out; h = 16 hex digits of
-//     sha256 of the kind and lists. They jump to the same "pi-"/"pe-"
-//     policy and profile chains as workload endpoints.
+//     sha256 of the kind, lists and tiers. They jump to the same
+//     "pi-"/"pe-" policy and profile chains as workload endpoints, tier by
+//     tier (tierEvalRules).
 //   - "host-fs-in"/"host-fs-out": the failsafe ports, one rule each, jumped
 //     to first from the untracked, pre-DNAT and host chains.
 //   - Mark bit 0x80000 (markHostAllowed): set when an untracked or pre-DNAT
@@ -89,34 +92,45 @@ type hostKind struct {
 	prednat   bool
 	host      bool // traffic to/from the host: profiles, default drop
 	star      bool // the "*" endpoint takes part
-	lists     func(e *dataplane.HostEndpoint) []string
+	lists     func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier)
 	comment   string
 }
 
 var hostKinds = []hostKind{
 	{base: chainHostRawPre, bc: baseHostRawPre, vmap: "hep-raw-in", prefix: "hu-", ingress: true, untracked: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.UntrackedIngress }, comment: "host endpoints: untracked ingress"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) {
+			return e.UntrackedIngress, e.UntrackedIngressTiers
+		}, comment: "host endpoints: untracked ingress"},
 	{base: chainHostRawOut, bc: baseHostRawOut, vmap: "hep-raw-out", prefix: "hU-", out: true, untracked: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.UntrackedEgress }, comment: "host endpoints: untracked egress"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) {
+			return e.UntrackedEgress, e.UntrackedEgressTiers
+		}, comment: "host endpoints: untracked egress"},
 	{base: chainHostPreNAT, bc: baseHostPreNAT, vmap: "hep-prednat", prefix: "hd-", ingress: true, prednat: true, star: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.PreDNAT }, comment: "host endpoints: pre-DNAT"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) { return e.PreDNAT, e.PreDNATTiers }, comment: "host endpoints: pre-DNAT"},
 	{base: chainHostIn, bc: baseHostIn, vmap: "hep-in", prefix: "hi-", ingress: true, host: true, star: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.Ingress }, comment: "host endpoints: to the host"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) { return e.Ingress, e.IngressTiers }, comment: "host endpoints: to the host"},
 	{base: chainHostOut, bc: baseHostOut, vmap: "hep-out", prefix: "ho-", out: true, host: true, star: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.Egress }, comment: "host endpoints: from the host"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) { return e.Egress, e.EgressTiers }, comment: "host endpoints: from the host"},
 	{base: chainHostFwdIn, bc: baseHostFwdIn, vmap: "hep-fwd-in", prefix: "hf-", ingress: true, star: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.ForwardIngress }, comment: "host endpoints: forwarded, arriving"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) {
+			return e.ForwardIngress, e.ForwardIngressTiers
+		}, comment: "host endpoints: forwarded, arriving"},
 	{base: chainHostFwdOut, bc: baseHostFwdOut, vmap: "hep-fwd-out", prefix: "hF-", out: true, star: true,
-		lists: func(e *dataplane.HostEndpoint) []string { return e.ForwardEgress }, comment: "host endpoints: forwarded, leaving"},
+		lists: func(e *dataplane.HostEndpoint) ([]string, []dataplane.EndpointTier) {
+			return e.ForwardEgress, e.ForwardEgressTiers
+		}, comment: "host endpoints: forwarded, leaving"},
 }
 
 // hostChainName names the per endpoint chain of kind k for the lists.
-func (k *hostKind) chainName(pols, profiles []string) string {
+func (k *hostKind) chainName(pols []string, tiers []dataplane.EndpointTier, profiles []string) string {
 	var sb strings.Builder
 	sb.WriteString(k.prefix)
 	for _, p := range pols {
 		sb.WriteString(p)
 		sb.WriteByte(0)
+	}
+	if tiers != nil {
+		sb.WriteString(tierSignature(tiers))
 	}
 	sb.WriteByte(1)
 	for _, p := range profiles {
@@ -148,7 +162,7 @@ func compileHosts(d *dataplane.Desired, h hostSettings, addChain func(*chainMode
 		// per endpoint chain of e, or "" when e needs none (the verdict
 		// is then accept: nothing of this kind judges the interface).
 		chainOf := func(e *dataplane.HostEndpoint) string {
-			pols := k.lists(e)
+			pols, tiers := k.lists(e)
 			var profiles []string
 			if k.host {
 				profiles = e.Profiles
@@ -156,7 +170,7 @@ func compileHosts(d *dataplane.Desired, h hostSettings, addChain func(*chainMode
 			if !k.host && len(pols) == 0 {
 				return ""
 			}
-			name := k.chainName(pols, profiles)
+			name := k.chainName(pols, tiers, profiles)
 			if !made[name] {
 				made[name] = true
 				for _, id := range pols {
@@ -166,16 +180,20 @@ func compileHosts(d *dataplane.Desired, h hostSettings, addChain func(*chainMode
 					referenced(id)
 				}
 				kk := k
-				addChain(newChain(name, fmt.Sprintf("%s: policies [%s], profiles [%s]", k.comment, strings.Join(pols, " "), strings.Join(profiles, " ")), nil,
-					func() []rule { return hostEndpointChain(kk, pols, profiles) }))
+				comment := fmt.Sprintf("%s: policies [%s], profiles [%s]", k.comment, strings.Join(pols, " "), strings.Join(profiles, " "))
+				if tiers != nil {
+					comment += ", tiers " + tierSignature(tiers)[1:]
+				}
+				addChain(newChain(name, comment, nil,
+					func() []rule { return hostEndpointChain(kk, pols, tiers, profiles) }))
 			}
 			return name
 		}
 		elems := elemSet{}
 		for j := range hp.Endpoints {
 			e := &hp.Endpoints[j]
-			if e.Iface == "*" || len(e.Iface) > 15 {
-				continue
+			if e.Iface == "*" || e.Iface == "" || len(e.Iface) > 15 {
+				continue // "": found by address, not resolved (Render)
 			}
 			v := "accept"
 			if name := chainOf(e); name != "" {
@@ -224,7 +242,7 @@ func hostBaseRules(k *hostKind, h hostSettings, starChain string) []rule {
 }
 
 // hostEndpointChain is the per endpoint chain of kind k.
-func hostEndpointChain(k *hostKind, pols, profiles []string) []rule {
+func hostEndpointChain(k *hostKind, pols []string, tiers []dataplane.EndpointTier, profiles []string) []rule {
 	var fs []func(b *builder)
 	if k.host {
 		fs = append(fs, func(b *builder) { b.l4proto(58, false); b.icmp6Types(ndTypes); b.verdict(expr.VerdictAccept, "") })
@@ -264,31 +282,18 @@ func hostEndpointChain(k *hostKind, pols, profiles []string) []rule {
 		}
 		b.verdict(expr.VerdictAccept, "")
 	}
-	for i, id := range pols {
-		fs = append(fs, func(b *builder) {
-			if i > 0 {
-				b.markTest(markAccept|markPass, 0)
-			}
-			b.verdict(expr.VerdictJump, policyChainName(id, k.ingress))
-		})
-	}
-	if len(pols) > 0 {
-		fs = append(fs, func(b *builder) {
-			b.markTest(markAccept, markAccept)
-			allowed(b)
-		})
-	}
+	// Policies in tiers (tiers.go). Untracked and pre-DNAT: the end of a
+	// tier does not drop, no verdict continues (return to the base chain,
+	// whose policy accepts). Host and forward: the end of a tier that
+	// neither passed nor passes by default drops.
+	fs = append(fs, tierEvalRules(pols, tiers, k.ingress, allowed, !k.untracked && !k.prednat)...)
 	if !k.host {
-		// Untracked and pre-DNAT: no verdict continues (return to the base
-		// chain, whose policy accepts). Forward: policies that apply but
-		// do not allow drop.
+		// Forward: policies that apply but do not allow drop (a pass out
+		// of the last tier too: forwarded traffic has no profiles).
 		if !k.untracked && !k.prednat {
 			fs = append(fs, func(b *builder) { b.verdict(expr.VerdictDrop, "") })
 		}
 		return rules(fs...)
-	}
-	if len(pols) > 0 {
-		fs = append(fs, func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
 	}
 	for i, id := range profiles {
 		fs = append(fs, func(b *builder) {

@@ -5,8 +5,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 )
@@ -90,6 +92,65 @@ func TestHostEndpointTraffic(t *testing.T) {
 		mustReach(t, tp.host, "tcp", ap(tp.outsideAddr, 9000))
 	})
 
+	t.Run("found by expectedIPs follows the address", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		events := tp.drv.WatchAddrs(ctx)
+		byIP := dataplane.HostEndpoint{ID: "by-ip", ExpectedIPs: []netip.Addr{netip.MustParseAddr("192.0.2.77")}}
+		d := base([]dataplane.HostEndpoint{byIP}, defaultFailsafeIn)
+		// No interface carries the address: nothing is governed.
+		tp.apply(t, d)
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+		tp.host.MustExec(t, "ip", "addr", "add", "192.0.2.77/32", "dev", "up0")
+		waitEvent(t, events)
+		tp.apply(t, d)
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 22))
+		tp.host.MustExec(t, "ip", "addr", "del", "192.0.2.77/32", "dev", "up0")
+		waitEvent(t, events)
+		tp.apply(t, d)
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+	})
+
+	t.Run("tiers: a pass in the first tier reaches an allow in the next", func(t *testing.T) {
+		passGood := dataplane.PolicyChain{ID: "gnp:security.pass-good", Ingress: []dataplane.Rule{
+			{Action: dataplane.Pass, IPVersion: 4, Src: fromNet("192.0.2.3/32")}}}
+		allow8000 := dataplane.PolicyChain{ID: "gnp:allow-8000", Ingress: []dataplane.Rule{
+			{Action: dataplane.Allow, Protocol: tcp, Dst: tcpPort(8000)}}}
+		e := up0
+		e.Ingress = []string{passGood.ID, allow8000.ID}
+		e.IngressTiers = []dataplane.EndpointTier{{Name: "security", Policies: 1}, {Name: "default", Policies: 1}}
+		tp.apply(t, base([]dataplane.HostEndpoint{e}, defaultFailsafeIn, passGood, allow8000))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000), good)
+		// The other source is not passed: the security tier's end drops.
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+		// The same lists without tiers: the pass skips the allow, so the
+		// good source is dropped too (no profile).
+		e.IngressTiers = nil
+		tp.apply(t, base([]dataplane.HostEndpoint{e}, defaultFailsafeIn, passGood, allow8000))
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000), good)
+		// A security tier whose default action is Pass lets both through.
+		e.IngressTiers = []dataplane.EndpointTier{{Name: "security", Policies: 1, DefaultPass: true}, {Name: "default", Policies: 1}}
+		tp.apply(t, base([]dataplane.HostEndpoint{e}, defaultFailsafeIn, passGood, allow8000))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000), good)
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
+		// Pre-DNAT lists are tiered too: a pass from the first tier
+		// reaches the next tier's deny of 8080 (as does a packet the
+		// first tier leaves undecided: pre-DNAT tiers do not drop at
+		// their end, as in Felix). Untiered, the pass ends the list.
+		deny8080 := dataplane.PolicyChain{ID: "gnp:deny-8080", Ingress: []dataplane.Rule{
+			{Action: dataplane.Deny, Protocol: tcp, Dst: tcpPort(8080)}}}
+		star := dataplane.HostEndpoint{ID: "all", Iface: "*", Profiles: []string{"profile:open"},
+			PreDNAT: []string{passGood.ID, deny8080.ID}, PreDNATTiers: []dataplane.EndpointTier{{Name: "security", Policies: 1}, {Name: "default", Policies: 1}}}
+		tp.apply(t, base([]dataplane.HostEndpoint{star}, defaultFailsafeIn, passGood, deny8080))
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080), good)
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080))
+		star.PreDNATTiers = nil
+		tp.apply(t, base([]dataplane.HostEndpoint{star}, defaultFailsafeIn, passGood, deny8080))
+		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080), good)
+		mustNotReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8080))
+	})
+
 	t.Run("pre-DNAT policy restricts a published port", func(t *testing.T) {
 		// Only 192.0.2.3 may reach 8080, on every interface ("*");
 		// host traffic itself stays open through the profile.
@@ -163,6 +224,49 @@ func TestHostEndpointTraffic(t *testing.T) {
 		}
 		mustReach(t, tp.outside, "tcp", ap(tp.hostAddr, 8000))
 	})
+}
+
+func waitEvent(t *testing.T, events <-chan struct{}) {
+	t.Helper()
+	select {
+	case _, ok := <-events:
+		if !ok {
+			t.Fatal("address watch ended")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no address event within 10s")
+	}
+}
+
+func TestResolveHostEndpoints(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	ifAddrs := map[string][]netip.Addr{
+		"eth0":  {a("192.0.2.1"), a("2001:db8::1")},
+		"eth1":  {a("192.0.2.2")},
+		"eth2":  {a("192.0.2.1")},
+		"cali1": {a("192.0.2.9")},
+	}
+	skip := func(n string) bool { return strings.HasPrefix(n, "cali") }
+	hp := dataplane.HostProtection{Endpoints: []dataplane.HostEndpoint{
+		{ID: "b", ExpectedIPs: []netip.Addr{a("192.0.2.1"), a("192.0.2.2")}, Ingress: []string{"p"}},
+		{ID: "c", ExpectedIPs: []netip.Addr{a("2001:db8::1"), a("192.0.2.9")}},
+		{ID: "gone", ExpectedIPs: []netip.Addr{a("198.51.100.1")}},
+		{ID: "s", Iface: "*"},
+		{ID: "named", Iface: "eth2"},
+	}}
+	got := resolveHostEndpoints(hp, ifAddrs, skip)
+	want := []dataplane.HostEndpoint{
+		{ID: "s", Iface: "*"},
+		{ID: "b", Iface: "eth0", Ingress: []string{"p"}},
+		{ID: "b", Iface: "eth1", Ingress: []string{"p"}},
+		{ID: "named", Iface: "eth2"},
+	}
+	if !reflect.DeepEqual(got.Endpoints, want) {
+		t.Fatalf("got %+v\nwant %+v", got.Endpoints, want)
+	}
+	if hp.Endpoints[0].Iface != "" {
+		t.Fatal("the input was modified")
+	}
 }
 
 // TestRenderHostsGolden pins the host endpoint objects' rendering

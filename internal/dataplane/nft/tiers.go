@@ -106,24 +106,8 @@ func endpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []str
 	if ingress && len(pols)+len(profiles) > 0 {
 		add(func(b *builder) { b.markClear() })
 	}
-	spans, pass := tierSpans(pols, tiers)
-	for ti, span := range spans {
-		if ti > 0 {
-			// A new tier: forget the previous tier's pass.
-			add(func(b *builder) { b.markSet(^uint32(markPass), 0, fmt.Sprintf("& 0x%08x", ^uint32(markPass))) })
-		}
-		for i, id := range span {
-			add(func(b *builder) {
-				if i > 0 {
-					b.markTest(markAccept|markPass, 0)
-				}
-				b.verdict(expr.VerdictJump, policyChainName(id, ingress))
-			})
-		}
-		add(func(b *builder) { b.markTest(markAccept, markAccept); b.verdict(allow, "") })
-		if !pass[ti] {
-			add(func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
-		}
+	for _, f := range tierEvalRules(pols, tiers, ingress, func(b *builder) { b.verdict(allow, "") }, true) {
+		add(f)
 	}
 	if !ingress && len(profiles) > 0 {
 		// Past the policies, before the profiles: only a policy's
@@ -143,4 +127,35 @@ func endpointChain(pols []string, tiers []dataplane.EndpointTier, profiles []str
 	}
 	add(func(b *builder) { b.verdict(expr.VerdictDrop, "") })
 	return out
+}
+
+// tierEvalRules evaluate pols split into tiers (tierSpans), for endpoint
+// and host endpoint chains alike: in a tier, policies are jumped to in
+// order until one sets the accept or pass mark; accept ends the evaluation
+// with allowed; a new tier forgets the previous tier's pass. When
+// tierEndDrops is set, the end of a tier with no pass and no default Pass
+// drops; otherwise (untracked and pre-DNAT host chains) the packet goes on
+// to the next tier, and past the last one to what follows these rules.
+func tierEvalRules(pols []string, tiers []dataplane.EndpointTier, ingress bool, allowed func(b *builder), tierEndDrops bool) []func(b *builder) {
+	var fs []func(b *builder)
+	spans, pass := tierSpans(pols, tiers)
+	for ti, span := range spans {
+		if ti > 0 {
+			// A new tier: forget the previous tier's pass.
+			fs = append(fs, func(b *builder) { b.markSet(^uint32(markPass), 0, fmt.Sprintf("& 0x%08x", ^uint32(markPass))) })
+		}
+		for i, id := range span {
+			fs = append(fs, func(b *builder) {
+				if i > 0 {
+					b.markTest(markAccept|markPass, 0)
+				}
+				b.verdict(expr.VerdictJump, policyChainName(id, ingress))
+			})
+		}
+		fs = append(fs, func(b *builder) { b.markTest(markAccept, markAccept); allowed(b) })
+		if tierEndDrops && !pass[ti] {
+			fs = append(fs, func(b *builder) { b.markTest(markPass, 0); b.verdict(expr.VerdictDrop, "") })
+		}
+	}
+	return fs
 }

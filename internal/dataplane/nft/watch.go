@@ -18,19 +18,51 @@ import (
 // own large applies cost it little. The channel closes when ctx ends or the
 // subscription fails (the periodic resync still repairs then).
 func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
+	delTable := netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_DELTABLE)
+	return d.watch(ctx, unix.NETLINK_NETFILTER, []uint32{unix.NFNLGRP_NFTABLES}, watchLogs{
+		noSub: "watch nftables: no subscription; the periodic resync repairs a deleted table",
+		ended: "watch nftables ended; the periodic resync repairs a deleted table",
+	}, func(m netlink.Message) bool {
+		if m.Header.Type != delTable || len(m.Data) < 4 || m.Data[0] != unix.NFPROTO_INET {
+			return false
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return false
+		}
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_TABLE_NAME && nlenc.String(ad.Bytes()) == tableName {
+				d.log.Warn("our nftables table was deleted by someone; programming it again now", "netns", d.nsName())
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// watchLogs are a watch's warnings: no subscription, and the end of one.
+type watchLogs struct{ noSub, ended string }
+
+// watch subscribes to multicast groups of a netlink protocol in the
+// driver's namespace and reports on the returned channel (coalesced) every
+// message for which report is true, and lost events (ENOBUFS: a burst, e.g.
+// our own large apply, may have hidden one). The channel closes when ctx
+// ends or the subscription fails.
+func (d *Driver) watch(ctx context.Context, proto int, groups []uint32, logs watchLogs, report func(netlink.Message) bool) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	fail := func(err error) <-chan struct{} {
-		d.log.Warn("watch nftables: no subscription; the periodic resync repairs a deleted table", "err", err)
+	c, err := netlink.Dial(proto, &netlink.Config{NetNS: d.nsFd()})
+	if err == nil {
+		for _, g := range groups {
+			if err = c.JoinGroup(g); err != nil {
+				c.Close()
+				break
+			}
+		}
+	}
+	if err != nil {
+		d.log.Warn(logs.noSub, "err", err)
 		close(out)
 		return out
-	}
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: d.nsFd()})
-	if err != nil {
-		return fail(err)
-	}
-	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
-		c.Close()
-		return fail(err)
 	}
 	go func() {
 		<-ctx.Done()
@@ -38,7 +70,6 @@ func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
 	}()
 	go func() {
 		defer close(out)
-		delTable := netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_DELTABLE)
 		for {
 			msgs, err := c.Receive()
 			if err != nil {
@@ -46,27 +77,15 @@ func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
 					return
 				}
 				if errors.Is(err, unix.ENOBUFS) {
-					// Events were lost (a burst, e.g. our own large
-					// apply): one of them may have been the deletion.
 					d.signal(out)
 					continue
 				}
-				d.log.Warn("watch nftables ended; the periodic resync repairs a deleted table", "err", err)
+				d.log.Warn(logs.ended, "err", err)
 				return
 			}
 			for _, m := range msgs {
-				if m.Header.Type != delTable || len(m.Data) < 4 || m.Data[0] != unix.NFPROTO_INET {
-					continue
-				}
-				ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-				if err != nil {
-					continue
-				}
-				for ad.Next() {
-					if ad.Type() == unix.NFTA_TABLE_NAME && nlenc.String(ad.Bytes()) == tableName {
-						d.log.Warn("our nftables table was deleted by someone; programming it again now", "netns", d.nsName())
-						d.signal(out)
-					}
+				if report(m) {
+					d.signal(out)
 				}
 			}
 		}
