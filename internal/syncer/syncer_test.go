@@ -119,7 +119,7 @@ func TestSyncerPolicyClientNames(t *testing.T) {
 	s := datastore.NewMemory()
 	key := datastore.ResourceKey("globalnetworkpolicies", "", "default.deny")
 	put(t, s, key, `{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.deny","annotations":{"projectcalico.org/metadata":"{\"name\":\"deny\"}"}},"spec":{"selector":"all()"}}`)
-	put(t, s, datastore.ResourceKey("clusterinformations", "", "default"), `{"kind":"ClusterInformation","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"datastoreReady":true}}`)
+	put(t, s, datastore.ResourceKey("ipamconfigurations", "", "default"), `{"kind":"IPAMConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"strictAffinity":false}}`)
 	rec := &recorder{state: map[string]Update{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
