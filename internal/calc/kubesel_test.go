@@ -119,3 +119,71 @@ func TestKubeSelectorsRules(t *testing.T) {
 		})
 	}
 }
+
+// A host endpoint has no namespace and no service account: Calico's
+// pcns./pcsa. labels are absent, so all() (rewritten to has(namespace) or
+// has(serviceaccount)) and positive selectors never select it, while a
+// negation does.
+func TestKubeSelectorsHostEndpoints(t *testing.T) {
+	pols := []api.GlobalNetworkPolicy{
+		hostPol("sa-all", 1, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.ServiceAccountSelector = "all()" }),
+		hostPol("sa-neg", 2, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.ServiceAccountSelector = "!has(team)" }),
+		hostPol("sa-name", 3, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.ServiceAccountSelector = "projectcalico.org/name == 'a'" }),
+		hostPol("ns-all", 4, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.NamespaceSelector = "all()" }),
+		hostPol("ns-neg", 5, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.NamespaceSelector = "!has(env)" }),
+		// A rule's set: the remote host endpoint's address is in it only
+		// where Calico's selector would match it.
+		hostPol("rules", 6, "host == 'yes'", []string{"Ingress"}, []api.Rule{
+			{Action: api.ActionAllow, Source: api.EntityRule{Selector: "role == 'db'", ServiceAccounts: &api.ServiceAccountMatch{Selector: "!has(team)"}}},
+			{Action: api.ActionAllow, Source: api.EntityRule{Selector: "role == 'db'", ServiceAccounts: &api.ServiceAccountMatch{Names: []string{"a"}}}},
+		}, nil, nil),
+	}
+	d := compute(t, &Snapshot{
+		Node: "h1",
+		HostEndpoints: []api.HostEndpoint{
+			hep("h1-eth0", "h1", "eth0", map[string]string{"host": "yes"}, []string{"192.0.2.1"}),
+			hep("h2-eth0", "h2", "eth0", map[string]string{"host": "yes", "role": "db"}, []string{"192.0.2.2"}),
+		},
+		GlobalNetworkPolicies: pols,
+	})
+	if len(d.Hosts.Endpoints) != 1 || !slices.Equal(d.Hosts.Endpoints[0].Ingress, []string{"gnp:sa-neg", "gnp:ns-neg", "gnp:rules"}) {
+		t.Fatalf("host endpoints: %+v", d.Hosts.Endpoints)
+	}
+	rules := chainByID(t, d, "gnp:rules").Ingress
+	if len(rules) != 2 {
+		t.Fatalf("rules: %+v", rules)
+	}
+	for i, want := range [][]netip.Prefix{pfxs("192.0.2.2/32"), nil} {
+		if got := setByID(t, d, rules[i].Src.Sets[0]).Members; !reflect.DeepEqual(got, want) {
+			t.Errorf("rule %d set members = %v, want %v", i, got, want)
+		}
+	}
+}
+
+// An endpoint that gains or loses a service account moves in and out of
+// what service-account selectors match, incrementally as from scratch.
+func TestKubeSelectorsServiceAccountChanges(t *testing.T) {
+	g := gnp("p", nil, "", nil, []api.Rule{
+		{Action: api.ActionAllow, Source: api.EntityRule{ServiceAccounts: &api.ServiceAccountMatch{Names: []string{"sa9"}}}},
+		{Action: api.ActionAllow, Source: api.EntityRule{ServiceAccounts: &api.ServiceAccountMatch{Selector: "projectcalico.org/name == 'sa9'"}}},
+	}, nil)
+	g.Spec.ServiceAccountSelector = "all()"
+	s := &Snapshot{Node: "h1", WorkloadEndpoints: kubeselEndpoints(), GlobalNetworkPolicies: []api.GlobalNetworkPolicy{g}}
+	c := loadCalculator(s)
+	for _, sa := range []string{"sa9", "other", "", "sa9"} {
+		s.WorkloadEndpoints[1].Spec.ServiceAccountName = sa // dev/b
+		c.UpsertWorkloadEndpoint(&s.WorkloadEndpoints[1])
+		want := Compute(s)
+		if got := c.Desired(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("service account %q: Calculator disagrees with Compute:\n%s", sa, diffDesired(got, want))
+		}
+		applies := slices.Contains(endpointByID(t, want, "dev/b").IngressPolicies, "gnp:p")
+		if applies != (sa != "") {
+			t.Fatalf("service account %q: policy applies = %v", sa, applies)
+		}
+		set := setByID(t, want, chainByID(t, want, "gnp:p").Ingress[0].Src.Sets[0])
+		if in := slices.Contains(set.Members, pfx("10.0.0.2/32")); in != (sa == "sa9") {
+			t.Fatalf("service account %q: names set members %v", sa, set.Members)
+		}
+	}
+}
