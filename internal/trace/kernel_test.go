@@ -164,34 +164,6 @@ spec:
   - {action: Pass}
 `
 
-// kubeSelectorsYAML uses the Kubernetes-only selectors, evaluated as
-// Calico does: the workloads are in namespace docker and have no service
-// account, and there are no Kubernetes Services.
-const kubeSelectorsYAML = `
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: k8s-db}
-spec:
-  order: 1
-  selector: role == 'db'
-  namespaceSelector: projectcalico.org/name == 'docker'
-  types: [Ingress]
-  ingress:
-  - {action: Deny, protocol: TCP, source: {serviceAccounts: {selector: all()}}, destination: {ports: [8080]}}
-  - {action: Allow, protocol: TCP, source: {namespaceSelector: "projectcalico.org/name == 'docker'", selector: "role == 'api'"}}
-  - {action: Allow, protocol: TCP, source: {namespaceSelector: "projectcalico.org/name == 'other'"}}
-  - {action: Allow, protocol: TCP, source: {serviceAccounts: {names: [web]}}}
-  - {action: Allow, protocol: TCP, source: {services: {name: web, namespace: docker}}}
----
-apiVersion: projectcalico.org/v3
-kind: GlobalNetworkPolicy
-metadata: {name: k8s-sa-all}
-spec:
-  order: 2
-  serviceAccountSelector: all()
-  ingress: [{action: Deny}]
-`
-
 func decodeSnapshot(t *testing.T, docs ...string) *calc.Snapshot {
 	t.Helper()
 	s := &calc.Snapshot{}
@@ -335,6 +307,12 @@ func TestTraceAgreesWithKernel(t *testing.T) {
 			check(t, tr, c)
 		}
 	})
+	t.Run("no profile at all", func(t *testing.T) {
+		s := decodeSnapshot(t, snapshotYAML)
+		s.WorkloadEndpoints[2].Spec.Profiles = nil // db
+		tr := program(s)
+		check(t, tr, tc{"denied by no policy", web, db, "tcp", 8080, false, "no policy or profile applies"})
+	})
 	t.Run("kubernetes-only selectors", func(t *testing.T) {
 		tr := program(decodeSnapshot(t, snapshotYAML, kubeSelectorsYAML))
 		for _, c := range []tc{
@@ -346,10 +324,32 @@ func TestTraceAgreesWithKernel(t *testing.T) {
 			check(t, tr, c)
 		}
 	})
-	t.Run("no profile at all", func(t *testing.T) {
-		s := decodeSnapshot(t, snapshotYAML)
-		s.WorkloadEndpoints[2].Spec.Profiles = nil // db
-		tr := program(s)
-		check(t, tr, tc{"denied by no policy", web, db, "tcp", 8080, false, "no policy or profile applies"})
-	})
 }
+
+// kubeSelectorsYAML uses the Kubernetes-only selectors, evaluated as
+// Calico does: the workloads are in namespace docker and have no service
+// account, and there are no Kubernetes Services.
+const kubeSelectorsYAML = `
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: k8s-db}
+spec:
+  order: 1
+  selector: role == 'db'
+  namespaceSelector: projectcalico.org/name == 'docker'
+  types: [Ingress]
+  ingress:
+  - {action: Deny, protocol: TCP, source: {serviceAccounts: {selector: all()}}, destination: {ports: [8080]}}
+  - {action: Allow, protocol: TCP, source: {namespaceSelector: "projectcalico.org/name == 'docker'", selector: "role == 'api'"}}
+  - {action: Allow, protocol: TCP, source: {namespaceSelector: "projectcalico.org/name == 'other'"}}
+  - {action: Allow, protocol: TCP, source: {serviceAccounts: {names: [web]}}}
+  - {action: Allow, protocol: TCP, source: {services: {name: web, namespace: docker}}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: k8s-sa-all}
+spec:
+  order: 2
+  serviceAccountSelector: all()
+  ingress: [{action: Deny}]
+`
