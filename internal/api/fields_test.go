@@ -179,7 +179,7 @@ var fieldCases = []fieldCase{
 
 	// Policies and profiles: Kubernetes-only selectors are accepted,
 	// stored and evaluated as Calico does; apply says what they match here.
-	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"serviceAccounts":{"names":["a"]}}}]}`, "warn:spec.ingress[0].source.serviceAccounts: containers here have no service account"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"serviceAccounts":{"names":["a"]}}}]}`, "warn:spec.ingress[0].source.serviceAccounts: containers here have no service account (unless their WorkloadEndpoint sets spec.serviceAccountName), so the names match none of them"},
 	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"serviceAccounts":{"selector":"all()"}}}]}`, ""},
 	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"serviceAccounts":{"selector":"team == 'a'"}}}]}`, "warn:spec.ingress[0].source.serviceAccounts.selector: label team is never set here: service accounts have only the label projectcalico.org/name"},
 	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"serviceAccounts":{"selector":"team =="}}}]}`, "spec.ingress[0].source.serviceAccounts.selector: invalid selector"},
@@ -187,7 +187,9 @@ var fieldCases = []fieldCase{
 	{KindGlobalNetworkPolicy, `{"serviceAccountSelector":"projectcalico.org/name == 'api'"}`, "warn:spec.serviceAccountSelector: containers here have no service account"},
 	{KindGlobalNetworkPolicy, `{"serviceAccountSelector":"a ="}`, "spec.serviceAccountSelector: invalid selector"},
 	{KindGlobalNetworkPolicy, `{"serviceAccountSelector":"global()"}`, "spec.serviceAccountSelector: global() can only be used in an EntityRule namespaceSelector"},
-	{KindNetworkPolicy, `{"serviceAccountSelector":"all()"}`, "warn:spec.serviceAccountSelector: containers here have no service account"},
+	{KindNetworkPolicy, `{"serviceAccountSelector":"all()"}`, "warn:spec.serviceAccountSelector: containers here have no service account (unless their WorkloadEndpoint sets spec.serviceAccountName), so all() selects none of them"},
+	{KindNetworkPolicy, `{"serviceAccountSelector":"!has(projectcalico.org/name)"}`, "warn:spec.serviceAccountSelector: containers here have no service account (unless their WorkloadEndpoint sets spec.serviceAccountName): they match this selector"},
+	{KindNetworkPolicy, `{"egress":[{"action":"Allow","destination":{"serviceAccounts":{"selector":"projectcalico.org/name == 'a'"}}}]}`, "warn:spec.egress[0].destination.serviceAccounts: containers here have no service account (unless their WorkloadEndpoint sets spec.serviceAccountName), so this selector matches none of them"},
 	{KindGlobalNetworkPolicy, `{"namespaceSelector":"projectcalico.org/name == 'prod'"}`, ""},
 	{KindGlobalNetworkPolicy, `{"namespaceSelector":"env == 'prod'"}`, "warn:spec.namespaceSelector: label env is never set here: namespaces have only the label projectcalico.org/name"},
 	{KindGlobalNetworkPolicy, `{"namespaceSelector":"env in {"}`, "spec.namespaceSelector: invalid selector"},

@@ -39,14 +39,37 @@ func noteNameOnly(c *errs, path, s, what string) {
 	}
 }
 
-const noSAEndpoints = "containers here have no service account (unless their WorkloadEndpoint sets spec.serviceAccountName), so this matches no such endpoint"
+const noSA = "containers here have no service account (unless their WorkloadEndpoint sets spec.serviceAccountName)"
+
+// saNote says what a service account match means for endpoints without a
+// service account, which see no service account labels; "" when it
+// matches them all anyway. policy: a policy's serviceAccountSelector, where
+// Calico reads all() as "has a service account".
+func saNote(sel string, names, policy bool) string {
+	s, err := selector.Parse(sel)
+	switch {
+	case err != nil:
+		return ""
+	case names:
+		return noSA + ", so the names match none of them"
+	case s.IsAll() && policy:
+		return noSA + ", so all() selects none of them"
+	case s.IsAll():
+		return ""
+	case s.Evaluate(nil):
+		return noSA + ": they match this selector, which is true without labels"
+	}
+	return noSA + ", so this selector matches none of them"
+}
 
 // checkPolicyKubeSelectors validates a policy's serviceAccountSelector and
 // (GlobalNetworkPolicy only) namespaceSelector.
 func checkPolicyKubeSelectors(c *errs, s *PolicySpec, global bool) {
 	if s.ServiceAccountSelector != "" {
 		checkSelector(c, "spec.serviceAccountSelector", s.ServiceAccountSelector)
-		c.note("spec.serviceAccountSelector", noSAEndpoints+": the policy applies to no endpoint without one")
+		if msg := saNote(s.ServiceAccountSelector, false, true); msg != "" {
+			c.note("spec.serviceAccountSelector", msg)
+		}
 		noteNameOnly(c, "spec.serviceAccountSelector", s.ServiceAccountSelector, "service accounts")
 	}
 	if s.NamespaceSelector == "" {
@@ -87,8 +110,8 @@ func checkSideKubeSelectors(c *errs, sp string, e *EntityRule) {
 				c.add(idx(join(p, "names"), i), "must not be empty")
 			}
 		}
-		if len(sa.Names) > 0 || strings.TrimSpace(sa.Selector) != "" && !isAllText(sa.Selector) {
-			c.note(p, noSAEndpoints)
+		if msg := saNote(sa.Selector, len(sa.Names) > 0, false); msg != "" {
+			c.note(p, msg)
 		}
 		noteNameOnly(c, join(p, "selector"), sa.Selector, "service accounts")
 	}
@@ -114,12 +137,6 @@ func checkSideKubeSelectors(c *errs, sp string, e *EntityRule) {
 		}
 		c.note(p, "there are no Kubernetes Services here, so this rule matches no traffic")
 	}
-}
-
-// isAllText reports whether selector text s means all() (or is blank).
-func isAllText(s string) bool {
-	sel, err := selector.Parse(s)
-	return err == nil && sel.IsAll()
 }
 
 // checkPolicyServices applies Calico's direction rules for services in
