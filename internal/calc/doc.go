@@ -30,7 +30,10 @@
 //     there are no ServiceAccount resources); a policy's
 //     serviceAccountSelector all() selects only endpoints that have a
 //     service account, as Calico rewrites it to
-//     has(projectcalico.org/serviceaccount). A rule side's serviceAccounts
+//     has(projectcalico.org/serviceaccount); like Calico, this also
+//     rewrites an all() written in the policy's own selector (a
+//     GlobalNetworkPolicy's namespaceSelector rewrites it to
+//     has(projectcalico.org/namespace) instead). A rule side's serviceAccounts
 //     is part of its selector (so it confines to the namespace too): names
 //     become projectcalico.org/serviceaccount in {names}, ANDed with the
 //     selector and with serviceAccounts.selector evaluated like a policy's

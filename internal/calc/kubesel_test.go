@@ -25,6 +25,7 @@ func TestKubeSelectorsPolicySelection(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		global   bool
+		sel      string // "" for x == '1'
 		saSel    string
 		nsSel    string
 		selected []string // endpoints the policy applies to
@@ -40,17 +41,25 @@ func TestKubeSelectorsPolicySelection(t *testing.T) {
 		{name: "GNP namespaceSelector", global: true, nsSel: "projectcalico.org/name == 'dev'", selected: []string{"dev/b"}},
 		{name: "GNP namespaceSelector all()", global: true, nsSel: "all()", selected: []string{"prod/a", "dev/b", "prod/c"}},
 		{name: "GNP namespaceSelector unknown label", global: true, nsSel: "env == 'prod'"},
+		// Calico replaces all() in the policy's own selector too.
+		{name: "GNP selector all() with serviceAccountSelector negation", global: true, sel: "all()", saSel: "!has(team)", selected: []string{"prod/a"}},
+		{name: "NP selector all() with serviceAccountSelector negation", sel: "all()", saSel: "!has(team)", selected: []string{"prod/a"}},
+		{name: "NP empty selector with serviceAccountSelector negation", sel: " ", saSel: "!has(team)", selected: []string{"prod/a", "prod/c"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Snapshot{Node: "h1", WorkloadEndpoints: kubeselEndpoints()}
 			id := "policy:prod/p"
+			sel := "x == '1'"
+			if tt.sel != "" {
+				sel = tt.sel
+			}
 			if tt.global {
-				g := gnp("p", nil, "x == '1'", nil, []api.Rule{allow()}, nil)
+				g := gnp("p", nil, sel, nil, []api.Rule{allow()}, nil)
 				g.Spec.ServiceAccountSelector, g.Spec.NamespaceSelector = tt.saSel, tt.nsSel
 				s.GlobalNetworkPolicies = []api.GlobalNetworkPolicy{g}
 				id = "gnp:p"
 			} else {
-				n := netpol("prod", "p", nil, "x == '1'", nil, []api.Rule{allow()}, nil)
+				n := netpol("prod", "p", nil, sel, nil, []api.Rule{allow()}, nil)
 				n.Spec.ServiceAccountSelector = tt.saSel
 				s.NetworkPolicies = []api.NetworkPolicy{n}
 			}
@@ -131,6 +140,8 @@ func TestKubeSelectorsHostEndpoints(t *testing.T) {
 		hostPol("sa-name", 3, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.ServiceAccountSelector = "projectcalico.org/name == 'a'" }),
 		hostPol("ns-all", 4, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.NamespaceSelector = "all()" }),
 		hostPol("ns-neg", 5, "host == 'yes'", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.NamespaceSelector = "!has(env)" }),
+		// all() in the policy's selector becomes has(projectcalico.org/namespace).
+		hostPol("ns-neg-all", 5.5, "all()", []string{"Ingress"}, []api.Rule{deny()}, nil, func(s *api.PolicySpec) { s.NamespaceSelector = "!has(env)" }),
 		// A rule's set: the remote host endpoint's address is in it only
 		// where Calico's selector would match it.
 		hostPol("rules", 6, "host == 'yes'", []string{"Ingress"}, []api.Rule{

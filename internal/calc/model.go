@@ -246,10 +246,22 @@ func scopeToNamespace(sel, ns string) string {
 // policyMatcher is the selector of a policy: ns is "" for a
 // GlobalNetworkPolicy, else the NetworkPolicy's namespace.
 func policyMatcher(parse parseFunc, ns string, spec *api.PolicySpec) (*matcher, error) {
-	if ns != "" {
-		return newMatcherSA(parse, scopeToNamespace(spec.Selector, ns), "", spec.ServiceAccountSelector, true)
+	sel := spec.Selector
+	// Calico appends the prefixed namespace or service account selector
+	// to the policy's selector text and then replaces every "all()" in the
+	// result, the policy's own selector included, by
+	// has(projectcalico.org/namespace) (with a namespaceSelector, on a
+	// GlobalNetworkPolicy) or has(projectcalico.org/serviceaccount).
+	switch {
+	case ns == "" && !isBlank(spec.NamespaceSelector):
+		sel = strings.ReplaceAll(sel, "all()", "has("+labelNamespace+")")
+	case !isBlank(spec.ServiceAccountSelector):
+		sel = strings.ReplaceAll(sel, "all()", "has("+labelServiceAccount+")")
 	}
-	return newMatcherSA(parse, spec.Selector, spec.NamespaceSelector, spec.ServiceAccountSelector, true)
+	if ns != "" {
+		return newMatcherSA(parse, scopeToNamespace(sel, ns), "", spec.ServiceAccountSelector, true)
+	}
+	return newMatcherSA(parse, sel, spec.NamespaceSelector, spec.ServiceAccountSelector, true)
 }
 
 // serviceAccountMatch turns a rule side's serviceAccounts into what Calico
