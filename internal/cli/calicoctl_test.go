@@ -162,7 +162,7 @@ spec:
 			"spec.ingress[1].source.serviceAccounts.selector: label team is never set here",
 			"spec.ingress[2].source.services: there are no Kubernetes Services here, so this rule matches no traffic",
 		} {
-			if !strings.Contains(errOut, "warning: GlobalNetworkPolicy") || !strings.Contains(errOut, w) {
+			if !strings.Contains(errOut, "warning: GlobalNetworkPolicy h24-kube: "+w) {
 				t.Errorf("stderr lacks %q:\n%s", w, errOut)
 			}
 		}
