@@ -11,24 +11,26 @@ import (
 
 // Why a field has no effect here.
 const (
-	whyBPF       = "the eBPF dataplane is not available: this node programs nftables"
-	whyWireGuard = "WireGuard encryption is not available here"
-	whyIptables  = "this dataplane is nftables, not iptables"
-	whyNftFixed  = "the nftables dataplane here is always on and its actions and marks are fixed"
-	whyIPIP      = "IPIP is not available here: use VXLAN"
-	whyXDP       = "XDP acceleration is not available here"
-	whyFlowLogs  = "Calico's flow log pipeline (Goldmane) is not available here: see `calico node` flow logs"
-	whyWindows   = "Windows nodes are not supported"
-	whyOpenStack = "there is no OpenStack integration here"
-	whyKube      = "Kubernetes-only: there is no Kubernetes here"
-	whyAWS       = "there is no AWS integration here"
-	whyDebug     = "Felix's debugging settings have no counterpart in this node agent"
-	whyUsage     = "this project reports no usage"
-	whyIPv6Auto  = "IPv6 is programmed whenever IPv6 pools or addresses exist"
-	whyFelix     = "the node agent does not implement this Felix setting"
-	whyServices  = "there are no Kubernetes services here to advertise"
-	whyBGPExtra  = "the embedded BGP speaker does not implement it"
-	whyWidens    = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
+	whyBPF        = "the eBPF dataplane is not available: this node programs nftables"
+	whyWireGuard  = "WireGuard encryption is not available here"
+	whyIptables   = "this dataplane is nftables, not iptables"
+	whyNftFixed   = "the nftables dataplane here is always on and its actions and marks are fixed"
+	whyIPIP       = "IPIP is not available here: use VXLAN"
+	whyXDP        = "XDP acceleration is not available here"
+	whyFlowLogs   = "Calico's flow log pipeline (Goldmane) is not available here: see `calico node` flow logs"
+	whyWindows    = "Windows nodes are not supported"
+	whyOpenStack  = "there is no OpenStack integration here"
+	whyKube       = "Kubernetes-only: there is no Kubernetes here"
+	whyAWS        = "there is no AWS integration here"
+	whyDebug      = "Felix's debugging settings have no counterpart in this node agent"
+	whyUsage      = "this project reports no usage"
+	whyIPv6Auto   = "IPv6 is programmed whenever IPv6 pools or addresses exist"
+	whyFelix      = "the node agent does not implement this Felix setting"
+	whyServices   = "there are no Kubernetes services here to advertise"
+	whyBGPExtra   = "the embedded BGP speaker does not implement it"
+	whySASelector = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
+	whyNSSelector = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
+	whyWidens     = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
 )
 
 var (
@@ -283,16 +285,16 @@ func init() {
 		Field{Name: "doNotTrack", Status: Acts, Why: "GlobalNetworkPolicy only, with applyOnForward: untracked host endpoint policy (see HostEndpoint)"},
 		Field{Name: "preDNAT", Status: Acts, Why: "GlobalNetworkPolicy only, with applyOnForward, ingress only: judged before DNAT (see HostEndpoint)"},
 		Field{Name: "applyOnForward", Status: Acts, Why: "GlobalNetworkPolicy only: host endpoint policy also judges forwarded traffic (see HostEndpoint)"},
-		Field{Name: "serviceAccountSelector", Status: Refused, Why: whyWidens},
-		Field{Name: "namespaceSelector", Status: Refused, Why: whyWidens},
+		Field{Name: "serviceAccountSelector", Status: Acts, Why: whySASelector + ": the policy applies to no endpoint without one"},
+		Field{Name: "namespaceSelector", Status: Acts, Why: "GlobalNetworkPolicy only: " + whyNSSelector},
 		Field{Name: "performanceHints", Status: NoEffect, Why: "policies are always computed for every node"},
 	)
 	extraFields(EntityRule{},
 		Field{Name: "ports", Status: Acts, Why: "numbers, ranges and named ports (resolved against the spec.ports of the workload endpoints this side selects, in named-port sets)"},
 		Field{Name: "notPorts", Status: Acts, Why: "numbers, ranges and named ports (as ports)"},
-		Field{Name: "namespaceSelector", Status: Refused, Why: whyWidens},
-		Field{Name: "serviceAccounts", Status: Refused, Why: whyWidens},
-		Field{Name: "services", Status: Refused, Why: whyWidens},
+		Field{Name: "namespaceSelector", Status: Acts, Why: whyNSSelector + "; global() selects only non-namespaced things (GlobalNetworkSets, host endpoints)"},
+		Field{Name: "serviceAccounts", Status: Acts, Why: "names match spec.serviceAccountName; " + whySASelector},
+		Field{Name: "services", Status: Acts, Why: "validated as Calico does; there are no Kubernetes Services here, so the rule matches no traffic"},
 	)
 	extraFields(Rule{},
 		Field{Name: "http", Status: Refused, Why: "HTTP match needs an application layer proxy; " + whyWidens},

@@ -293,9 +293,8 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 	for i := range s.Egress {
 		validateRule(c, idx("spec.egress", i), &s.Egress[i])
 	}
-	if s.ServiceAccountSelector != "" {
-		c.unsupported("spec.serviceAccountSelector", "there are no service accounts")
-	}
+	checkPolicyKubeSelectors(c, s, global)
+	checkPolicyServices(c, s, global)
 	gnpOnly := func(field string, set bool, why string) {
 		switch {
 		case !set:
@@ -305,7 +304,6 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 			c.add(field, "not a field of NetworkPolicy (GlobalNetworkPolicy only)")
 		}
 	}
-	gnpOnly("spec.namespaceSelector", s.NamespaceSelector != "", "namespaces have no labels here")
 	if global {
 		validateHostPolicy(c, s)
 	} else {
@@ -439,16 +437,9 @@ func validateRule(c *errs, path string, r *Rule) {
 		}
 		checkSelector(c, join(sp, "selector"), e.Selector)
 		checkSelector(c, join(sp, "notSelector"), e.NotSelector)
-		if e.NamespaceSelector != "" {
-			c.unsupported(join(sp, "namespaceSelector"), "namespaces have no labels here")
-		}
-		if e.ServiceAccounts != nil {
-			c.unsupported(join(sp, "serviceAccounts"), "there are no service accounts")
-		}
-		if e.Services != nil {
-			c.unsupported(join(sp, "services"), "there are no Kubernetes services")
-		}
+		checkSideKubeSelectors(c, sp, e)
 	}
+	checkServicePorts(c, path, r)
 	if r.HTTP != nil {
 		c.unsupported(join(path, "http"), "HTTP match needs an application layer proxy")
 	}

@@ -153,6 +153,15 @@ func (g gen) side() api.EntityRule {
 	if g.chance(0.1) {
 		e.NamespaceSelector = g.pick("projectcalico.org/name == 'na'", "all()", "global()", "projectcalico.org/name != 'nb'")
 	}
+	if g.chance(0.1) {
+		e.ServiceAccounts = &api.ServiceAccountMatch{Selector: g.pick("", "all()", "projectcalico.org/name == 'sa2'", "!has(projectcalico.org/name)")}
+		if g.chance(0.5) {
+			e.ServiceAccounts.Names = []string{g.pick("sa1", "sa2")}
+		}
+	}
+	if g.chance(0.03) {
+		e.Services = &api.ServiceMatch{Name: "svc", Namespace: "na"}
+	}
 	if g.chance(0.3) {
 		e.Nets = g.nets()
 	}
@@ -311,7 +320,7 @@ func (g gen) step(m *model, c *Calculator) string {
 	case 8, 9:
 		p := gnp(g.pick("g0", "g1", "g2", "g3", "g4"), g.order(), g.selector(), g.types(), g.rules(), g.rules())
 		if g.chance(0.15) {
-			p.Spec.ServiceAccountSelector = g.pick("projectcalico.org/name == 'sa1'", "!has(projectcalico.org/name)")
+			p.Spec.ServiceAccountSelector = g.pick("projectcalico.org/name == 'sa1'", "!has(projectcalico.org/name)", "all()")
 		}
 		if g.chance(0.1) {
 			p.Spec.NamespaceSelector = g.pick("projectcalico.org/name == 'na'", "global()")

@@ -26,7 +26,20 @@
 //     projectcalico.org/name = <namespace> (there are no Namespace
 //     resources); namespaceSelector global() selects no workload endpoint.
 //     A serviceAccountSelector is evaluated against
-//     projectcalico.org/name = <serviceAccountName>.
+//     projectcalico.org/name = <serviceAccountName> (Calico's pcsa. labels;
+//     there are no ServiceAccount resources); a policy's
+//     serviceAccountSelector all() selects only endpoints that have a
+//     service account, as Calico rewrites it to
+//     has(projectcalico.org/serviceaccount); like Calico, this also
+//     rewrites an all() written in the policy's own selector (a
+//     GlobalNetworkPolicy's namespaceSelector rewrites it to
+//     has(projectcalico.org/namespace) instead). A rule side's serviceAccounts
+//     is part of its selector (so it confines to the namespace too): names
+//     become projectcalico.org/serviceaccount in {names}, ANDed with the
+//     selector and with serviceAccounts.selector evaluated like a policy's
+//     serviceAccountSelector (but all() matches everything). Endpoints
+//     without spec.serviceAccountName match no names and no selector that
+//     needs a label.
 //   - Every selector used by a rule becomes one IPSet of the addresses of all
 //     matching endpoints on every host, and of the nets of every matching
 //     GlobalNetworkSet and NetworkSet (see netsets.go for how their labels
@@ -56,8 +69,10 @@
 //     matches a packet and a Log rule logs once); with both sides mixed,
 //     the product. Rule indexes count these rules, as with the IP family
 //     split.
-//   - Rules using http, serviceAccounts or services (refused by validation)
-//     are left out.
+//   - Rules using services are left out: there are no Kubernetes
+//     Services here, so they match nothing (as in Calico for a Service
+//     that does not exist). Rules using http (refused by validation) are
+//     left out.
 //
 // Routes: a scope-link route per local endpoint address, a blackhole per IPAM
 // block affine to this host, and when VXLAN is on, routes over vxlan.calico

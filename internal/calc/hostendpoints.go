@@ -21,10 +21,12 @@ import (
 //     kernel's, not the datastore's; see dataplane.HostEndpoint). When two
 //     local HostEndpoints name the same interface, the smaller name wins.
 //   - Its labels: the labelsToApply of its existing profiles (earlier
-//     profiles win), then metadata.labels. It has no namespace: a policy or
-//     rule with a namespaceSelector other than global() never selects it,
-//     one with namespaceSelector global() does (Calico's meaning of
-//     global(): non-namespaced endpoints only).
+//     profiles win), then metadata.labels. It has no namespace and no
+//     service account: a namespaceSelector or serviceAccountSelector sees
+//     no labels (so all() and most selectors never select it, a negation
+//     such as !has(x) does, as in Calico); namespaceSelector global()
+//     selects it (Calico's meaning of global(): non-namespaced endpoints
+//     only).
 //   - Policies are in tier order as for workloads (tiers.go), and each
 //     list of a HostEndpoint says where its tiers end (dataplane.HostEndpoint).
 //   - Only GlobalNetworkPolicies select host endpoints. A policy with
@@ -92,12 +94,11 @@ type hostOutput struct {
 	sets   []dataplane.IPSet       // sorted by ID
 }
 
-// hostMatches evaluates a matcher against a host endpoint's labels.
+// hostMatches evaluates a matcher against a host endpoint's labels: like a
+// GlobalNetworkSet, it has no namespace and no service account, so their
+// selectors see no labels (as Calico's pcns./pcsa. labels are absent).
 func hostMatches(m *matcher, labels map[string]string) bool {
-	if m == nil || m.sa != nil || m.ns != nil && !m.none {
-		return false
-	}
-	return m.sel.Evaluate(labels)
+	return m != nil && m.matches(&epView{labels: labels, global: true})
 }
 
 func hepLabels(h *api.HostEndpoint, profiles map[string]*api.Profile) map[string]string {

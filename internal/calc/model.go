@@ -198,6 +198,7 @@ type matcher struct {
 	sa    *selector.Selector // nil: no service account condition
 	none  bool               // namespaceSelector global(): only what has no namespace matches
 	nsAll bool               // namespaceSelector all(): anything with a namespace
+	saReq bool               // only endpoints with a service account match
 	keys  []string           // label keys sel depends on
 	// portName makes this the matcher of a named-port set: the endpoints
 	// it picks contribute (address, protocol, port) of their ports of that
@@ -226,7 +227,7 @@ func (m *matcher) matches(v *epView) bool {
 	if m.ns != nil && (v.global && m.nsAll || !m.ns.Evaluate(v.nsLabels)) {
 		return false
 	}
-	if m.sa != nil && !m.sa.Evaluate(v.saLabels) {
+	if m.sa != nil && (m.saReq && v.saLabels == nil || !m.sa.Evaluate(v.saLabels)) {
 		return false
 	}
 	return m.sel.Evaluate(v.labels)
@@ -235,8 +236,18 @@ func (m *matcher) matches(v *epView) bool {
 type parseFunc func(string) (*selector.Selector, error)
 
 // newMatcher builds a matcher from selector texts; nsSel and saSel are
-// ignored when blank.
+// ignored when blank. saSel is a rule's serviceAccounts selector; see
+// newPolicyMatcher for a policy's serviceAccountSelector.
 func newMatcher(parse parseFunc, sel, nsSel, saSel string) (*matcher, error) {
+	return newMatcherSA(parse, sel, nsSel, saSel, false)
+}
+
+// newMatcherSA is newMatcher; with policySA, saSel is a policy's
+// serviceAccountSelector, where Calico rewrites all() to
+// has(projectcalico.org/serviceaccount): it then selects only endpoints that
+// have a service account. (A rule's serviceAccounts selector all() has no
+// such rewrite and matches everything.)
+func newMatcherSA(parse parseFunc, sel, nsSel, saSel string, policySA bool) (*matcher, error) {
 	s, err := parse(sel)
 	if err != nil {
 		return nil, err
@@ -266,7 +277,12 @@ func newMatcher(parse parseFunc, sel, nsSel, saSel string) (*matcher, error) {
 			return nil, fmt.Errorf("serviceAccountSelector: %w", err)
 		}
 		m.sa = sa
-		key = joinKey(key, "serviceAccountSelector("+sa.String()+")")
+		if policySA && sa.IsAll() {
+			m.saReq = true
+			key = joinKey(key, "has(serviceaccount)")
+		} else {
+			key = joinKey(key, "serviceAccountSelector("+sa.String()+")")
+		}
 	}
 	m.key = key
 	return m, nil
@@ -295,24 +311,64 @@ func scopeToNamespace(sel, ns string) string {
 // policyMatcher is the selector of a policy: ns is "" for a
 // GlobalNetworkPolicy, else the NetworkPolicy's namespace.
 func policyMatcher(parse parseFunc, ns string, spec *api.PolicySpec) (*matcher, error) {
-	if ns != "" {
-		return newMatcher(parse, scopeToNamespace(spec.Selector, ns), "", spec.ServiceAccountSelector)
+	sel := spec.Selector
+	// Calico appends the prefixed namespace or service account selector
+	// to the policy's selector text and then replaces every "all()" in the
+	// result, the policy's own selector included, by
+	// has(projectcalico.org/namespace) (with a namespaceSelector, on a
+	// GlobalNetworkPolicy) or has(projectcalico.org/serviceaccount).
+	switch {
+	case ns == "" && !isBlank(spec.NamespaceSelector):
+		sel = strings.ReplaceAll(sel, "all()", "has("+labelNamespace+")")
+	case !isBlank(spec.ServiceAccountSelector):
+		sel = strings.ReplaceAll(sel, "all()", "has("+labelServiceAccount+")")
 	}
-	return newMatcher(parse, spec.Selector, spec.NamespaceSelector, spec.ServiceAccountSelector)
+	if ns != "" {
+		return newMatcherSA(parse, scopeToNamespace(sel, ns), "", spec.ServiceAccountSelector, true)
+	}
+	return newMatcherSA(parse, sel, spec.NamespaceSelector, spec.ServiceAccountSelector, true)
+}
+
+// serviceAccountMatch turns a rule side's serviceAccounts into what Calico
+// makes of it: names become projectcalico.org/serviceaccount in {names} on
+// the endpoint's labels (ANDed with sel), and the selector is evaluated
+// against the service account's labels. used reports whether it adds a
+// condition at all (an empty serviceAccounts adds none, as in Calico).
+func serviceAccountMatch(er *api.EntityRule) (sel, saSel string, used bool) {
+	sel = er.Selector
+	sa := er.ServiceAccounts
+	if sa == nil {
+		return sel, "", false
+	}
+	if len(sa.Names) > 0 {
+		q := make([]string, len(sa.Names))
+		for i, n := range sa.Names {
+			q[i] = quoteLabelValue(n)
+		}
+		names := labelServiceAccount + " in {" + strings.Join(q, ", ") + "}"
+		if isBlank(sel) {
+			sel = names
+		} else {
+			sel = "(" + names + ") && (" + sel + ")"
+		}
+	}
+	saSel = sa.Selector
+	return sel, saSel, len(sa.Names) > 0 || !isBlank(saSel)
 }
 
 // sideMatchers returns the positive (selector) and negative (notSelector)
 // matchers of one side of a rule, nil where the side has none.
 func sideMatchers(parse parseFunc, er *api.EntityRule, ns string) (pos, neg *matcher, err error) {
-	hasSel, hasNot, hasNS := !isBlank(er.Selector), !isBlank(er.NotSelector), !isBlank(er.NamespaceSelector)
+	sel, saSel, hasSA := serviceAccountMatch(er)
+	hasSel, hasNot, hasNS := !isBlank(er.Selector) || hasSA, !isBlank(er.NotSelector), !isBlank(er.NamespaceSelector)
 	if hasSel || hasNot || hasNS {
 		switch {
 		case hasNS:
-			pos, err = newMatcher(parse, er.Selector, er.NamespaceSelector, "")
+			pos, err = newMatcher(parse, sel, er.NamespaceSelector, saSel)
 		case ns != "":
-			pos, err = newMatcher(parse, scopeToNamespace(er.Selector, ns), "", "")
+			pos, err = newMatcher(parse, scopeToNamespace(sel, ns), "", saSel)
 		case hasSel:
-			pos, err = newMatcher(parse, er.Selector, "", "")
+			pos, err = newMatcher(parse, sel, "", saSel)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -587,8 +643,9 @@ func translateRules(parse parseFunc, rules []api.Rule, ns string, sink setSink) 
 }
 
 func appendRule(out []dataplane.Rule, parse parseFunc, r *api.Rule, ns string, sink setSink) []dataplane.Rule {
-	if r.HTTP != nil || r.Source.ServiceAccounts != nil || r.Destination.ServiceAccounts != nil ||
-		r.Source.Services != nil || r.Destination.Services != nil {
+	// There are no Kubernetes Services here, so a services match matches
+	// nothing; http needs a proxy (refused by validation).
+	if r.HTTP != nil || r.Source.Services != nil || r.Destination.Services != nil {
 		return out
 	}
 	action, ok := ruleAction(r.Action)

@@ -131,6 +131,61 @@ spec: {bpfEnabled: true, iptablesBackend: nft}
 		}
 	})
 
+	t.Run("KubernetesOnlySelectors", func(t *testing.T) {
+		// Stored and evaluated as Calico does (never refused), with a
+		// warning saying what they match here.
+		manifest := `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: h24-kube}
+spec:
+  namespaceSelector: env == 'prod'
+  serviceAccountSelector: projectcalico.org/name == 'api'
+  ingress:
+  - action: Allow
+    source:
+      namespaceSelector: global()
+  - action: Allow
+    source:
+      serviceAccounts: {names: [web], selector: "team == 'a'"}
+  - action: Allow
+    source:
+      services: {name: frontend, namespace: shop}
+`
+		out, errOut := apply(t, manifest)
+		if out != "Successfully applied 1 'GlobalNetworkPolicy' resource(s)\n" {
+			t.Errorf("stdout %q", out)
+		}
+		for _, w := range []string{
+			"spec.namespaceSelector: label env is never set here: namespaces have only the label projectcalico.org/name",
+			"spec.serviceAccountSelector: containers here have no service account",
+			"spec.ingress[1].source.serviceAccounts: containers here have no service account",
+			"spec.ingress[1].source.serviceAccounts.selector: label team is never set here",
+			"spec.ingress[2].source.services: there are no Kubernetes Services here, so this rule matches no traffic",
+		} {
+			if !strings.Contains(errOut, "warning: GlobalNetworkPolicy h24-kube: "+w) {
+				t.Errorf("stderr lacks %q:\n%s", w, errOut)
+			}
+		}
+		if strings.Contains(errOut, "ingress[0]") {
+			t.Errorf("warned about namespaceSelector global(), which means here what it means in Calico:\n%s", errOut)
+		}
+		y, _ := ok(t, "get", "globalnetworkpolicy", "h24-kube", "-o", "yaml")
+		for _, w := range []string{"namespaceSelector: env == 'prod'", "serviceAccountSelector: projectcalico.org/name == 'api'",
+			"namespaceSelector: global()", "- web", "selector: team == 'a'", "name: frontend", "namespace: shop"} {
+			if !strings.Contains(y, w) {
+				t.Errorf("get -o yaml lacks %q:\n%s", w, y)
+			}
+		}
+		// Calico's own checks still refuse, naming the field; nothing written.
+		fail(t, "spec.ingress[0].source.services: cannot specify selector and services on the same side of a rule",
+			"apply", "-f", writeFile(t, "bad.yaml", strings.Replace(manifest, "namespaceSelector: global()", "namespaceSelector: global()\n      services: {name: x, namespace: shop}\n      selector: a == 'b'", 1)))
+		y2, _ := ok(t, "get", "globalnetworkpolicy", "h24-kube", "-o", "yaml")
+		if y2 != y {
+			t.Errorf("a refused manifest changed the policy:\n%s\n%s", y, y2)
+		}
+		ok(t, "delete", "globalnetworkpolicy", "h24-kube")
+	})
+
 	t.Run("Patch", func(t *testing.T) {
 		apply(t, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: patched}\nspec: {cidr: 10.77.0.0/16, namespaceSelector: all(), allowedUses: [Workload]}\n")
 		out, errOut := ok(t, "patch", "ippool", "patched", "-p", `{"spec":{"natOutgoing":true,"disabled":true}}`)

@@ -330,4 +330,43 @@ func TestTraceAgreesWithKernel(t *testing.T) {
 		tr := program(s)
 		check(t, tr, tc{"denied by no policy", web, db, "tcp", 8080, false, "no policy or profile applies"})
 	})
+	t.Run("kubernetes-only selectors", func(t *testing.T) {
+		tr := program(decodeSnapshot(t, snapshotYAML, kubeSelectorsYAML))
+		for _, c := range []tc{
+			{"namespaceSelector matches own namespace", apiW, db, "tcp", 5432, true, "gnp:k8s-db rule 1"},
+			{"rule serviceAccounts selector all() matches all", web, db, "tcp", 8080, false, "gnp:k8s-db rule 0"},
+			{"services and other namespace match nothing", web, db, "tcp", 5432, false, "no policy allowed it"},
+			{"serviceAccountSelector all() selects no endpoint", web, apiW, "tcp", 8080, true, "profile:front rule 0"},
+		} {
+			check(t, tr, c)
+		}
+	})
 }
+
+// kubeSelectorsYAML uses the Kubernetes-only selectors, evaluated as
+// Calico does: the workloads are in namespace docker and have no service
+// account, and there are no Kubernetes Services.
+const kubeSelectorsYAML = `
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: k8s-db}
+spec:
+  order: 1
+  selector: role == 'db'
+  namespaceSelector: projectcalico.org/name == 'docker'
+  types: [Ingress]
+  ingress:
+  - {action: Deny, protocol: TCP, source: {serviceAccounts: {selector: all()}}, destination: {ports: [8080]}}
+  - {action: Allow, protocol: TCP, source: {namespaceSelector: "projectcalico.org/name == 'docker'", selector: "role == 'api'"}}
+  - {action: Allow, protocol: TCP, source: {namespaceSelector: "projectcalico.org/name == 'other'"}}
+  - {action: Allow, protocol: TCP, source: {serviceAccounts: {names: [web]}}}
+  - {action: Allow, protocol: TCP, source: {services: {name: web, namespace: docker}}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: k8s-sa-all}
+spec:
+  order: 2
+  serviceAccountSelector: all()
+  ingress: [{action: Deny}]
+`
