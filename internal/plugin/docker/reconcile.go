@@ -21,6 +21,10 @@ type ReconcileResult struct {
 	// between RequestAddress and CreateEndpoint, or a ReleaseAddress that
 	// never came).
 	Handles []string
+	// SwarmRecords are the swarm addresses this node had taken up for
+	// tasks whose endpoints no longer exist (the memory is dropped; the
+	// address stays the swarm allocator's until it releases it).
+	SwarmRecords []string
 	// DockerChecked is false when Docker could not be asked: then no
 	// endpoint is judged (never remove what cannot be checked).
 	DockerChecked bool
@@ -40,8 +44,8 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 			return
 		case err != nil:
 			s.log.Warn("reconcile failed; will retry", "error", err, "in", every)
-		case len(res.Endpoints)+len(res.Handles) > 0:
-			s.log.Info("reconciled", "removedEndpoints", res.Endpoints, "releasedHandles", res.Handles)
+		case len(res.Endpoints)+len(res.Handles)+len(res.SwarmRecords) > 0:
+			s.log.Info("reconciled", "removedEndpoints", res.Endpoints, "releasedHandles", res.Handles, "staleSwarmRecords", res.SwarmRecords)
 		}
 		select {
 		case <-ctx.Done():
@@ -57,7 +61,9 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 //     endpoints of `calico container add` whose container is gone: the
 //     endpoint is deleted, its host veth removed, its addresses released;
 //   - this node's endpoint handles that no endpoint records, whose addresses
-//     were assigned longer ago than the grace period.
+//     were assigned longer ago than the grace period;
+//   - this node's records of swarm addresses it took up for tasks whose
+//     endpoints are gone (reconcileSwarmRecords).
 //
 // The state it judges is all in the datastore and Docker, so it is correct
 // after any restart of this server.
@@ -123,6 +129,11 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		if err := s.forgetGoneNetworks(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	dropped, err := s.reconcileSwarmRecords(ctx, referenced, now)
+	res.SwarmRecords = dropped
+	if err != nil {
+		errs = append(errs, err)
 	}
 	for _, prefix := range []string{libnetworkHandlePrefix, containerHandlePrefix} {
 		kvs, _, err := s.store.List(ctx, ipam.HandlesPrefix+prefix+s.node+".")
