@@ -248,6 +248,7 @@ func (s *Server) allocateNetwork(ctx context.Context, req *allocateNetworkReques
 	if err := s.bindPool(ctx, pool, req.IPv4Data, req.IPv6Data, false); err != nil {
 		return allocateNetworkResponse{}, err
 	}
+	s.rememberSwarmNetwork(req.NetworkID)
 	return allocateNetworkResponse{Options: out}, nil
 }
 

@@ -79,6 +79,10 @@ type Server struct {
 	// See poolopt.go.
 	pending    map[int][]pendingPool
 	poolChoice map[string]string
+	// swarmNets: swarm networks this node allocated (it is a manager's);
+	// vipWarned: service ID -> the version whose VIP mode was logged.
+	swarmNets map[string]bool
+	vipWarned map[string]string
 
 	// portMu serialises the choice and reservation of host ports.
 	portMu sync.Mutex
@@ -135,6 +139,8 @@ func NewServer(cfg Config) (*Server, error) {
 
 		pending:    map[int][]pendingPool{},
 		poolChoice: map[string]string{},
+		swarmNets:  map[string]bool{},
+		vipWarned:  map[string]string{},
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultGracePeriod

@@ -260,9 +260,14 @@ networks:
 		t.Cleanup(undrain)
 		// host2's tasks move (dr) or stop (the global web and api): their
 		// addresses are released and their borrowed /32s go.
-		if err := l.noContainers("host2", "label=com.docker.swarm.task.id", 60*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		// (Swarm keeps the stopped containers as task history.)
+		testutil.Eventually(t, 60*time.Second, func() error {
+			out, err := l.exec("host2", "docker", "ps", "-q", "--filter", "label=com.docker.swarm.task.id")
+			if err != nil || strings.TrimSpace(out) != "" {
+				return fmt.Errorf("tasks still running on the drained host2: %v %s", err, strings.TrimSpace(out))
+			}
+			return nil
+		})
 		testutil.Eventually(t, 60*time.Second, func() error {
 			out, err := l.exec("host1", "docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=dr")
 			if n := len(strings.Fields(out)); err != nil || n != 2 {
@@ -317,6 +322,42 @@ networks:
 			return l.ipamProblems("host1")
 		})
 		l.noStaleRoutes()
+	})
+
+	step("VIP mode: allocated from the pool, not served, reported", func(t *testing.T) {
+		before := l.inUse("host1")
+		l.docker("host1", "service", "create", "--detach", "--quiet", "--no-resolve-image", "--endpoint-mode", "vip",
+			"--stop-grace-period", "1s", "--name", "vip", "--replicas", "1", "--network", "front", testImage, "sleep", "1d")
+		var vip string
+		testutil.Eventually(t, 60*time.Second, func() error {
+			out, err := l.exec("host1", "docker", "service", "inspect", "--format", "{{range .Endpoint.VirtualIPs}}{{.Addr}}{{end}}", "vip")
+			vip = strings.TrimSpace(out)
+			if err != nil || vip == "" {
+				return fmt.Errorf("no VIP allocated yet (%v)", err)
+			}
+			return nil
+		})
+		ip, _, _ := strings.Cut(vip, "/")
+		if !strings.HasPrefix(ip, "192.168.") {
+			t.Fatalf("the VIP %q is not from the calico pool", vip)
+		}
+		// The manager's node says why it cannot work, and what to do.
+		testutil.Eventually(t, 60*time.Second, func() error {
+			b, _ := os.ReadFile(filepath.Join(l.dir, "host1.log"))
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "swarm service uses endpoint mode vip on a calico network") && strings.Contains(line, "service=vip") &&
+					strings.Contains(line, "--endpoint-mode dnsrr") {
+					return nil
+				}
+			}
+			return fmt.Errorf("the manager's node did not report the VIP-mode service")
+		})
+		// Docker's load balancer is not there: the VIP answers nothing.
+		l.blocked("host1", l.task("host1", "web"), ip)
+		l.docker("host1", "service", "rm", "vip")
+		l.waitGone("label=com.docker.swarm.service.name=vip")
+		l.waitInUse(before)
+		l.ipamClean("host1")
 	})
 
 	step("everything released", func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // The reconcile drops this node's memory of a swarm address whose task's
@@ -55,5 +57,40 @@ func TestReconcileStaleSwarmRecords(t *testing.T) {
 	}
 	if res, err := e.srv.Reconcile(ctx); err != nil || len(res.SwarmRecords) != 0 {
 		t.Fatalf("unknown record: %+v %v", res, err)
+	}
+}
+
+func TestVIPNetworks(t *testing.T) {
+	ours := func(id string) bool { return id == "netcalico000000000000000a" }
+	resolve := func(target string) string {
+		if target == "front" {
+			return "netcalico000000000000000a"
+		}
+		return ""
+	}
+	svc := func(mode swarm.ResolutionMode, targets ...string) swarm.Service {
+		var s swarm.Service
+		if mode != "-" {
+			s.Spec.EndpointSpec = &swarm.EndpointSpec{Mode: mode}
+		}
+		for _, tg := range targets {
+			s.Spec.TaskTemplate.Networks = append(s.Spec.TaskTemplate.Networks, swarm.NetworkAttachmentConfig{Target: tg})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name string
+		svc  swarm.Service
+		want []string
+	}{
+		{"vip by id", svc(swarm.ResolutionModeVIP, "netcalico000000000000000a"), []string{"netcalico000000000000000a"}},
+		{"default mode is vip", svc("-", "front"), []string{"front"}},
+		{"empty mode is vip", svc("", "front", "other"), []string{"front"}},
+		{"dnsrr", svc(swarm.ResolutionModeDNSRR, "front"), nil},
+		{"not ours", svc(swarm.ResolutionModeVIP, "other"), nil},
+	} {
+		if got := vipNetworks(c.svc, ours, resolve); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
