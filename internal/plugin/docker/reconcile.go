@@ -10,6 +10,7 @@ import (
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
 	"github.com/calico-docker/calico/internal/workload"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -57,7 +58,8 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 
 // Reconcile frees what this node's Docker no longer uses, once it has
 // looked unused for longer than the grace period:
-//   - endpoints of the network plugin whose endpoint ID no container has, and
+//   - endpoints of the network plugin whose endpoint ID no container has
+//     (at once when their container is known to have stopped), and
 //     endpoints of `calico container add` whose container is gone: the
 //     endpoint is deleted, its host veth removed, its addresses released;
 //   - this node's endpoint handles that no endpoint records, whose addresses
@@ -74,13 +76,14 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 	if err != nil {
 		return res, err
 	}
-	liveEPs, containers := map[string]bool{}, map[string]bool{}
+	liveEPs, containers, stopped := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	if s.cfg.Docker != nil {
 		list, err := s.cfg.Docker.ContainerList(ctx, client.ContainerListOptions{All: true})
 		if err == nil {
 			res.DockerChecked = true
 			for _, c := range list.Items {
 				containers[c.ID] = true
+				stopped[c.ID] = c.State == container.StateExited || c.State == container.StateDead
 				if c.NetworkSettings == nil {
 					continue
 				}
@@ -104,7 +107,11 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		gone := false
 		switch w.Spec.Orchestrator {
 		case OrchestratorLibnetwork:
-			gone = res.DockerChecked && old && !liveEPs[w.Spec.Endpoint]
+			// A container that has stopped is past the window the grace
+			// period covers (endpoint created, container not yet listing
+			// it): its endpoint went with it (e.g. dockerd stopped it while
+			// this node was down, as in a host reboot).
+			gone = res.DockerChecked && (old || stopped[w.Spec.ContainerID]) && !liveEPs[w.Spec.Endpoint]
 		case OrchestratorDocker:
 			gone = res.DockerChecked && old && w.Spec.ContainerID != "" && !containers[w.Spec.ContainerID]
 		}

@@ -2,13 +2,17 @@ package docker
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/calico-docker/calico/internal/api"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 )
 
 // The reconcile drops this node's memory of a swarm address whose task's
@@ -92,5 +96,64 @@ func TestVIPNetworks(t *testing.T) {
 		if got := vipNetworks(c.svc, ours, resolve); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// fakeDocker answers the two calls the reconcile makes: the containers
+// (one exited, one running with its endpoint) and the networks.
+func fakeDocker(t *testing.T, containers string) *client.Client {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Api-Version", "1.47")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			_, _ = w.Write([]byte("OK"))
+		case strings.HasSuffix(r.URL.Path, "/containers/json"):
+			_, _ = w.Write([]byte(containers))
+		case strings.HasSuffix(r.URL.Path, "/networks"):
+			_, _ = w.Write([]byte(`[{"Id":"` + testNetID + `","Name":"front"}]`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	dc, err := client.New(client.WithHost("tcp://"+strings.TrimPrefix(hs.URL, "http://")), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dc
+}
+
+// An endpoint whose container Docker reports as exited is gone at once,
+// without waiting for the grace period (a host reboot: dockerd stopped the
+// container while the node was down); a running container's endpoint that
+// Docker does not list yet is given the grace period.
+func TestReconcileStoppedContainerAtOnce(t *testing.T) {
+	const exited, running = "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001", "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000002"
+	e := newEnv(t, func(c *Config) {
+		c.Docker = fakeDocker(t, `[{"Id":"`+exited+`","State":"exited","NetworkSettings":{"Networks":{}}},`+
+			`{"Id":"`+running+`","State":"running","NetworkSettings":{"Networks":{}}}]`)
+	})
+	ctx := context.Background()
+	e.networkCreated(testNetID, "front")
+	for _, c := range []struct{ ep, mac, ctr string }{{epA, macA, exited}, {epB, macB, running}} {
+		a := e.requestAddress(PoolIDv4, "", c.mac)
+		e.ok("/NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": testNetID, "EndpointID": c.ep,
+			"Interface": map[string]any{"Address": a, "MacAddress": c.mac}})
+		if err := updateWEP(ctx, e.st, libnetworkWEPName(testNode, c.ep), func(w *api.WorkloadEndpoint) bool {
+			w.Spec.ContainerID = c.ctr
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := e.srv.Reconcile(ctx)
+	if err != nil || !res.DockerChecked || len(res.Endpoints) != 1 || !strings.Contains(res.Endpoints[0], epA[:12]) {
+		t.Fatalf("reconcile: %+v %v (want only the exited container's endpoint removed)", res, err)
+	}
+	e.wep(epB)
+	if n := e.inUse(); n != 1 {
+		t.Fatalf("%d addresses in use, want 1", n)
 	}
 }
