@@ -45,8 +45,10 @@ const optPool = "pool"
 // /calico/docker/v1/pool-choice/<token> = IPPool name.
 const PoolChoicePrefix = "/calico/docker/v1/pool-choice/"
 
-// pendingPoolTTL is how long a pool token waits for its network's options.
-const pendingPoolTTL = time.Minute
+// pendingPoolTTL is how long a pool token waits for its network's options:
+// Docker gives them (CreateNetwork, AllocateNetwork) right after the pool
+// request, and a stale token only makes a later -o pool ambiguous.
+const pendingPoolTTL = 10 * time.Second
 
 type pendingPool struct {
 	token string
