@@ -297,6 +297,8 @@ networks:
 	step("host rebooted", func(t *testing.T) {
 		before := l.inUse("host1")
 		old := l.task("host2", "web")
+		began := time.Now()
+		mark := func(what string) { t.Logf("%s after %v", what, time.Since(began).Round(100*time.Millisecond)) }
 		// A reboot: the node and dockerd both go down (the node first, so
 		// dockerd's releases of its tasks' addresses reach nobody), then
 		// both come back.
@@ -308,6 +310,7 @@ networks:
 			t.Fatalf("restart host2's dockerd: %v", err)
 		}
 		l.startNode("host2")
+		mark("node and dockerd restarted")
 		testutil.Eventually(t, 120*time.Second, func() error {
 			if id := l.task("host2", "web"); id == old {
 				return fmt.Errorf("web's task on host2 is still the old container")
@@ -315,12 +318,15 @@ networks:
 			return nil
 		})
 		a2 = l.taskAddr("host2", "web")
+		mark("new web task on host2")
 		l.reaches("host1", l.task("host1", "web"), a2)
 		l.reaches("host2", l.task("host2", "web"), a1)
 		l.waitInUse(before)
+		mark("address count back")
 		testutil.Eventually(t, 3*time.Minute, func() error {
 			return l.ipamProblems("host1")
 		})
+		mark("ipam check clean")
 		l.noStaleRoutes()
 	})
 
