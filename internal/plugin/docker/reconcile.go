@@ -59,7 +59,8 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 // Reconcile frees what this node's Docker no longer uses, once it has
 // looked unused for longer than the grace period:
 //   - endpoints of the network plugin whose endpoint ID no container has
-//     (at once when their container is known to have stopped), and
+//     (at once when the container they were labelled from has stopped or
+//     is gone), and
 //     endpoints of `calico container add` whose container is gone: the
 //     endpoint is deleted, its host veth removed, its addresses released;
 //   - this node's endpoint handles that no endpoint records, whose addresses
@@ -107,11 +108,11 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		gone := false
 		switch w.Spec.Orchestrator {
 		case OrchestratorLibnetwork:
-			// A container that has stopped is past the window the grace
-			// period covers (endpoint created, container not yet listing
-			// it): its endpoint went with it (e.g. dockerd stopped it while
-			// this node was down, as in a host reboot).
-			gone = res.DockerChecked && (old || stopped[w.Spec.ContainerID]) && !liveEPs[w.Spec.Endpoint]
+			// A container that has stopped or been removed is past the
+			// window the grace period covers (endpoint created, container
+			// not yet listing it): its endpoint went with it (e.g. dockerd
+			// stopped it while this node was down, as in a host reboot).
+			gone = res.DockerChecked && (old || containerEnded(w.Spec.ContainerID, containers, stopped)) && !liveEPs[w.Spec.Endpoint]
 		case OrchestratorDocker:
 			gone = res.DockerChecked && old && w.Spec.ContainerID != "" && !containers[w.Spec.ContainerID]
 		}
@@ -168,6 +169,12 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// containerEnded reports whether the container an endpoint was labelled
+// from (so it existed then) has stopped or is gone from Docker's list.
+func containerEnded(id string, containers, stopped map[string]bool) bool {
+	return id != "" && (!containers[id] || stopped[id])
 }
 
 // handleStale reports whether an unreferenced handle's addresses were

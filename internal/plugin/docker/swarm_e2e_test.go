@@ -323,8 +323,14 @@ networks:
 		l.reaches("host2", l.task("host2", "web"), a1)
 		l.waitInUse(before)
 		mark("address count back")
+		last := ""
 		testutil.Eventually(t, 3*time.Minute, func() error {
-			return l.ipamProblems("host1")
+			err := l.ipamProblems("host1")
+			if err != nil && err.Error() != last {
+				last = err.Error()
+				mark("ipam check: " + last)
+			}
+			return err
 		})
 		mark("ipam check clean")
 		l.noStaleRoutes()
