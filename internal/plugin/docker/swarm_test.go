@@ -118,7 +118,7 @@ func fakeDocker(t *testing.T, containers string) *client.Client {
 		}
 	}))
 	t.Cleanup(hs.Close)
-	dc, err := client.New(client.WithHost("tcp://"+strings.TrimPrefix(hs.URL, "http://")))
+	dc, err := client.New(client.WithHost("tcp://" + strings.TrimPrefix(hs.URL, "http://")))
 	if err != nil {
 		t.Fatal(err)
 	}
