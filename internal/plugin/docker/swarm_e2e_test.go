@@ -303,11 +303,19 @@ networks:
 		// dockerd's releases of its tasks' addresses reach nobody), then
 		// both come back.
 		l.stopNode("host2", syscall.SIGKILL)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		err := lab.RestartDockerd(ctx, l.st, l.host("host2"))
-		cancel()
-		if err != nil {
-			t.Fatalf("restart host2's dockerd: %v", err)
+		restart := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			return lab.RestartDockerd(ctx, l.st, l.host("host2"))
+		}
+		if err := restart(); err != nil {
+			// Under load a starting dockerd can give up waiting for its
+			// containerd ("timeout waiting for containerd to start"); that
+			// is dockerd's start, not what this step tests: once more.
+			t.Logf("restart host2's dockerd: %v; trying again", err)
+			if err := restart(); err != nil {
+				t.Fatalf("restart host2's dockerd: %v", err)
+			}
 		}
 		l.startNode("host2")
 		mark("node and dockerd restarted")
