@@ -126,34 +126,14 @@ spec:
 		l.waitInUse(before + 1)
 		l.docker("host1", "service", "scale", "--detach=false", "rep=3")
 		l.waitInUse(before + 3)
-		l.docker("host1", "service", "rm", "rep")
-		l.waitGone("label=com.docker.swarm.service.name=rep")
-		l.waitInUse(before)
-		l.ipamClean("host1")
-		l.noStaleRoutes()
+		l.removeService("rep", before)
 	})
 
 	step("stack deploy and remove", func(t *testing.T) {
 		before := l.inUse("host1")
-		f := filepath.Join(l.dir, "stack.yml")
 		// A stack prefixes names with the stack's ("st_appnet"), which is no
 		// valid profile name: `name:` keeps the network's own.
-		if err := os.WriteFile(f, []byte(`version: "3.8"
-services:
-  db:
-    image: `+testImage+`
-    command: sleep 1d
-    stop_grace_period: 1s
-    deploy: {mode: global, endpoint_mode: dnsrr}
-    networks: [appnet]
-networks:
-  appnet:
-    name: appnet
-    driver: `+plugin+`
-    ipam: {driver: `+plugin+`}
-`), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		f := l.stackFile("appnet", "")
 		l.docker("host1", "stack", "deploy", "--resolve-image", "never", "-c", f, "st")
 		d1 := l.taskAddr("host1", "st_db")
 		d2 := l.taskAddr("host2", "st_db")
@@ -188,24 +168,7 @@ spec:
 			}
 		}
 		// compose and stack drop ipam.options: the pool is a driver option.
-		f := filepath.Join(l.dir, "blue.yml")
-		if err := os.WriteFile(f, []byte(`version: "3.8"
-services:
-  db:
-    image: `+testImage+`
-    command: sleep 1d
-    stop_grace_period: 1s
-    deploy: {mode: global, endpoint_mode: dnsrr}
-    networks: [bluenet]
-networks:
-  bluenet:
-    name: bluenet
-    driver: `+plugin+`
-    driver_opts: {pool: swarm-blue}
-    ipam: {driver: `+plugin+`}
-`), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		f := l.stackFile("bluenet", "driver_opts: {pool: swarm-blue}")
 		l.docker("host1", "stack", "deploy", "--resolve-image", "never", "-c", f, "bl")
 		b1, b2 := l.taskAddr("host1", "bl_db"), l.taskAddr("host2", "bl_db")
 		inBlue("stack task on host1", b1)
@@ -287,11 +250,7 @@ networks:
 		undrain()
 		a2 = l.taskAddr("host2", "web")
 		l.reaches("host1", l.task("host1", "web"), a2)
-		l.docker("host1", "service", "rm", "dr")
-		l.waitGone("label=com.docker.swarm.service.name=dr")
-		l.waitInUse(before)
-		l.ipamClean("host1")
-		l.noStaleRoutes()
+		l.removeService("dr", before)
 	})
 
 	step("host rebooted", func(t *testing.T) {
@@ -377,10 +336,7 @@ networks:
 		})
 		// Docker's load balancer is not there: the VIP answers nothing.
 		l.blocked("host1", l.task("host1", "web"), ip)
-		l.docker("host1", "service", "rm", "vip")
-		l.waitGone("label=com.docker.swarm.service.name=vip")
-		l.waitInUse(before)
-		l.ipamClean("host1")
+		l.removeService("vip", before)
 	})
 
 	step("everything released", func(t *testing.T) {
@@ -403,6 +359,43 @@ func (l *dlab) service(name string, args ...string) {
 	all := append([]string{"service", "create", "--detach=false", "--quiet", "--no-resolve-image", "--endpoint-mode", "dnsrr",
 		"--stop-grace-period", "1s", "--name", name}, args...)
 	l.docker("host1", append(all, testImage, "sleep", "1d")...)
+}
+
+// stackFile writes a stack of one global dnsrr service, db, on a network
+// of the plugin named network (extra: more of the network's settings).
+func (l *dlab) stackFile(network, extra string) string {
+	l.t.Helper()
+	f := filepath.Join(l.dir, network+".yml")
+	if err := os.WriteFile(f, []byte(`version: "3.8"
+services:
+  db:
+    image: `+testImage+`
+    command: sleep 1d
+    stop_grace_period: 1s
+    deploy: {mode: global, endpoint_mode: dnsrr}
+    networks: [`+network+`]
+networks:
+  `+network+`:
+    name: `+network+`
+    driver: `+lab.PluginName+`
+    ipam: {driver: `+lab.PluginName+`}
+    `+extra+`
+`), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	return f
+}
+
+// removeService removes a service and waits until its tasks are gone and
+// the pools hold inUse addresses again, with ipam check clean and no stale
+// routes.
+func (l *dlab) removeService(name string, inUse int) {
+	l.t.Helper()
+	l.docker("host1", "service", "rm", name)
+	l.waitGone("label=com.docker.swarm.service.name=" + name)
+	l.waitInUse(inUse)
+	l.ipamClean("host1")
+	l.noStaleRoutes()
 }
 
 // task is the ID of the running container of a service's task on a host.
