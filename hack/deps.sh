@@ -19,6 +19,7 @@ want etcdctl etcd-client
 want iperf3 iperf3
 want sockperf sockperf # hack/bench-datapath.sh: TCP request/response latency
 want ufw ufw # the e2e test of a Docker host with ufw active
+want docker-compose docker-compose # compose v1 (Debian 12): the docker-compose step of TestDockerPlugin
 want nsenter util-linux
 want unshare util-linux
 want modprobe kmod

@@ -225,13 +225,17 @@ func removeFromDatastore(ctx context.Context, out io.Writer, cfg *datastore.Conf
 		return fmt.Errorf("release IPAM affinities of %s: %w", name, err)
 	}
 	fmt.Fprintf(out, "datastore: released %d IPAM block affinities of %s\n", len(blocks), name)
-	kvs, _, err := st.List(ctx, docker.NetworksPrefix+name+"/")
-	if err != nil {
-		return fmt.Errorf("list network records of %s: %w", name, err)
-	}
-	for _, kv := range kvs {
-		if err := st.Delete(ctx, kv.Key, 0); err != nil && !errors.Is(err, datastore.ErrNotFound) {
-			return fmt.Errorf("delete %s: %w", kv.Key, err)
+	// The node's Docker network records and its memories of swarm
+	// addresses it took up (the swarm allocator releases those addresses).
+	for _, prefix := range []string{docker.NetworksPrefix, docker.SwarmPrefix} {
+		kvs, _, err := st.List(ctx, prefix+name+"/")
+		if err != nil {
+			return fmt.Errorf("list docker records of %s: %w", name, err)
+		}
+		for _, kv := range kvs {
+			if err := st.Delete(ctx, kv.Key, 0); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+				return fmt.Errorf("delete %s: %w", kv.Key, err)
+			}
 		}
 	}
 	return nil

@@ -26,6 +26,9 @@ func TestRemoveFromDatastore(t *testing.T) {
 		if _, err := st.Update(ctx, docker.NetworksPrefix+n+"/net1", []byte(`{"name":"frontend"}`), 0); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := st.Update(ctx, docker.SwarmPrefix+n+"/10.65.0.1", []byte(`{"handle":"docker-swarm.1"}`), 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := &datastore.Config{Endpoints: strings.Split(strings.TrimPrefix(ep, "--etcd-endpoints="), ",")}
 	var out bytes.Buffer
@@ -49,6 +52,10 @@ func TestRemoveFromDatastore(t *testing.T) {
 		kvs, _, err = st.List(ctx, docker.NetworksPrefix+node+"/")
 		if err != nil || len(kvs) != want {
 			t.Errorf("network records of %s: %d (%v), want %d", node, len(kvs), err, want)
+		}
+		kvs, _, err = st.List(ctx, docker.SwarmPrefix+node+"/")
+		if err != nil || len(kvs) != want {
+			t.Errorf("swarm records of %s: %d (%v), want %d", node, len(kvs), err, want)
 		}
 	}
 	// The address gone's container held is still assigned (ipam check repairs leaks).

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -198,6 +201,81 @@ spec:
 		}
 		if n := len(l.endpoints(h)); n != 3 {
 			t.Fatalf("%d endpoints, want 3 (fe1, fe2, be1)", n)
+		}
+	})
+
+	step("docker-compose up and down, pool chosen by driver_opts", func(t *testing.T) {
+		if _, err := exec.LookPath("docker-compose"); err != nil {
+			t.Fatal("docker-compose is not installed (hack/deps.sh installs Debian's docker-compose)")
+		}
+		l.apply(h, `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: compose-green
+spec:
+  cidr: 10.78.0.0/16
+  blockSize: 26
+  nodeSelector: all()
+`)
+		green := netip.MustParsePrefix("10.78.0.0/16")
+		before, eps := l.inUse(h), len(l.endpoints(h))
+		compose := func(pool string) string {
+			f := filepath.Join(l.dir, "compose-"+pool+".yml")
+			if err := os.WriteFile(f, []byte(`version: "2.4"
+services:
+  a: {image: `+testImage+`, command: sleep 1d, stop_grace_period: 1s, networks: [cnet]}
+  b: {image: `+testImage+`, command: sleep 1d, stop_grace_period: 1s, networks: [cnet]}
+networks:
+  cnet:
+    name: cnet
+    driver: calico
+    driver_opts: {pool: `+pool+`}
+    ipam: {driver: calico-ipam}
+`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		// An unknown pool: refused, naming the option; nothing is left.
+		out, err := l.exec(h, "docker-compose", "-p", "h22c", "-f", compose("nope"), "up", "-d")
+		if err == nil || !strings.Contains(out, `-o pool=nope: there is no IPPool named \"nope\"`) && !strings.Contains(out, `-o pool=nope: there is no IPPool named "nope"`) {
+			t.Fatalf("compose up with an unknown pool: %v %s", err, out)
+		}
+		if _, err := l.exec(h, "docker", "network", "inspect", "cnet"); err == nil {
+			t.Fatal("network cnet exists after a refused create")
+		}
+		f := compose("compose-green")
+		l.must(h, "docker-compose", "-p", "h22c", "-f", f, "up", "-d")
+		a, _ := l.addrs(h, "h22c_a_1")
+		b, _ := l.addrs(h, "h22c_b_1")
+		for _, ip := range []string{a, b} {
+			if p, err := netip.ParseAddr(ip); err != nil || !green.Contains(p) {
+				t.Fatalf("compose service address %q is not from pool compose-green", ip)
+			}
+		}
+		l.reaches(h, "h22c_a_1", b)
+		l.must(h, "docker", "exec", "h22c_b_1", "ping", "-c1", "-W2", "a") // by service name
+		if got := l.inUse(h); got != before+2 {
+			t.Fatalf("%d addresses in use, want %d", got, before+2)
+		}
+		l.must(h, "docker-compose", "-p", "h22c", "-f", f, "down")
+		if got := l.inUse(h); got != before {
+			t.Fatalf("%d addresses in use after compose down, want %d", got, before)
+		}
+		if n := len(l.endpoints(h)); n != eps {
+			t.Fatalf("%d endpoints after compose down, want %d", n, eps)
+		}
+		l.ipamClean(h)
+		// The same pool with `docker network create -o pool=NAME`.
+		l.docker(h, "network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "-o", "pool=compose-green", "green")
+		g, _ := l.run(h, "g1", "--net", "green")
+		if p, err := netip.ParseAddr(g); err != nil || !green.Contains(p) {
+			t.Fatalf("-o pool address %q is not from pool compose-green", g)
+		}
+		l.docker(h, "rm", "-f", "g1")
+		l.docker(h, "network", "rm", "green")
+		if got := l.inUse(h); got != before {
+			t.Fatalf("%d addresses in use, want %d", got, before)
 		}
 	})
 

@@ -21,7 +21,8 @@ import (
 // milliseconds after the start), the endpoint has only its network's
 // profile: the profile's rules apply, and policies that select by container
 // label do not yet. The stream also tells the names of new networks (their
-// profiles) and the removal of containers networked by the CLI.
+// profiles), the removal of containers networked by the CLI and, on a swarm
+// manager, services created in VIP mode on calico networks (vip.go).
 
 // watchEvents follows Docker's event stream until ctx is done, reconnecting
 // with a backoff (dockerd restarts). After each (re)connection the labels of
@@ -60,8 +61,8 @@ func (s *Server) streamEvents(ctx context.Context) (connected bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := make(client.Filters).
-		Add("type", string(events.ContainerEventType), string(events.NetworkEventType)).
-		Add("event", string(events.ActionStart), string(events.ActionDestroy), string(events.ActionCreate))
+		Add("type", string(events.ContainerEventType), string(events.NetworkEventType), string(events.ServiceEventType)).
+		Add("event", string(events.ActionStart), string(events.ActionDestroy), string(events.ActionCreate), string(events.ActionUpdate))
 	res := s.cfg.Docker.Events(sctx, client.EventsListOptions{Filters: f})
 	// Subscribed first, caught up second: a start between the two is seen twice
 	// (harmless), never missed.
@@ -96,6 +97,9 @@ func (s *Server) handleEvent(ctx context.Context, m events.Message) {
 		if err := ensureProfile(ctx, s.store, name); err != nil {
 			s.log.Warn("cannot create the profile of a new network", "network", name, "error", err)
 		}
+	case m.Type == events.ServiceEventType && (m.Action == events.ActionCreate || m.Action == events.ActionUpdate):
+		// Only a manager reports services (vip.go).
+		s.checkServiceVIP(ctx, m.Actor.ID)
 	case m.Type == events.ContainerEventType && m.Action == events.ActionStart:
 		if err := s.labelContainer(ctx, m.Actor.ID); err != nil {
 			s.log.Warn("cannot label a container's endpoints", "container", short(m.Actor.ID), "error", err)

@@ -88,15 +88,18 @@ func (s *Server) requestPool(ctx context.Context, req *requestPoolRequest) (requ
 		fam, whole, poolID = 6, "::/0", PoolIDv6
 		gw = gatewayIPv6Pool + "/128"
 	}
-	if req.AddressSpace == GlobalAddressSpace {
-		// A swarm network: a pool ID of its own, so that its ReleasePool
-		// can free what the swarm allocator still holds in it.
-		poolID += swarmPoolSep + newPoolToken()
-	}
 	if req.Pool == "" || req.Pool == whole {
 		// "" from `docker network create`; the whole space again on a swarm
 		// node, which creates the network with the pool the manager got.
-		return requestPoolResponse{PoolID: poolID, Pool: whole, Data: map[string]string{dataGateway: gw}}, nil
+		// A pool ID of its own, which the network's -o pool can bind to a
+		// pool (poolopt.go), and a swarm network's ReleasePool uses to
+		// free what the swarm allocator still holds in it.
+		tok := newPoolToken()
+		s.addPendingPool(fam, tok)
+		return requestPoolResponse{PoolID: poolID + swarmPoolSep + tok, Pool: whole, Data: map[string]string{dataGateway: gw}}, nil
+	}
+	if req.AddressSpace == GlobalAddressSpace {
+		poolID += swarmPoolSep + newPoolToken()
 	}
 	want, err := netip.ParsePrefix(req.Pool)
 	if err != nil {
@@ -138,7 +141,7 @@ func (s *Server) releasePool(ctx context.Context, req *releasePoolRequest) (empt
 	// Pools are the IPPools themselves; nothing was reserved. A swarm
 	// network's pool frees what the swarm allocator still holds in it.
 	if _, tok, ok := strings.Cut(req.PoolID, swarmPoolSep); ok {
-		return empty{}, s.swarmReleasePool(ctx, tok)
+		return empty{}, errors.Join(s.swarmReleasePool(ctx, tok), s.forgetPoolChoice(ctx, tok))
 	}
 	return empty{}, nil
 }
@@ -182,6 +185,19 @@ func (s *Server) requestAddress(ctx context.Context, req *requestAddressRequest)
 		}
 		if (fam == 6) != ip.Is6() {
 			return requestAddressResponse{}, badf("address %s is not an IPv%d address", ip, fam)
+		}
+	}
+	if pools == nil && req.Options[optAddressType] != addrTypeGateway {
+		_, tok, _ := strings.Cut(req.PoolID, swarmPoolSep)
+		p, ok, err := s.chosenPool(ctx, tok)
+		if err != nil {
+			return requestAddressResponse{}, err
+		}
+		if ok {
+			if ip.IsValid() && !p.CIDR.Contains(ip) {
+				return requestAddressResponse{}, badf("address %s is not in IPPool %q (%s), chosen for the network with -o %s", ip, p.Name, p.CIDR, optPool)
+			}
+			pools = []netip.Prefix{p.CIDR}
 		}
 	}
 	if req.Options[optAddressType] == addrTypeGateway {

@@ -54,6 +54,7 @@ func (s *Server) createNetwork(ctx context.Context, req *createNetworkRequest) (
 		return empty{}, err
 	}
 	ni := &netInfo{}
+	pool := ""
 	for k, v := range req.Options {
 		switch k {
 		case optGeneric:
@@ -62,14 +63,21 @@ func (s *Server) createNetwork(ctx context.Context, req *createNetworkRequest) (
 				return empty{}, badf("network options have an unexpected form (%T)", v)
 			}
 			for gk, gv := range generic {
-				if gk != "mtu" {
-					return empty{}, badf("unknown network option -o %s: the calico driver accepts only -o mtu=N", gk)
+				switch gk {
+				case "mtu":
+					mtu, err := parseMTU(gv)
+					if err != nil {
+						return empty{}, err
+					}
+					ni.mtu = mtu
+				case optPool:
+					pool, _ = gv.(string)
+					if err := checkPoolName(pool); err != nil {
+						return empty{}, err
+					}
+				default:
+					return empty{}, badf("unknown network option -o %s: the calico driver accepts only -o mtu=N and -o %s=NAME", gk, optPool)
 				}
-				mtu, err := parseMTU(gv)
-				if err != nil {
-					return empty{}, err
-				}
-				ni.mtu = mtu
 			}
 		case optEnableIPv6:
 		case optInternal:
@@ -87,6 +95,9 @@ func (s *Server) createNetwork(ctx context.Context, req *createNetworkRequest) (
 	}
 	if len(req.IPv4Data) == 0 && len(req.IPv6Data) == 0 {
 		return empty{}, badf("the network has no address pool: create it with --ipam-driver %s", IPAMDriverName)
+	}
+	if err := s.bindPool(ctx, pool, req.IPv4Data, req.IPv6Data, true); err != nil {
+		return empty{}, err
 	}
 	s.mu.Lock()
 	s.networks[req.NetworkID] = ni

@@ -74,6 +74,19 @@ type createNetworkRequest struct {
 	IPv6Data  []ipamData
 }
 
+// allocateNetworkRequest: a swarm manager's AllocateNetwork; Options are
+// the network's driver options (flat, unlike CreateNetwork's).
+type allocateNetworkRequest struct {
+	NetworkID string
+	Options   map[string]string
+	IPv4Data  []ipamData
+	IPv6Data  []ipamData
+}
+
+type allocateNetworkResponse struct {
+	Options map[string]string
+}
+
 type networkRequest struct {
 	NetworkID string
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/calico-docker/calico/internal/datastore"
 	"github.com/calico-docker/calico/internal/ipam"
 	"github.com/calico-docker/calico/internal/workload"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -21,6 +22,10 @@ type ReconcileResult struct {
 	// between RequestAddress and CreateEndpoint, or a ReleaseAddress that
 	// never came).
 	Handles []string
+	// SwarmRecords are the swarm addresses this node had taken up for
+	// tasks whose endpoints no longer exist (the memory is dropped; the
+	// address stays the swarm allocator's until it releases it).
+	SwarmRecords []string
 	// DockerChecked is false when Docker could not be asked: then no
 	// endpoint is judged (never remove what cannot be checked).
 	DockerChecked bool
@@ -40,8 +45,8 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 			return
 		case err != nil:
 			s.log.Warn("reconcile failed; will retry", "error", err, "in", every)
-		case len(res.Endpoints)+len(res.Handles) > 0:
-			s.log.Info("reconciled", "removedEndpoints", res.Endpoints, "releasedHandles", res.Handles)
+		case len(res.Endpoints)+len(res.Handles)+len(res.SwarmRecords) > 0:
+			s.log.Info("reconciled", "removedEndpoints", res.Endpoints, "releasedHandles", res.Handles, "staleSwarmRecords", res.SwarmRecords)
 		}
 		select {
 		case <-ctx.Done():
@@ -53,11 +58,15 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 
 // Reconcile frees what this node's Docker no longer uses, once it has
 // looked unused for longer than the grace period:
-//   - endpoints of the network plugin whose endpoint ID no container has, and
+//   - endpoints of the network plugin whose endpoint ID no container has
+//     (at once when the container they were labelled from has stopped or
+//     is gone), and
 //     endpoints of `calico container add` whose container is gone: the
 //     endpoint is deleted, its host veth removed, its addresses released;
 //   - this node's endpoint handles that no endpoint records, whose addresses
-//     were assigned longer ago than the grace period.
+//     were assigned longer ago than the grace period;
+//   - this node's records of swarm addresses it took up for tasks whose
+//     endpoints are gone (reconcileSwarmRecords).
 //
 // The state it judges is all in the datastore and Docker, so it is correct
 // after any restart of this server.
@@ -68,13 +77,14 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 	if err != nil {
 		return res, err
 	}
-	liveEPs, containers := map[string]bool{}, map[string]bool{}
+	liveEPs, containers, stopped := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	if s.cfg.Docker != nil {
 		list, err := s.cfg.Docker.ContainerList(ctx, client.ContainerListOptions{All: true})
 		if err == nil {
 			res.DockerChecked = true
 			for _, c := range list.Items {
 				containers[c.ID] = true
+				stopped[c.ID] = c.State == container.StateExited || c.State == container.StateDead
 				if c.NetworkSettings == nil {
 					continue
 				}
@@ -98,7 +108,11 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		gone := false
 		switch w.Spec.Orchestrator {
 		case OrchestratorLibnetwork:
-			gone = res.DockerChecked && old && !liveEPs[w.Spec.Endpoint]
+			// A container that has stopped or been removed is past the
+			// window the grace period covers (endpoint created, container
+			// not yet listing it): its endpoint went with it (e.g. dockerd
+			// stopped it while this node was down, as in a host reboot).
+			gone = res.DockerChecked && (old || containerEnded(w.Spec.ContainerID, containers, stopped)) && !liveEPs[w.Spec.Endpoint]
 		case OrchestratorDocker:
 			gone = res.DockerChecked && old && w.Spec.ContainerID != "" && !containers[w.Spec.ContainerID]
 		}
@@ -123,6 +137,11 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		if err := s.forgetGoneNetworks(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	dropped, err := s.reconcileSwarmRecords(ctx, referenced, now)
+	res.SwarmRecords = dropped
+	if err != nil {
+		errs = append(errs, err)
 	}
 	for _, prefix := range []string{libnetworkHandlePrefix, containerHandlePrefix} {
 		kvs, _, err := s.store.List(ctx, ipam.HandlesPrefix+prefix+s.node+".")
@@ -150,6 +169,12 @@ func (s *Server) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// containerEnded reports whether the container an endpoint was labelled
+// from (so it existed then) has stopped or is gone from Docker's list.
+func containerEnded(id string, containers, stopped map[string]bool) bool {
+	return id != "" && (!containers[id] || stopped[id])
 }
 
 // handleStale reports whether an unreferenced handle's addresses were

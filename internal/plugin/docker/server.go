@@ -74,6 +74,15 @@ type Server struct {
 	mu       sync.Mutex
 	networks map[string]*netInfo // Docker network ID -> what we know of it
 	eps      map[string]*epInfo  // endpoint ID -> what Join needs
+	// pending: whole-space pool tokens (per family) waiting for their
+	// network's options; poolChoice: pool token -> IPPool name ("" none).
+	// See poolopt.go.
+	pending    map[int][]pendingPool
+	poolChoice map[string]string
+	// swarmNets: swarm networks this node allocated (it is a manager's);
+	// vipWarned: service ID -> the version whose VIP mode was logged.
+	swarmNets map[string]bool
+	vipWarned map[string]string
 
 	// portMu serialises the choice and reservation of host ports.
 	portMu sync.Mutex
@@ -127,6 +136,11 @@ func NewServer(cfg Config) (*Server, error) {
 		networks: map[string]*netInfo{},
 		eps:      map[string]*epInfo{},
 		nowFunc:  time.Now,
+
+		pending:    map[int][]pendingPool{},
+		poolChoice: map[string]string{},
+		swarmNets:  map[string]bool{},
+		vipWarned:  map[string]string{},
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultGracePeriod
@@ -379,6 +393,10 @@ func (s *Server) networkRoutes(mux *http.ServeMux) {
 	mux.Handle("/NetworkDriver.Leave", method(s, "NetworkDriver.Leave", s.leave))
 	mux.Handle("/NetworkDriver.ProgramExternalConnectivity", method(s, "NetworkDriver.ProgramExternalConnectivity", s.programExternalConnectivity))
 	mux.Handle("/NetworkDriver.RevokeExternalConnectivity", method(s, "NetworkDriver.RevokeExternalConnectivity", s.revokeExternalConnectivity))
+	// Swarm managers ask a global-scope driver (the managed plugin) for a
+	// network's swarm-level state.
+	mux.Handle("/NetworkDriver.AllocateNetwork", method(s, "NetworkDriver.AllocateNetwork", s.allocateNetwork))
+	mux.Handle("/NetworkDriver.FreeNetwork", method(s, "NetworkDriver.FreeNetwork", s.freeNetwork))
 	for _, m := range []string{"DiscoverNew", "DiscoverDelete"} {
 		mux.Handle("/NetworkDriver."+m, method(s, "NetworkDriver."+m, noop))
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/calico-docker/calico/internal/api"
 	"github.com/calico-docker/calico/internal/datastore"
@@ -55,6 +56,9 @@ const swarmNote = "docker swarm: allocated by the swarm manager"
 type swarmTaken struct {
 	Handle string `json:"handle"`
 	MAC    string `json:"mac,omitempty"`
+	// At is when the node took the address up (the reconcile gives the
+	// endpoint the grace period to appear).
+	At time.Time `json:"at,omitzero"`
 }
 
 func swarmKey(node string, ip netip.Addr) string {
@@ -130,7 +134,7 @@ func (s *Server) swarmTakeUp(ctx context.Context, info ipam.IPInfo, mac string) 
 	if !info.Assigned || !isSwarmHandle(info.Handle) {
 		return false, nil
 	}
-	b, _ := json.Marshal(swarmTaken{Handle: info.Handle, MAC: mac})
+	b, _ := json.Marshal(swarmTaken{Handle: info.Handle, MAC: mac, At: s.now().UTC()})
 	if _, err := s.store.Update(ctx, swarmKey(s.node, info.IP), b, 0); err != nil {
 		return false, fmt.Errorf("record swarm address %s: %w", info.IP, err)
 	}
@@ -232,12 +236,17 @@ func (s *Server) swarmReleasePool(ctx context.Context, tok string) error {
 // swarmEndpointGone clears the endpoint's name from the attributes of a
 // swarm address it had adopted (the address stays the swarm's).
 func (s *Server) swarmEndpointGone(ctx context.Context, w *api.WorkloadEndpoint) {
-	h := w.Annotations[HandleAnnotation]
+	s.swarmHandleUnused(ctx, w.Annotations[HandleAnnotation], w.Name)
+}
+
+// swarmHandleUnused gives a swarm handle's addresses back their swarm
+// attributes (no endpoint).
+func (s *Server) swarmHandleUnused(ctx context.Context, h, endpoint string) {
 	if !isSwarmHandle(h) {
 		return
 	}
 	if err := s.ipam.SetHandleAttrs(ctx, h, s.swarmAttrs()); err != nil && !errors.Is(err, datastore.ErrNotFound) {
-		s.log.Warn("cannot clear the endpoint from a swarm address", "handle", h, "endpoint", w.Name, "error", err)
+		s.log.Warn("cannot clear the endpoint from a swarm address", "handle", h, "endpoint", endpoint, "error", err)
 	}
 }
 
@@ -251,4 +260,55 @@ const optSerialAlloc = "com.docker.network.ipam.serial"
 func isSwarmRequest(opts map[string]string) bool {
 	_, ok := opts[optSerialAlloc]
 	return ok
+}
+
+// reconcileSwarmRecords drops this node's memories of swarm addresses that
+// no endpoint of the node uses (referenced: the handles live endpoints
+// hold): the task went without its release reaching this node (a dockerd
+// killed or restarted with the host, a node drained while this node was
+// down). A stale memory would make the node take the allocator's later
+// release of that address for its own local one, and the address would
+// leak. A memory younger than the grace period is kept: the endpoint is
+// created just after the address is taken up.
+func (s *Server) reconcileSwarmRecords(ctx context.Context, referenced map[string]bool, now time.Time) ([]string, error) {
+	prefix := SwarmPrefix + s.node + "/"
+	kvs, _, err := s.store.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list swarm address records: %w", err)
+	}
+	var dropped []string
+	var errs []error
+	for _, kv := range kvs {
+		var rec swarmTaken
+		if err := json.Unmarshal(kv.Value, &rec); err != nil || rec.Handle == "" {
+			continue // not ours to judge: never drop what is not understood
+		}
+		if referenced[rec.Handle] {
+			continue
+		}
+		ipS := strings.TrimPrefix(kv.Key, prefix)
+		ip, err := netip.ParseAddr(strings.ReplaceAll(ipS, "-", ":"))
+		if err != nil {
+			continue
+		}
+		info, err := s.ipam.ShowIP(ctx, ip)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("look up %s: %w", ip, err))
+			continue
+		}
+		stillSwarms := info.Assigned && info.Handle == rec.Handle
+		if stillSwarms && !rec.At.IsZero() && now.Sub(rec.At) <= s.grace {
+			continue
+		}
+		if err := s.store.Delete(ctx, kv.Key, kv.Revision); err != nil && !errors.Is(err, datastore.ErrNotFound) && !errors.Is(err, datastore.ErrConflict) {
+			errs = append(errs, fmt.Errorf("forget swarm address %s: %w", ip, err))
+			continue
+		}
+		if stillSwarms {
+			// The address stays the swarm allocator's; its release frees it.
+			s.swarmHandleUnused(ctx, rec.Handle, "")
+		}
+		dropped = append(dropped, ip.String())
+	}
+	return dropped, errors.Join(errs...)
 }

@@ -69,13 +69,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/Plugin.Activate":
 		reply(w, http.StatusOK, `{"Implements":["NetworkDriver","IpamDriver"]}`)
 		return
-	case r.URL.Path == "/NetworkDriver.AllocateNetwork":
-		// A global-scope driver's swarm-level network state, asked on the
-		// manager; the calico network needs none (each node checks the
-		// options at CreateNetwork, and profiles are made there).
-		reply(w, http.StatusOK, `{"Options":{}}`)
-		return
 	case r.URL.Path == "/NetworkDriver.FreeNetwork":
+		// The calico network keeps no swarm-level state (AllocateNetwork,
+		// forwarded, checks the options and binds -o pool; the pool's
+		// release frees the rest), so a node that is down does not hold up
+		// a network's removal.
 		reply(w, http.StatusOK, `{}`)
 		return
 	case strings.HasPrefix(r.URL.Path, "/NetworkDriver."):

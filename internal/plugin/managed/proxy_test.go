@@ -85,8 +85,13 @@ func TestProxy(t *testing.T) {
 	if code, body := post(t, p, "/IpamDriver.RequestAddress", "{}"); code != 200 || !strings.Contains(body, "ipam /IpamDriver.RequestAddress") {
 		t.Fatalf("ipam call: %d %s", code, body)
 	}
-	if code, body := post(t, p, "/NetworkDriver.AllocateNetwork", "{}"); code != 200 || body != `{"Options":{}}` {
+	// AllocateNetwork goes to the node (options, -o pool); FreeNetwork
+	// needs nothing from it.
+	if code, body := post(t, p, "/NetworkDriver.AllocateNetwork", `{"y":2}`); code != 400 || body != `{"Err":"net /NetworkDriver.AllocateNetwork {"y":2}"}` {
 		t.Fatalf("allocate: %d %s", code, body)
+	}
+	if code, body := post(t, p, "/NetworkDriver.FreeNetwork", "{}"); code != 200 || body != `{}` {
+		t.Fatalf("free: %d %s", code, body)
 	}
 	if code, _ := post(t, p, "/Other.Thing", "{}"); code != 404 {
 		t.Fatalf("unknown method: %d", code)
