@@ -93,7 +93,7 @@ lifecycle() {
   fi
   # Pacing (the workload's schedule, not a synchronisation): live until
   # START + LIFETIME.
-  local left; left=$(awk -v s="$start" -v l="$LIFETIME" -v n="$(now)" 'BEGIN { d = s + l - n; printf "%.3f", d > 0 ? d : 0 }')
+  local left; left=$(awk -v s="$start" -v l="$LIFETIME" -v n="$(now)" 'BEGIN { d = s + l - n; printf "%.3f", (d > 0 ? d : 0) }')
   sleep "$left"
   t4=$(now)
   dk "$h" rm -f "$name" >/dev/null 2>>"$WORK/errors" || echo "rm $name failed" >>"$WORK/errors"
@@ -136,7 +136,7 @@ T0=$(now)
 pids=()
 for i in $(seq "$n"); do
   start=$(awk -v t="$T0" -v i="$i" -v d="$INTERVAL" 'BEGIN { printf "%.6f", t + (i - 1) * d }')
-  left=$(awk -v s="$start" -v n="$(now)" 'BEGIN { d = s - n; printf "%.3f", d > 0 ? d : 0 }')
+  left=$(awk -v s="$start" -v n="$(now)" 'BEGIN { d = s - n; printf "%.3f", (d > 0 ? d : 0) }')
   sleep "$left" # pacing: the start schedule
   h=$([ $((i % 2)) = 1 ] && echo host1 || echo host2)
   lifecycle "$i" "$h" "$start" &
