@@ -212,16 +212,6 @@ func startServer(b *testing.B, ns testutil.NetNS, port string, argv ...string) {
 	})
 }
 
-// iperfGbps is the TCP throughput of one iperf3 stream from w1 to w2.
-func iperfGbps(b *testing.B, w1, w2 *workload, secs string) float64 {
-	b.Helper()
-	out, err := exec.Command("ip", "netns", "exec", w1.ns.Name, "iperf3", "-c", w2.v4.String(), "-p", "5201", "-t", secs, "-J").Output()
-	if err != nil {
-		b.Fatalf("iperf3: %v: %s", err, out)
-	}
-	return iperfReceivedGbps(b, out)
-}
-
 // sockperfRR is the p50 and p99 (µs) of TCP request/response on one
 // connection from w1 to w2's sockperf server.
 func sockperfRR(b *testing.B, w1, w2 *workload, secs string) (p50, p99 float64) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strconv"
 	"testing"
@@ -150,9 +151,14 @@ func udpBlast(b *testing.B, w1, w2 *workload, salt int) float64 {
 	return pkts / secs
 }
 
-// iperfReceivedGbps reads the received throughput from iperf3 -J output.
-func iperfReceivedGbps(b *testing.B, out []byte) float64 {
+// iperfGbps is the TCP throughput of one iperf3 stream from w1 to w2 (its
+// server on port 5201), as the receiver counted it.
+func iperfGbps(b *testing.B, w1, w2 *workload, secs string) float64 {
 	b.Helper()
+	out, err := exec.Command("ip", "netns", "exec", w1.ns.Name, "iperf3", "-c", w2.v4.String(), "-p", "5201", "-t", secs, "-J").Output()
+	if err != nil {
+		b.Fatalf("iperf3: %v: %s", err, out)
+	}
 	var res struct {
 		End struct {
 			SumReceived struct {
