@@ -84,7 +84,7 @@ wait_route() {
 # "i host run program reach rm unprogram ip program-after-run reach-after-run"
 # (ms, "-" = timed out).
 lifecycle() {
-  local i=$1 h=$2 start=$3 o t0 t1 t2 t3 t4 t5 ip name=churn-c$1 prog=- reach=- unprog=- prog1=- reach1=-
+  local i=$1 h=$2 start=$3 o t0 t1 t2 t3 t4 t5 t6 ip name=churn-c$1 prog=- reach=- unprog=- prog1=- reach1=-
   o=$(other "$h")
   t0=$(now)
   if ! dk "$h" run -d --name "$name" --net churnnet "$IMAGE" sleep 1d >/dev/null 2>>"$WORK/errors"; then
@@ -102,8 +102,9 @@ lifecycle() {
   sleep "$left"
   t4=$(now)
   dk "$h" rm -f "$name" >/dev/null 2>>"$WORK/errors" || echo "rm $name failed" >>"$WORK/errors"
+  t6=$(now)
   t5=$(wait_route "$h" "$ip" down); [ -n "$t5" ] && unprog=$(ms "$t4" "$t5")
-  echo "$i $h $(ms "$t0" "$t1") $prog $reach $(ms "$t4" "$(now)") $unprog $ip $prog1 $reach1" >>"$WORK/samples"
+  echo "$i $h $(ms "$t0" "$t1") $prog $reach $(ms "$t4" "$t6") $unprog $ip $prog1 $reach1" >>"$WORK/samples"
 }
 
 log "lab $LAB: removing any leftover of an earlier run"
