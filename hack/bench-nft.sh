@@ -2,7 +2,7 @@
 # nftables driver benchmarks (not tests; root: they program throwaway
 # network namespaces). Numbers go to stdout and to $OUT.
 #
-#   hack/bench-nft.sh                 # all of them, ~4 minutes
+#   hack/bench-nft.sh                 # all of them, ~12 minutes (8 of them policy scale)
 #   ADDS=500 hack/bench-nft.sh        # more endpoint additions for p50/p99
 #
 #   BenchmarkColdApply      10,000 endpoints + 1,000 policies into an empty
