@@ -3,7 +3,7 @@
 # per section the exact command, the machine, the raw results, and on top a
 # table of the headline numbers against the goals of the issues.
 #
-#   hack/bench.sh                          # everything, ~7 minutes on 2 cores
+#   hack/bench.sh                          # everything, ~25 minutes on 2 cores (policy scale ~8, churn ~2)
 #   ONLY='selector|multihost' hack/bench.sh  # sections whose key matches
 #   BENCH_OUT=/tmp/b.md hack/bench.sh      # write elsewhere (default BENCHMARKS.md)
 #
