@@ -3,7 +3,7 @@
 # per section the exact command, the machine, the raw results, and on top a
 # table of the headline numbers against the goals of the issues.
 #
-#   hack/bench.sh                          # everything, ~7 minutes on 2 cores
+#   hack/bench.sh                          # everything, ~25 minutes on 2 cores (policy scale ~8, churn ~2)
 #   ONLY='selector|multihost' hack/bench.sh  # sections whose key matches
 #   BENCH_OUT=/tmp/b.md hack/bench.sh      # write elsewhere (default BENCHMARKS.md)
 #
@@ -45,7 +45,8 @@ nft|nftables driver: cold apply, restart, one endpoint more, throughput with lar
 agent|Node agent: calico apply -> kernel, cold start, RSS
 bgp|BGP: 1,000 routes between two GoBGP speakers
 docker|Docker: docker run on a calico network vs a bridge network
-multihost|Multi-host lab: docker run -> reachable across hosts, lab up/down, 1,000 endpoints on 3 hosts'
+multihost|Multi-host lab: docker run -> reachable across hosts, lab up/down, 1,000 endpoints on 3 hosts
+churn|Churn: containers started and removed at a steady rate for a minute on two lab hosts'
 
 key_of() { # ./internal/dataplane/nft/ -> nft; hack/bench-docker.sh -> docker
   case "$1" in
@@ -201,6 +202,11 @@ gl() {
     row "nft: one endpoint more with 1,000 programmed, p50 / p99" "$(gm nft BenchmarkAddEndpoint p50-ms) / $(gm nft BenchmarkAddEndpoint p99-ms) ms" "p99 < 100 ms"
     row "Throughput with a 10,000-member set vs one rule, TCP / UDP (per-packet)" "$(gm nft BenchmarkThroughput tcp-set10k/single)x / $(gm nft BenchmarkThroughput udp-set10k/single)x" ">= 0.95x"
     row "(reference) 10,000 linear rules vs one rule, UDP" "$(gm nft BenchmarkThroughput udp-linear10k/single)x"
+    pscale() { gm nft BenchmarkPolicyScale "$1"; }
+    row "Policy scale, one-way UDP pps (every packet judged) / 1-member set, 10 policies: 1k / 10k / 100k members" "$(pscale members=1000-udp/base)x / $(pscale members=10000-udp/base)x / $(pscale members=100000-udp/base)x" ">= 0.95x"
+    row "Policy scale, one-way UDP pps: 100 / 1,000 / 10,000 policies; 1,000 / 10,000 linear rules" "$(pscale policies=100-udp/base)x / $(pscale policies=1000-udp/base)x / $(pscale policies=10000-udp/base)x; $(pscale linear=1000-udp/base)x / $(pscale linear=10000-udp/base)x"
+    row "Policy scale, TCP 1 stream (conntrack: policy judges the SYN only): 100k members / 10,000 policies / 10,000 linear rules" "$(pscale members=100000-tcp/base)x / $(pscale policies=10000-tcp/base)x / $(pscale linear=10000-tcp/base)x"
+    row "Policy scale, request/response p50 vs base: 100k members / 10,000 policies" "$(pscale members=100000-p50-delta-us) / $(pscale policies=10000-p50-delta-us) µs" "<= +3 µs"
   fi
   if [ -f "$WORK/agent.out" ]; then
     row "calico apply of one endpoint -> rules in the kernel, 1,000 programmed, p50 / p99" "$(gm agent BenchmarkEndpointToKernel/apply p50-ms) / $(gm agent BenchmarkEndpointToKernel/apply p99-ms) ms" "p99 < 100 ms"
@@ -222,6 +228,12 @@ gl() {
     row "1,000 endpoints on 3 hosts: host1's kernel routes with proto 80" "$(gl multihost '^ *host1: [0-9]+ routes')"
     row "1,000 endpoints on 3 hosts: block claimed -> route in the other hosts' kernels (ms)" "$(gl multihost '^BGP propagation' | sed -E 's/ *\[expected.*//')"
     row "1,000 endpoints on 3 hosts: calico apply -> every route on every host" "$(gl multihost '^calico apply -> every host')"
+  fi
+  if [ -f "$WORK/churn.out" ]; then
+    row "Churn on 2 hosts, one container every 2 s for 60 s: docker run -d (ms)" "$(gl churn '^ *docker run -d returned')"
+    row "Churn: after docker run -d returned, route programmed on its host (ms)" "$(gl churn '^ *of which after docker run -d returned' | sed -E 's/^programmed //')"
+    row "Churn: after docker run -d returned, reachable from the other host (ms)" "$(gl churn '^ +reachable  p50' | sed -E 's/^reachable //')" "p99 < 1 s"
+    row "Churn: leaks after it" "$(gl churn '^leaks after the churn')" "none"
   fi
 } >"$WORK/headlines.md"
 

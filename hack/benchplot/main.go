@@ -42,6 +42,7 @@ func main() {
 	metrics := fs.String("metrics", "", "bars: comma-separated metrics, one bar each per row")
 	rows := fs.String("rows", "", "bars: comma-separated rows in order (default: order of first appearance)")
 	logY := fs.Bool("logy", false, "logarithmic y axis")
+	logX := fs.Bool("logx", false, "logarithmic x axis (lines)")
 	_ = fs.Parse(os.Args[2:])
 	if *in == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "benchplot: -in and -out are required")
@@ -59,6 +60,10 @@ func main() {
 	if *logY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{}
+	}
+	if *logX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{}
 	}
 	width := 8 * vg.Inch
 	switch os.Args[1] {

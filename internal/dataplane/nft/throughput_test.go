@@ -8,9 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/calico-docker/calico/internal/dataplane"
 	"github.com/calico-docker/calico/internal/testutil"
@@ -37,18 +35,7 @@ func BenchmarkThroughput(b *testing.B) {
 	tp := newTopo(b)
 	w1 := tp.addWorkload(b, "cali1", 1)
 	w2 := tp.addWorkload(b, "cali2", 2)
-	srv := exec.Command("ip", "netns", "exec", w2.ns.Name, "iperf3", "-s", "-p", "5201")
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	testutil.Eventually(b, 5*time.Second, func() error {
-		out, err := w2.ns.Exec("ss", "-Hltn", "sport", "=", ":5201")
-		if err == nil && !strings.Contains(out, "5201") {
-			err = fmt.Errorf("iperf3 not listening yet")
-		}
-		return err
-	})
+	startServer(b, w2.ns, "5201", "iperf3", "-s", "-p", "5201")
 
 	const n = 10000
 	others := make([]netip.Prefix, 0, n)
@@ -108,29 +95,9 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		for _, v := range vs {
 			tp.apply(b, variants[v]())
-			out, err := exec.Command("ip", "netns", "exec", w1.ns.Name, "iperf3", "-c", w2.v4.String(), "-p", "5201",
-				"-t", secs, "-J").Output()
-			if err != nil {
-				b.Fatalf("iperf3 %s: %v: %s", v, err, out)
-			}
-			var res struct {
-				End struct {
-					SumReceived struct {
-						BitsPerSecond float64 `json:"bits_per_second"`
-					} `json:"sum_received"`
-				} `json:"end"`
-			}
-			if err := json.Unmarshal(out, &res); err != nil {
-				b.Fatalf("iperf3 output: %v", err)
-			}
-			results["tcp-"+v] = append(results["tcp-"+v], res.End.SumReceived.BitsPerSecond/1e9)
+			results["tcp-"+v] = append(results["tcp-"+v], iperfGbps(b, w1, w2, secs))
 			results["udp-"+v] = append(results["udp-"+v], udpBlast(b, w1, w2, r*10+len(v))/1e6)
 		}
-	}
-	median := func(xs []float64) float64 {
-		s := slices.Clone(xs)
-		slices.Sort(s)
-		return s[len(s)/2]
 	}
 	for _, proto := range []string{"tcp", "udp"} {
 		unit := map[string]string{"tcp": "Gbps", "udp": "Mpps"}[proto]
@@ -182,4 +149,25 @@ func udpBlast(b *testing.B, w1, w2 *workload, salt int) float64 {
 		b.Fatalf("sink result %q: %v", line, err)
 	}
 	return pkts / secs
+}
+
+// iperfGbps is the TCP throughput of one iperf3 stream from w1 to w2 (its
+// server on port 5201), as the receiver counted it.
+func iperfGbps(b *testing.B, w1, w2 *workload, secs string) float64 {
+	b.Helper()
+	out, err := exec.Command("ip", "netns", "exec", w1.ns.Name, "iperf3", "-c", w2.v4.String(), "-p", "5201", "-t", secs, "-J").Output()
+	if err != nil {
+		b.Fatalf("iperf3: %v: %s", err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		b.Fatalf("iperf3 output: %v", err)
+	}
+	return res.End.SumReceived.BitsPerSecond / 1e9
 }
