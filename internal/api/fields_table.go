@@ -297,7 +297,7 @@ func init() {
 		Field{Name: "services", Status: Acts, Why: "validated as Calico does; there are no Kubernetes Services here, so the rule matches no traffic"},
 	)
 	extraFields(Rule{},
-		Field{Name: "http", Status: Refused, Why: "HTTP match needs an application layer proxy; " + whyWidens},
+		Field{Name: "http", Status: Acts, Why: "validated as Calico does (ingress rules only); there is no application layer proxy, so it fails closed: an Allow or Log rule with http matches no traffic, a Deny or Pass rule with http denies all its L3/L4 traffic"},
 		Field{Name: "metadata", Status: NoEffect, Why: "rule annotations are kept for people and tools; they do not change matching"},
 	)
 	extraFields(FelixConfigurationSpec{}, felixFields...)
