@@ -11,26 +11,27 @@ import (
 
 // Why a field has no effect here.
 const (
-	whyBPF        = "the eBPF dataplane is not available: this node programs nftables"
-	whyWireGuard  = "WireGuard encryption is not available here"
-	whyIptables   = "this dataplane is nftables, not iptables"
-	whyNftFixed   = "the nftables dataplane here is always on and its actions and marks are fixed"
-	whyIPIP       = "IPIP is not available here: use VXLAN"
-	whyXDP        = "XDP acceleration is not available here"
-	whyFlowLogs   = "Calico's flow log pipeline (Goldmane) is not available here: see `calico node` flow logs"
-	whyWindows    = "Windows nodes are not supported"
-	whyOpenStack  = "there is no OpenStack integration here"
-	whyKube       = "Kubernetes-only: there is no Kubernetes here"
-	whyAWS        = "there is no AWS integration here"
-	whyDebug      = "Felix's debugging settings have no counterpart in this node agent"
-	whyUsage      = "this project reports no usage"
-	whyIPv6Auto   = "IPv6 is programmed whenever IPv6 pools or addresses exist"
-	whyFelix      = "the node agent does not implement this Felix setting"
-	whyServices   = "there are no Kubernetes services here to advertise"
-	whyBGPExtra   = "the embedded BGP speaker does not implement it"
-	whySASelector = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
-	whyNSSelector = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
-	whyWidens     = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
+	whyBPF         = "the eBPF dataplane is not available: this node programs nftables"
+	whyWireGuard   = "WireGuard encryption is not available here"
+	whyIptables    = "this dataplane is nftables, not iptables"
+	whyNftFixed    = "the nftables dataplane here is always on and its actions and marks are fixed"
+	whyIPIP        = "IPIP is not available here: use VXLAN"
+	whyXDP         = "XDP acceleration is not available here"
+	whyFlowLogs    = "Calico's flow log pipeline (Goldmane) is not available here: see `calico node` flow logs"
+	whyWindows     = "Windows nodes are not supported"
+	whyOpenStack   = "there is no OpenStack integration here"
+	whyKube        = "Kubernetes-only: there is no Kubernetes here"
+	whyAWS         = "there is no AWS integration here"
+	whyDebug       = "Felix's debugging settings have no counterpart in this node agent"
+	whyUsage       = "this project reports no usage"
+	whyIPv6Auto    = "IPv6 is programmed whenever IPv6 pools or addresses exist"
+	whyFelix       = "the node agent does not implement this Felix setting"
+	whyServices    = "there are no Kubernetes services here to advertise"
+	whyBGPExtra    = "the embedded BGP speaker does not implement it"
+	whySASelector  = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
+	whyNSSelector  = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
+	whyIfacePrefix = "workload interfaces here are always named cali*, and the dataplane always matches that prefix; another value is stored only"
+	whyWidens      = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
 )
 
 var (
@@ -309,7 +310,7 @@ func init() {
 	)
 	extraFields(FelixConfigurationSpec{},
 		Field{Name: "iptablesRefreshInterval", Status: NoEffect, Why: whyIptables + ": set nftablesRefreshInterval"},
-		Field{Name: "interfacePrefix", Status: Acts, Why: "only \"cali\": another prefix is refused (workload interfaces are always cali*, and the dataplane matches on the prefix)"},
+		Field{Name: "interfacePrefix", Status: NoEffect, Why: whyIfacePrefix},
 	)
 }
 

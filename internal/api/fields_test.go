@@ -36,6 +36,9 @@ var baseSpecs = map[string]struct{ name, ns, spec string }{
 // for them value for value.
 var fieldCases = []fieldCase{
 	// FelixConfiguration: stored, no effect.
+	{KindFelixConfiguration, `{"interfacePrefix":"tap"}`, "warn:spec.interfacePrefix: stored, but has no effect here: workload interfaces here are always named cali*"},
+	{KindFelixConfiguration, `{"interfacePrefix":"cali,tap"}`, "warn:spec.interfacePrefix: stored, but has no effect here"},
+	{KindFelixConfiguration, `{"interfacePrefix":"cali"}`, ""},
 	{KindFelixConfiguration, `{"iptablesBackend":"NFT"}`, "warn:spec.iptablesBackend: stored, but has no effect here: this dataplane is nftables"},
 	{KindFelixConfiguration, `{"iptablesBackend":"Auto"}`, "warn:spec.iptablesBackend"},
 	{KindFelixConfiguration, `{"iptablesBackend":"nft"}`, `spec.iptablesBackend: invalid value "nft" (did you mean "NFT"?)`},

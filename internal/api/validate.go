@@ -828,7 +828,7 @@ func validateFelixConfiguration(c *errs, s *FelixConfigurationSpec) {
 		c.add("spec.defaultEndpointToHostAction", "invalid action %q: want Drop, Accept or Return", s.DefaultEndpointToHostAction)
 	}
 	if s.InterfacePrefix != "" && s.InterfacePrefix != "cali" {
-		c.unsupported("spec.interfacePrefix", "workload interfaces are always named cali*")
+		c.noEffect("spec.interfacePrefix", whyIfacePrefix)
 	}
 	for _, fp := range []struct {
 		path  string
