@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,6 +135,11 @@ func (a *Agent) ensureVTEP(ctx context.Context, f vtepFamily) error {
 	var vxPools []netip.Prefix
 	for _, p := range s.pools {
 		if p.Spec.Disabled || p.Spec.VXLANMode == "" || p.Spec.VXLANMode == api.EncapNever {
+			continue
+		}
+		// As in Calico, the tunnel address comes only from pools that
+		// allow Tunnel use (IPAM refuses the others).
+		if len(p.Spec.AllowedUses) > 0 && !slices.Contains(p.Spec.AllowedUses, api.AllowedUseTunnel) {
 			continue
 		}
 		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && c.Addr().Is6() == f.v6 {

@@ -11,27 +11,32 @@ import (
 
 // Why a field has no effect here.
 const (
-	whyBPF         = "the eBPF dataplane is not available: this node programs nftables"
-	whyWireGuard   = "WireGuard encryption is not available here"
-	whyIptables    = "this dataplane is nftables, not iptables"
-	whyNftFixed    = "the nftables dataplane here is always on and its actions and marks are fixed"
-	whyIPIP        = "IPIP is not available here: use VXLAN"
-	whyXDP         = "XDP acceleration is not available here"
-	whyFlowLogs    = "Calico's flow log pipeline (Goldmane) is not available here: see `calico node` flow logs"
-	whyWindows     = "Windows nodes are not supported"
-	whyOpenStack   = "there is no OpenStack integration here"
-	whyKube        = "Kubernetes-only: there is no Kubernetes here"
-	whyAWS         = "there is no AWS integration here"
-	whyDebug       = "Felix's debugging settings have no counterpart in this node agent"
-	whyUsage       = "this project reports no usage"
-	whyIPv6Auto    = "IPv6 is programmed whenever IPv6 pools or addresses exist"
-	whyFelix       = "the node agent does not implement this Felix setting"
-	whyServices    = "there are no Kubernetes services here to advertise"
-	whyBGPExtra    = "the embedded BGP speaker does not implement it"
-	whySASelector  = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
-	whyNSSelector  = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
-	whyIfacePrefix = "workload interfaces here are always named cali*, and the dataplane always matches that prefix; another value is stored only"
-	whyWidens      = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
+	whyBPF        = "the eBPF dataplane is not available: this node programs nftables"
+	whyWireGuard  = "WireGuard encryption is not available here"
+	whyIptables   = "this dataplane is nftables, not iptables"
+	whyNftFixed   = "the nftables dataplane here is always on and its actions and marks are fixed"
+	whyIPIP       = "IPIP is not available here: use VXLAN"
+	whyXDP        = "XDP acceleration is not available here"
+	whyFlowLogs   = "Calico's flow log pipeline (Goldmane) is not available here: see `calico node` flow logs"
+	whyWindows    = "Windows nodes are not supported"
+	whyOpenStack  = "there is no OpenStack integration here"
+	whyKube       = "Kubernetes-only: there is no Kubernetes here"
+	whyAWS        = "there is no AWS integration here"
+	whyDebug      = "Felix's debugging settings have no counterpart in this node agent"
+	whyUsage      = "this project reports no usage"
+	whyIPv6Auto   = "IPv6 is programmed whenever IPv6 pools or addresses exist"
+	whyFelix      = "the node agent does not implement this Felix setting"
+	whyServices   = "there are no Kubernetes services here to advertise"
+	whyBGPExtra   = "the embedded BGP speaker does not implement it"
+	whySASelector = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
+	whyNSSelector = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
+	whyWidens     = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
+)
+
+// Why fields of issue 12 item 1 are stored without (full) effect.
+const (
+	whyLoadBalancer = "no load balancer addresses are allocated here, and the pool is never used for workloads or tunnels"
+	whyIfacePrefix  = "workload interfaces here are always named cali*, and the dataplane always matches that prefix; another value is stored only"
 )
 
 var (
@@ -241,7 +246,7 @@ func init() {
 		Field{Name: "ipip", Check: cMustBeNil("ipipMode"), Status: Refused, Why: "refused by Calico too: the deprecated v1 form of ipipMode"},
 		Field{Name: "nat-outgoing", Check: cMustBeFalse("natOutgoing"), Status: Refused, Why: "refused by Calico too unless false: the deprecated v1 form of natOutgoing"},
 		Field{Name: "ipipMode", Status: NoEffect, Why: "Always and CrossSubnet: " + whyIPIP + " (the pool is routed without encapsulation)"},
-		Field{Name: "allowedUses", Status: Acts, Why: "Workload and Tunnel; LoadBalancer is refused: there are no load balancer services, and this IPAM would hand the pool to workloads"},
+		Field{Name: "allowedUses", Status: Acts, Why: "IPAM gives workload addresses only from Workload pools and tunnel addresses only from Tunnel pools; LoadBalancer (alone, as Calico requires) is stored, but " + whyLoadBalancer},
 	)
 	extraFields(BGPConfigurationSpec{},
 		Field{Name: "serviceLoadBalancerIPs", Check: cList(cidrBlock), Status: NoEffect, Why: whyServices},

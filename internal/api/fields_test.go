@@ -155,6 +155,15 @@ var fieldCases = []fieldCase{
 	{KindBGPPeer, `{"reversePeering":"Manual"}`, "warn:spec.reversePeering"},
 
 	// IPPool.
+	{KindIPPool, `{"allowedUses":["LoadBalancer"]}`, "warn:spec.allowedUses: stored, but has no effect here: no load balancer addresses are allocated here, and the pool is never used for workloads or tunnels"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"nodeSelector":"all()","namespaceSelector":"all()"}`, "warn:spec.allowedUses: stored, but has no effect here: no load balancer"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer","Workload"]}`, "spec.allowedUses: LoadBalancer cannot be combined with Workload or Tunnel allowed uses"},
+	{KindIPPool, `{"allowedUses":["Tunnel","LoadBalancer"]}`, "spec.allowedUses: LoadBalancer cannot be combined with Workload or Tunnel allowed uses"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"vxlanMode":"Always"}`, "spec.allowedUses: LoadBalancer IP pool cannot have IPIP or VXLAN enabled"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"ipipMode":"CrossSubnet"}`, "spec.allowedUses: LoadBalancer IP pool cannot have IPIP or VXLAN enabled"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"disableBGPExport":true}`, "spec.disableBGPExport: LoadBalancer IP pools cannot disable BGP export"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"nodeSelector":"rack == 'a'"}`, "spec.nodeSelector: IP Pool with AllowedUse LoadBalancer must have nodeSelector set to all()"},
+	{KindIPPool, `{"allowedUses":["loadbalancer"]}`, `spec.allowedUses[0]: unknown use "loadbalancer"`},
 	{KindIPPool, `{"namespaceSelector":"all()","allowedUses":["Workload"]}`, "warn:spec.namespaceSelector: stored, but has no effect here: Kubernetes-only"},
 	{KindIPPool, `{"namespaceSelector":"all()"}`, "spec.namespaceSelector: an IP pool with allowedUses Tunnel (the default) cannot have a namespaceSelector"},
 	{KindIPPool, `{"namespaceSelector":"global()","allowedUses":["Workload"]}`, "spec.namespaceSelector: global() selector is not valid for IPPool namespaceSelector"},

@@ -240,13 +240,30 @@ func validateIPPool(c *errs, s *IPPoolSpec) {
 		c.noEffect("spec.ipipMode", whyIPIP+" (the pool is routed without encapsulation)")
 	}
 	checkSelector(c, "spec.nodeSelector", s.NodeSelector)
+	lb, wlOrTunnel := false, false
 	for i, u := range s.AllowedUses {
 		switch u {
 		case AllowedUseWorkload, AllowedUseTunnel:
+			wlOrTunnel = true
 		case AllowedUseLoadBalancer:
-			c.unsupported(idx("spec.allowedUses", i), "LoadBalancer pools are for Kubernetes services")
+			lb = true
 		default:
-			c.add(idx("spec.allowedUses", i), "unknown use %q: want Workload or Tunnel", u)
+			c.add(idx("spec.allowedUses", i), "unknown use %q: want Workload, Tunnel or LoadBalancer", u)
+		}
+	}
+	if lb {
+		// Calico's rules for a LoadBalancer pool.
+		switch {
+		case wlOrTunnel:
+			c.add("spec.allowedUses", "LoadBalancer cannot be combined with Workload or Tunnel allowed uses")
+		case encapEnabled(s.IPIPMode) || encapEnabled(s.VXLANMode):
+			c.add("spec.allowedUses", "LoadBalancer IP pool cannot have IPIP or VXLAN enabled")
+		case s.DisableBGPExport:
+			c.add("spec.disableBGPExport", "LoadBalancer IP pools cannot disable BGP export")
+		case strings.TrimSpace(s.NodeSelector) != "" && strings.TrimSpace(s.NodeSelector) != "all()":
+			c.add("spec.nodeSelector", "IP Pool with AllowedUse LoadBalancer must have nodeSelector set to all()")
+		default:
+			c.noEffect("spec.allowedUses", whyLoadBalancer)
 		}
 	}
 	switch s.AssignmentMode {
