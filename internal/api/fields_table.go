@@ -30,7 +30,6 @@ const (
 	whyBGPExtra   = "the embedded BGP speaker does not implement it"
 	whySASelector = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
 	whyNSSelector = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
-	whyWidens     = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
 )
 
 // Why fields of issue 12 item 1 are stored without (full) effect.
@@ -308,7 +307,7 @@ func init() {
 	)
 	extraFields(FelixConfigurationSpec{}, felixFields...)
 	extraFields(BGPFilterRule{},
-		Field{Name: "interface", Status: Refused, Why: "the embedded BGP speaker does not know which interface a route uses; ignoring it would make the rule match more routes: match on cidr"},
+		Field{Name: "interface", Status: Acts, Why: "the embedded BGP speaker does not know which interface a route uses, so it fails closed: an Accept rule with an interface (other than *) matches no route, a Reject rule rejects its match on every interface"},
 	)
 	extraFields(SecretKeySelector{},
 		Field{Name: "optional", Status: Acts, Why: "false only: a session with a password never falls back to none (true is refused)"},

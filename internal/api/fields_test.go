@@ -242,6 +242,10 @@ var fieldCases = []fieldCase{
 	{KindProfile, `{"labelsToApply":{"team":"a"}}`, ""},
 	{KindHostEndpoint, `{"expectedIPs":["10.0.0.1"]}`, ""},
 	{KindBGPFilter, `{"exportV4":[{"action":"Accept","cidr":"10.0.0.0/8","matchOperator":"In"}]}`, ""},
+	{KindBGPFilter, `{"importV4":[{"action":"Reject","interface":"eth*"}]}`, "warn:spec.importV4[0].interface: stored; the embedded BGP speaker does not know which interface a route uses, so this Reject rule rejects every route its other fields match, on any interface"},
+	{KindBGPFilter, `{"exportV6":[{"action":"Accept","interface":"cali*","cidr":"fd00::/8","matchOperator":"In"}]}`, "warn:spec.exportV6[0].interface: stored; the embedded BGP speaker does not know which interface a route uses, so this Accept rule matches no route here"},
+	{KindBGPFilter, `{"importV4":[{"action":"Accept","interface":"*"}]}`, ""},
+	{KindBGPFilter, `{"importV4":[{"action":"Reject","interface":"eth0/1"}]}`, `spec.importV4[0].interface: invalid interface "eth0/1"`},
 }
 
 func buildManifest(t *testing.T, kind, spec string) ([]byte, map[string]any) {
