@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,18 +129,29 @@ func (a *Agent) ensureVXLANTunnel(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (a *Agent) ensureVTEP(ctx context.Context, f vtepFamily) error {
-	s := a.calc
-	s.mu.Lock()
-	var vxPools []netip.Prefix
-	for _, p := range s.pools {
+// vtepPools are the CIDRs of the family's enabled VXLAN pools that a tunnel
+// address may come from: as in Calico, only pools whose allowedUses include
+// Tunnel (no allowedUses: Workload and Tunnel); IPAM refuses the others.
+func vtepPools(pools map[string]*api.IPPool, v6 bool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range pools {
 		if p.Spec.Disabled || p.Spec.VXLANMode == "" || p.Spec.VXLANMode == api.EncapNever {
 			continue
 		}
-		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && c.Addr().Is6() == f.v6 {
-			vxPools = append(vxPools, c.Masked())
+		if len(p.Spec.AllowedUses) > 0 && !slices.Contains(p.Spec.AllowedUses, api.AllowedUseTunnel) {
+			continue
+		}
+		if c, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && c.Addr().Is6() == v6 {
+			out = append(out, c.Masked())
 		}
 	}
+	return out
+}
+
+func (a *Agent) ensureVTEP(ctx context.Context, f vtepFamily) error {
+	s := a.calc
+	s.mu.Lock()
+	vxPools := vtepPools(s.pools, f.v6)
 	me := s.nodes[a.cfg.NodeName]
 	s.mu.Unlock()
 	if me == nil {

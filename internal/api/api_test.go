@@ -161,7 +161,8 @@ func TestValidate(t *testing.T) {
 		{"pool v6 link local", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "fe80::/64"}}, "IPv6 link-local"},
 		{"pool ipip crosssubnet stored", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", IPIPMode: "CrossSubnet"}}, ""},
 		{"pool vxlan always ok", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", VXLANMode: "Always"}}, ""},
-		{"pool loadbalancer", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AllowedUses: []string{"LoadBalancer"}}}, "spec.allowedUses[0]: not supported here"},
+		{"pool loadbalancer", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AllowedUses: []string{"LoadBalancer"}}}, ""},
+		{"pool loadbalancer and workload", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AllowedUses: []string{"Workload", "LoadBalancer"}}}, "spec.allowedUses: LoadBalancer cannot be combined with Workload or Tunnel"},
 		{"pool unknown use", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AllowedUses: []string{"Workload", "Pets"}}}, `spec.allowedUses[1]: unknown use "Pets"`},
 		{"pool assignment", &IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/16", AssignmentMode: "Sometimes"}}, "spec.assignmentMode"},
 		{"name missing", &Profile{}, "metadata.name: name is required"},
@@ -265,12 +266,14 @@ func TestValidate(t *testing.T) {
 }
 
 func TestNotSupportedIsDistinguishable(t *testing.T) {
-	err := Validate(&GlobalNetworkPolicy{ObjectMeta: meta("p"), Spec: PolicySpec{Ingress: []Rule{{Action: "Allow", HTTP: &HTTPMatch{Methods: []string{"GET"}}}}}})
+	yes := true
+	err := Validate(&BGPPeer{ObjectMeta: meta("p"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: 65001,
+		Password: &BGPPassword{SecretKeyRef: &SecretKeySelector{Name: "s", Key: "k", Optional: &yes}}}})
 	if !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("%v does not match ErrNotSupported", err)
 	}
 	var fes FieldErrors
-	if !errors.As(err, &fes) || len(fes) != 1 || fes[0].Field != "spec.ingress[0].http" {
+	if !errors.As(err, &fes) || len(fes) != 1 || fes[0].Field != "spec.password.secretKeyRef.optional" {
 		t.Fatalf("field errors %v", fes)
 	}
 	err = Validate(&IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/33"}})

@@ -125,8 +125,13 @@ func validateBGPFilterRule(c *errs, path string, r BGPFilterRule, v6 bool) {
 	if r.Interface != "" {
 		if r.Interface != "*" && !bgpFilterInterfaceRe.MatchString(r.Interface) {
 			c.add(join(path, "interface"), "invalid interface %q: at most 15 letters, digits or _ . * -", r.Interface)
-		} else {
-			c.unsupported(join(path, "interface"), "the embedded BGP speaker does not know which interface a route uses; match on cidr instead")
+		} else if r.Interface != "*" {
+			// See internal/bgp filterRule: fail closed.
+			if r.Action == "Accept" {
+				c.note(join(path, "interface"), "stored; the embedded BGP speaker does not know which interface a route uses, so this Accept rule matches no route here (match on cidr instead)")
+			} else {
+				c.note(join(path, "interface"), "stored; the embedded BGP speaker does not know which interface a route uses, so this Reject rule rejects every route its other fields match, on any interface")
+			}
 		}
 	}
 	switch r.Action {

@@ -30,7 +30,12 @@ const (
 	whyBGPExtra   = "the embedded BGP speaker does not implement it"
 	whySASelector = "evaluated as Calico does against the endpoint's service account, whose only label here is projectcalico.org/name = spec.serviceAccountName; containers here have none unless their WorkloadEndpoint sets it"
 	whyNSSelector = "evaluated as Calico does against the endpoint's namespace, whose only label here is projectcalico.org/name = its name (there are no Namespace resources)"
-	whyWidens     = "the dataplane cannot match on it, and ignoring it would make the rule or policy match more than written"
+)
+
+// Why fields of issue 12 item 1 are stored without (full) effect.
+const (
+	whyLoadBalancer = "no load balancer addresses are allocated here, and the pool is never used for workloads or tunnels"
+	whyIfacePrefix  = "workload interfaces here are always named cali*, and the dataplane always matches that prefix; another value is stored only"
 )
 
 var (
@@ -240,7 +245,7 @@ func init() {
 		Field{Name: "ipip", Check: cMustBeNil("ipipMode"), Status: Refused, Why: "refused by Calico too: the deprecated v1 form of ipipMode"},
 		Field{Name: "nat-outgoing", Check: cMustBeFalse("natOutgoing"), Status: Refused, Why: "refused by Calico too unless false: the deprecated v1 form of natOutgoing"},
 		Field{Name: "ipipMode", Status: NoEffect, Why: "Always and CrossSubnet: " + whyIPIP + " (the pool is routed without encapsulation)"},
-		Field{Name: "allowedUses", Status: Acts, Why: "Workload and Tunnel; LoadBalancer is refused: there are no load balancer services, and this IPAM would hand the pool to workloads"},
+		Field{Name: "allowedUses", Status: Acts, Why: "IPAM gives workload addresses only from Workload pools and tunnel addresses only from Tunnel pools; LoadBalancer (alone, as Calico requires) is stored, but " + whyLoadBalancer},
 	)
 	extraFields(BGPConfigurationSpec{},
 		Field{Name: "serviceLoadBalancerIPs", Check: cList(cidrBlock), Status: NoEffect, Why: whyServices},
@@ -297,19 +302,19 @@ func init() {
 		Field{Name: "services", Status: Acts, Why: "validated as Calico does; there are no Kubernetes Services here, so the rule matches no traffic"},
 	)
 	extraFields(Rule{},
-		Field{Name: "http", Status: Refused, Why: "HTTP match needs an application layer proxy; " + whyWidens},
+		Field{Name: "http", Status: Acts, Why: "validated as Calico does (ingress rules only); there is no application layer proxy, so it fails closed: an Allow or Log rule with http matches no traffic, a Deny or Pass rule with http denies all its L3/L4 traffic"},
 		Field{Name: "metadata", Status: NoEffect, Why: "rule annotations are kept for people and tools; they do not change matching"},
 	)
 	extraFields(FelixConfigurationSpec{}, felixFields...)
 	extraFields(BGPFilterRule{},
-		Field{Name: "interface", Status: Refused, Why: "the embedded BGP speaker does not know which interface a route uses; ignoring it would make the rule match more routes: match on cidr"},
+		Field{Name: "interface", Status: Acts, Why: "the embedded BGP speaker does not know which interface a route uses, so it fails closed: an Accept rule with an interface (other than *) matches no route, a Reject rule rejects its match on every interface"},
 	)
 	extraFields(SecretKeySelector{},
 		Field{Name: "optional", Status: Acts, Why: "false only: a session with a password never falls back to none (true is refused)"},
 	)
 	extraFields(FelixConfigurationSpec{},
 		Field{Name: "iptablesRefreshInterval", Status: NoEffect, Why: whyIptables + ": set nftablesRefreshInterval"},
-		Field{Name: "interfacePrefix", Status: Acts, Why: "only \"cali\": another prefix is refused (workload interfaces are always cali*, and the dataplane matches on the prefix)"},
+		Field{Name: "interfacePrefix", Status: NoEffect, Why: whyIfacePrefix},
 	)
 }
 

@@ -36,6 +36,9 @@ var baseSpecs = map[string]struct{ name, ns, spec string }{
 // for them value for value.
 var fieldCases = []fieldCase{
 	// FelixConfiguration: stored, no effect.
+	{KindFelixConfiguration, `{"interfacePrefix":"tap"}`, "warn:spec.interfacePrefix: stored, but has no effect here: workload interfaces here are always named cali*"},
+	{KindFelixConfiguration, `{"interfacePrefix":"cali,tap"}`, "warn:spec.interfacePrefix: stored, but has no effect here"},
+	{KindFelixConfiguration, `{"interfacePrefix":"cali"}`, ""},
 	{KindFelixConfiguration, `{"iptablesBackend":"NFT"}`, "warn:spec.iptablesBackend: stored, but has no effect here: this dataplane is nftables"},
 	{KindFelixConfiguration, `{"iptablesBackend":"Auto"}`, "warn:spec.iptablesBackend"},
 	{KindFelixConfiguration, `{"iptablesBackend":"nft"}`, `spec.iptablesBackend: invalid value "nft" (did you mean "NFT"?)`},
@@ -152,6 +155,15 @@ var fieldCases = []fieldCase{
 	{KindBGPPeer, `{"reversePeering":"Manual"}`, "warn:spec.reversePeering"},
 
 	// IPPool.
+	{KindIPPool, `{"allowedUses":["LoadBalancer"]}`, "warn:spec.allowedUses: stored, but has no effect here: no load balancer addresses are allocated here, and the pool is never used for workloads or tunnels"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"nodeSelector":"all()","namespaceSelector":"all()"}`, "warn:spec.allowedUses: stored, but has no effect here: no load balancer"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer","Workload"]}`, "spec.allowedUses: LoadBalancer cannot be combined with Workload or Tunnel allowed uses"},
+	{KindIPPool, `{"allowedUses":["Tunnel","LoadBalancer"]}`, "spec.allowedUses: LoadBalancer cannot be combined with Workload or Tunnel allowed uses"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"vxlanMode":"Always"}`, "spec.allowedUses: LoadBalancer IP pool cannot have IPIP or VXLAN enabled"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"ipipMode":"CrossSubnet"}`, "spec.allowedUses: LoadBalancer IP pool cannot have IPIP or VXLAN enabled"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"disableBGPExport":true}`, "spec.disableBGPExport: LoadBalancer IP pools cannot disable BGP export"},
+	{KindIPPool, `{"allowedUses":["LoadBalancer"],"nodeSelector":"rack == 'a'"}`, "spec.nodeSelector: IP Pool with AllowedUse LoadBalancer must have nodeSelector set to all()"},
+	{KindIPPool, `{"allowedUses":["loadbalancer"]}`, `spec.allowedUses[0]: unknown use "loadbalancer"`},
 	{KindIPPool, `{"namespaceSelector":"all()","allowedUses":["Workload"]}`, "warn:spec.namespaceSelector: stored, but has no effect here: Kubernetes-only"},
 	{KindIPPool, `{"namespaceSelector":"all()"}`, "spec.namespaceSelector: an IP pool with allowedUses Tunnel (the default) cannot have a namespaceSelector"},
 	{KindIPPool, `{"namespaceSelector":"global()","allowedUses":["Workload"]}`, "spec.namespaceSelector: global() selector is not valid for IPPool namespaceSelector"},
@@ -206,7 +218,19 @@ var fieldCases = []fieldCase{
 	{KindNetworkPolicy, `{"egress":[{"action":"Allow","source":{"services":{"name":"web"}}}]}`, "spec.egress[0].source.services: not allowed in egress rule source"},
 	{KindNetworkPolicy, `{"ingress":[{"action":"Allow","destination":{"services":{"name":"web"}}}]}`, "spec.ingress[0].destination.services: not allowed in ingress rule destination"},
 	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"services":{"name":"web"}}}]}`, "spec.ingress[0].source.services.namespace: must specify a namespace"},
-	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"methods":["GET"]}}]}`, "spec.ingress[0].http: not supported here"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"methods":["GET"]}}]}`, "warn:spec.ingress[0].http: stored; without an application layer proxy the HTTP request cannot be checked here, so this Allow rule matches no traffic"},
+	{KindNetworkPolicy, `{"ingress":[{"action":"Deny","http":{"methods":["GET","PUT"],"paths":[{"exact":"/a"},{"prefix":"/b/"}]}}]}`, "warn:spec.ingress[0].http: stored; without an application layer proxy the HTTP request cannot be checked here, so this Deny rule denies all its L3/L4 traffic"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Pass","http":{"paths":[{"prefix":"/"}]}}]}`, "warn:spec.ingress[0].http: stored; without an application layer proxy the HTTP request cannot be checked here, so this Pass rule denies all its L3/L4 traffic"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Log","http":{"methods":["GET"]}}]}`, "warn:spec.ingress[0].http: stored; without an application layer proxy the HTTP request cannot be checked here, so this Log rule matches no traffic"},
+	{KindNetworkPolicy, `{"egress":[{"action":"Allow","http":{"methods":["GET"]}}]}`, "spec.egress[0].http: not allowed in egress rules"},
+	{KindGlobalNetworkPolicy, `{"egress":[{"action":"Deny","http":{"methods":["GET"]}}]}`, "spec.egress[0].http: not allowed in egress rules"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"methods":["GET","GET"]}}]}`, "spec.ingress[0].http.methods[1]: method \"GET\" is listed more than once"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"paths":[{"exact":"/a","prefix":"/b"}]}}]}`, "spec.ingress[0].http.paths[0]: invalid path match: both exact and prefix are set"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"paths":[{}]}}]}`, "spec.ingress[0].http.paths[0]: invalid path match: either exact or prefix must be set"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"paths":[{"exact":"a"}]}}]}`, "spec.ingress[0].http.paths[0]: invalid path \"a\": must start with /"},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"paths":[{"prefix":"/a?b"}]}}]}`, "spec.ingress[0].http.paths[0]: invalid path \"/a?b\""},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"paths":[{"exact":"/a b"}]}}]}`, "spec.ingress[0].http.paths[0]: invalid path \"/a b\""},
+	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","http":{"paths":[{"regex":"/a"}]}}]}`, "spec.ingress[0].http.paths[0].regex"},
 	{KindGlobalNetworkPolicy, `{"ingress":[{"action":"Allow","metadata":{"annotations":{"owner":"me"}}}]}`, ""},
 	{KindGlobalNetworkPolicy, `{"performanceHints":["AssumeNeededOnEveryNode"]}`, ""},
 	{KindNetworkPolicy, `{"ingress":[{"action":"Allow","source":{"notNets":["10.0.0.0/8"]}}]}`, ""},
@@ -218,6 +242,10 @@ var fieldCases = []fieldCase{
 	{KindProfile, `{"labelsToApply":{"team":"a"}}`, ""},
 	{KindHostEndpoint, `{"expectedIPs":["10.0.0.1"]}`, ""},
 	{KindBGPFilter, `{"exportV4":[{"action":"Accept","cidr":"10.0.0.0/8","matchOperator":"In"}]}`, ""},
+	{KindBGPFilter, `{"importV4":[{"action":"Reject","interface":"eth*"}]}`, "warn:spec.importV4[0].interface: stored; the embedded BGP speaker does not know which interface a route uses, so this Reject rule rejects every route its other fields match, on any interface"},
+	{KindBGPFilter, `{"exportV6":[{"action":"Accept","interface":"cali*","cidr":"fd00::/8","matchOperator":"In"}]}`, "warn:spec.exportV6[0].interface: stored; the embedded BGP speaker does not know which interface a route uses, so this Accept rule matches no route here"},
+	{KindBGPFilter, `{"importV4":[{"action":"Accept","interface":"*"}]}`, ""},
+	{KindBGPFilter, `{"importV4":[{"action":"Reject","interface":"eth0/1"}]}`, `spec.importV4[0].interface: invalid interface "eth0/1"`},
 }
 
 func buildManifest(t *testing.T, kind, spec string) ([]byte, map[string]any) {

@@ -255,10 +255,19 @@ type ICMPFields struct {
 	Code *int `json:"code,omitempty"`
 }
 
-// HTTPMatch is parsed so that it can be refused as not supported.
+// HTTPMatch restricts a rule to HTTP requests with one of Methods and one of
+// Paths. It is stored and validated as Calico does; without an application
+// layer proxy it cannot be matched here, so rules with it fail closed (see
+// internal/calc).
 type HTTPMatch struct {
-	Methods []string          `json:"methods,omitempty"`
-	Paths   []json.RawMessage `json:"paths,omitempty"`
+	Methods []string   `json:"methods,omitempty"`
+	Paths   []HTTPPath `json:"paths,omitempty"`
+}
+
+// HTTPPath is one path match: exactly one of Exact and Prefix.
+type HTTPPath struct {
+	Exact  string `json:"exact,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // RuleMetadata carries annotations on a rule.

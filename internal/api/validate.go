@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -239,13 +240,30 @@ func validateIPPool(c *errs, s *IPPoolSpec) {
 		c.noEffect("spec.ipipMode", whyIPIP+" (the pool is routed without encapsulation)")
 	}
 	checkSelector(c, "spec.nodeSelector", s.NodeSelector)
+	lb, wlOrTunnel := false, false
 	for i, u := range s.AllowedUses {
 		switch u {
 		case AllowedUseWorkload, AllowedUseTunnel:
+			wlOrTunnel = true
 		case AllowedUseLoadBalancer:
-			c.unsupported(idx("spec.allowedUses", i), "LoadBalancer pools are for Kubernetes services")
+			lb = true
 		default:
-			c.add(idx("spec.allowedUses", i), "unknown use %q: want Workload or Tunnel", u)
+			c.add(idx("spec.allowedUses", i), "unknown use %q: want Workload, Tunnel or LoadBalancer", u)
+		}
+	}
+	if lb {
+		// Calico's rules for a LoadBalancer pool.
+		switch {
+		case wlOrTunnel:
+			c.add("spec.allowedUses", "LoadBalancer cannot be combined with Workload or Tunnel allowed uses")
+		case encapEnabled(s.IPIPMode) || encapEnabled(s.VXLANMode):
+			c.add("spec.allowedUses", "LoadBalancer IP pool cannot have IPIP or VXLAN enabled")
+		case s.DisableBGPExport:
+			c.add("spec.disableBGPExport", "LoadBalancer IP pools cannot disable BGP export")
+		case strings.TrimSpace(s.NodeSelector) != "" && strings.TrimSpace(s.NodeSelector) != "all()":
+			c.add("spec.nodeSelector", "IP Pool with AllowedUse LoadBalancer must have nodeSelector set to all()")
+		default:
+			c.noEffect("spec.allowedUses", whyLoadBalancer)
 		}
 	}
 	switch s.AssignmentMode {
@@ -292,6 +310,9 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 	}
 	for i := range s.Egress {
 		validateRule(c, idx("spec.egress", i), &s.Egress[i])
+		if s.Egress[i].HTTP != nil {
+			c.add(join(idx("spec.egress", i), "http"), "not allowed in egress rules")
+		}
 	}
 	checkPolicyKubeSelectors(c, s, global)
 	checkPolicyServices(c, s, global)
@@ -440,11 +461,53 @@ func validateRule(c *errs, path string, r *Rule) {
 		checkSideKubeSelectors(c, sp, e)
 	}
 	checkServicePorts(c, path, r)
-	if r.HTTP != nil {
-		c.unsupported(join(path, "http"), "HTTP match needs an application layer proxy")
-	}
+	checkHTTP(c, join(path, "http"), r)
 	if r.Metadata != nil {
 		checkAnnotations(c, join(path, "metadata.annotations"), r.Metadata.Annotations)
+	}
+}
+
+// checkHTTP validates an HTTP match as Calico does (no repeated method; each
+// path exactly one of exact or prefix, starting with "/" and without "?",
+// "#" or " ") and warns how the rule acts here. There is no application
+// layer proxy, so the request cannot be seen: the rule is read so that the
+// policy never admits more than written (see internal/calc).
+func checkHTTP(c *errs, path string, r *Rule) {
+	h := r.HTTP
+	if h == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for i, m := range h.Methods {
+		if seen[m] {
+			c.add(idx(join(path, "methods"), i), "method %q is listed more than once", m)
+		}
+		seen[m] = true
+	}
+	for i, hp := range h.Paths {
+		pp := idx(join(path, "paths"), i)
+		v := hp.Exact
+		switch {
+		case hp.Exact != "" && hp.Prefix != "":
+			c.add(pp, "invalid path match: both exact and prefix are set")
+			continue
+		case hp.Exact == "" && hp.Prefix == "":
+			c.add(pp, "invalid path match: either exact or prefix must be set")
+			continue
+		case v == "":
+			v = hp.Prefix
+		}
+		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "? #") {
+			c.add(pp, "invalid path %q: must start with / and not contain ?, # or a space", v)
+		}
+	}
+	switch {
+	case strings.EqualFold(r.Action, ActionDeny):
+		c.note(path, "stored; without an application layer proxy the HTTP request cannot be checked here, so this Deny rule denies all its L3/L4 traffic")
+	case strings.EqualFold(r.Action, ActionPass):
+		c.note(path, "stored; without an application layer proxy the HTTP request cannot be checked here, so this Pass rule denies all its L3/L4 traffic (neither passing nor not passing it is safe)")
+	default:
+		c.note(path, fmt.Sprintf("stored; without an application layer proxy the HTTP request cannot be checked here, so this %s rule matches no traffic", r.Action))
 	}
 }
 
@@ -782,7 +845,7 @@ func validateFelixConfiguration(c *errs, s *FelixConfigurationSpec) {
 		c.add("spec.defaultEndpointToHostAction", "invalid action %q: want Drop, Accept or Return", s.DefaultEndpointToHostAction)
 	}
 	if s.InterfacePrefix != "" && s.InterfacePrefix != "cali" {
-		c.unsupported("spec.interfacePrefix", "workload interfaces are always named cali*")
+		c.noEffect("spec.interfacePrefix", whyIfacePrefix)
 	}
 	for _, fp := range []struct {
 		path  string

@@ -41,8 +41,19 @@ func peerFilters(filters map[string]*api.BGPFilter, names []string, v6 bool) (im
 
 // filterRule converts one validated rule; a rule that cannot match this
 // family (a CIDR of the other family) is dropped.
+//
+// The speaker does not know which interface a route uses, so a rule with
+// interface (other than "*", which matches every interface) is read to
+// never accept more routes than written: an Accept rule is dropped (the
+// routes it would accept go on to the later rules and the default), and a
+// Reject rule matches its other conditions on every interface. Rules are
+// first-match, so either change can only turn an accepted route into a
+// rejected one, never the reverse.
 func filterRule(r api.BGPFilterRule, v6 bool) (FilterRule, bool) {
 	fr := FilterRule{Operator: r.MatchOperator, RemotePeers: r.Source == "RemotePeers", Accept: r.Action == "Accept"}
+	if r.Interface != "" && r.Interface != "*" && fr.Accept {
+		return fr, false
+	}
 	if r.CIDR == "" {
 		return fr, true
 	}

@@ -81,3 +81,33 @@ func TestDesiredPeersSecurityAndFilters(t *testing.T) {
 		t.Errorf("statements %v\nwant %v", names, want)
 	}
 }
+
+// A rule with interface fails closed, since the speaker cannot see a
+// route's interface: an Accept rule is dropped, a Reject rule keeps its
+// other conditions on every interface; "*" matches every interface, so it
+// changes nothing.
+func TestFilterInterfaceFailsClosed(t *testing.T) {
+	f := map[string]*api.BGPFilter{"f": {ObjectMeta: api.ObjectMeta{Name: "f"}, Spec: api.BGPFilterSpec{
+		ImportV4: []api.BGPFilterRule{
+			{CIDR: "10.1.0.0/16", MatchOperator: "In", Interface: "eth*", Action: "Accept"},
+			{CIDR: "10.2.0.0/16", MatchOperator: "In", Interface: "eth1", Action: "Reject"},
+			{Interface: "*", Action: "Accept"},
+		},
+		ExportV4: []api.BGPFilterRule{{Interface: "cali*", Action: "Reject"}},
+	}}}
+	imp, exp, err := peerFilters(f, []string{"f"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantImp := []FilterRule{
+		{CIDR: pfx("10.2.0.0/16"), Operator: "In", MinLen: 16, MaxLen: 32},
+		{Accept: true},
+	}
+	if !reflect.DeepEqual(imp, wantImp) {
+		t.Errorf("import rules:\n got %+v\nwant %+v", imp, wantImp)
+	}
+	// A Reject with only an interface rejects every route.
+	if wantExp := []FilterRule{{}}; !reflect.DeepEqual(exp, wantExp) {
+		t.Errorf("export rules:\n got %+v\nwant %+v", exp, wantExp)
+	}
+}

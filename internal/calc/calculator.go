@@ -1002,7 +1002,6 @@ func relevantFelix(f *api.FelixConfigurationSpec) *api.FelixConfigurationSpec {
 	}
 	return &api.FelixConfigurationSpec{
 		DefaultEndpointToHostAction: f.DefaultEndpointToHostAction,
-		InterfacePrefix:             f.InterfacePrefix,
 		VXLANEnabled:                clonePtr(f.VXLANEnabled),
 		VXLANPort:                   clonePtr(f.VXLANPort),
 		VXLANVNI:                    clonePtr(f.VXLANVNI),

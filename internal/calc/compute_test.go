@@ -413,7 +413,8 @@ func TestComputeNATAndHost(t *testing.T) {
 			pool("c", "fd00::/48", "", true, false),
 			pool("off", "10.2.0.0/16", "", true, true),
 		},
-		Felix: &api.FelixConfigurationSpec{DefaultEndpointToHostAction: "ACCEPT", VXLANEnabled: &yes},
+		// interfacePrefix is stored only: workload interfaces are cali*.
+		Felix: &api.FelixConfigurationSpec{DefaultEndpointToHostAction: "ACCEPT", VXLANEnabled: &yes, InterfacePrefix: "tap"},
 	})
 	wantNAT := dataplane.NATConfig{
 		MasqueradePools: pfxs("10.1.0.0/16", "fd00::/48"),

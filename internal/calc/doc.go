@@ -71,8 +71,14 @@
 //     split.
 //   - Rules using services are left out: there are no Kubernetes
 //     Services here, so they match nothing (as in Calico for a Service
-//     that does not exist). Rules using http (refused by validation) are
-//     left out.
+//     that does not exist).
+//   - Rules using http fail closed: with no application layer proxy the
+//     request is never seen, so the rule is read to admit no more than
+//     written. Allow and Log rules with http are left out (they match no
+//     traffic); a Deny rule with http denies its whole L3/L4 match; a Pass
+//     rule with http becomes a Deny of its L3/L4 match, because passing
+//     every such request to the next tier, or none, could each admit
+//     traffic the written policy denies.
 //
 // Routes: a scope-link route per local endpoint address, a blackhole per IPAM
 // block affine to this host, and when VXLAN is on, routes over vxlan.calico

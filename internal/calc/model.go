@@ -644,13 +644,27 @@ func translateRules(parse parseFunc, rules []api.Rule, ns string, sink setSink) 
 
 func appendRule(out []dataplane.Rule, parse parseFunc, r *api.Rule, ns string, sink setSink) []dataplane.Rule {
 	// There are no Kubernetes Services here, so a services match matches
-	// nothing; http needs a proxy (refused by validation).
-	if r.HTTP != nil || r.Source.Services != nil || r.Destination.Services != nil {
+	// nothing.
+	if r.Source.Services != nil || r.Destination.Services != nil {
 		return out
 	}
 	action, ok := ruleAction(r.Action)
 	if !ok {
 		return out
+	}
+	if r.HTTP != nil {
+		// There is no application layer proxy to see the request, so the
+		// rule is read to never admit more than written: an Allow (or Log)
+		// rule matches nothing, a Deny rule denies its whole L3/L4 match,
+		// and a Pass rule denies it too, since passing every request to the
+		// next tier or none could each admit what the policy denies.
+		switch action {
+		case dataplane.Deny:
+		case dataplane.Pass:
+			action = dataplane.Deny
+		default:
+			return out
+		}
 	}
 	v4, v6 := true, true
 	if r.IPVersion != nil {

@@ -408,9 +408,8 @@ func computeHost(f *api.FelixConfigurationSpec) dataplane.HostConfig {
 	case strings.EqualFold(f.DefaultEndpointToHostAction, "return"):
 		h.EndpointToHostAction = "Return"
 	}
-	// Felix accepts a comma-separated list; this dataplane owns one prefix.
-	if p, _, _ := strings.Cut(f.InterfacePrefix, ","); strings.TrimSpace(p) != "" {
-		h.InterfacePrefix = strings.TrimSpace(p)
-	}
+	// FelixConfiguration interfacePrefix is stored but not read: this
+	// project names every workload interface cali*, so another prefix would
+	// leave them unmatched by the dataplane (api warns that it has no effect).
 	return h
 }

@@ -193,7 +193,7 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AssignArgs) (AssignResu
 			*f.out = held
 			continue
 		}
-		fp, err := SelectPools(pools, f.fam, args.Node, labels, f.restrict)
+		fp, err := SelectPoolsFor(pools, useOf(attrs.Type), f.fam, args.Node, labels, f.restrict)
 		if err != nil {
 			return res, a.rollback(ctx, fresh, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,6 +26,29 @@ type Pool struct {
 	BlockSize    int
 	Disabled     bool
 	NodeSelector string
+	// AllowedUses are the IPPool's uses (api.AllowedUse*); empty means
+	// Calico's default, Workload and Tunnel.
+	AllowedUses []string
+}
+
+// Allows reports whether the pool may give addresses for use (Workload or
+// Tunnel). A LoadBalancer-only pool allows neither: nothing here allocates
+// load balancer addresses, and a workload must never get one.
+func (p Pool) Allows(use string) bool {
+	if len(p.AllowedUses) == 0 {
+		return use == api.AllowedUseWorkload || use == api.AllowedUseTunnel
+	}
+	return slices.Contains(p.AllowedUses, use)
+}
+
+// useOf is the pool use an assignment of attribute type typ needs: a
+// tunnel address type needs Tunnel, anything else Workload.
+func useOf(typ string) string {
+	switch typ {
+	case TypeVXLANTunnel, TypeVXLANV6Tunnel, TypeIPIPTunnel, TypeWireguardTunnel, TypeWireguardV6Tunnel:
+		return api.AllowedUseTunnel
+	}
+	return api.AllowedUseWorkload
 }
 
 // Family is 4 or 6.
@@ -64,7 +88,7 @@ func PoolFromAPI(p api.IPPool) (Pool, error) {
 	if bs < cidr.Bits() {
 		return Pool{}, fmt.Errorf("ippool %q: spec.blockSize /%d is larger than the pool %s", p.Name, bs, cidr)
 	}
-	return Pool{Name: p.Name, CIDR: cidr, BlockSize: bs, Disabled: p.Spec.Disabled, NodeSelector: p.Spec.NodeSelector}, nil
+	return Pool{Name: p.Name, CIDR: cidr, BlockSize: bs, Disabled: p.Spec.Disabled, NodeSelector: p.Spec.NodeSelector, AllowedUses: slices.Clone(p.Spec.AllowedUses)}, nil
 }
 
 // PoolsOverlap reports whether two pool CIDRs share any address.
@@ -86,8 +110,16 @@ func PoolSize(p netip.Prefix) *big.Int {
 // from, in the order to use them (by CIDR). With restrict empty: every
 // enabled pool whose nodeSelector matches the node's labels. With restrict:
 // exactly those pools, each of which must exist, be enabled and match, or the
-// error says which and why. It is pure.
+// error says which and why. It is pure. Only pools allowed for Workload use
+// count (see SelectPoolsFor).
 func SelectPools(pools []Pool, fam int, node string, labels map[string]string, restrict []netip.Prefix) ([]Pool, error) {
+	return SelectPoolsFor(pools, api.AllowedUseWorkload, fam, node, labels, restrict)
+}
+
+// SelectPoolsFor is SelectPools for addresses of use (api.AllowedUseWorkload
+// or api.AllowedUseTunnel): a pool whose allowedUses lack it is never used,
+// and asking for it by CIDR is an error naming the pool's uses.
+func SelectPoolsFor(pools []Pool, use string, fam int, node string, labels map[string]string, restrict []netip.Prefix) ([]Pool, error) {
 	var ofFam []Pool
 	for _, p := range pools {
 		if p.Family() == fam {
@@ -126,6 +158,9 @@ func SelectPools(pools []Pool, fam int, node string, labels map[string]string, r
 			if p.Disabled {
 				return nil, fmt.Errorf("pool %s (ippool %q) is disabled", r, p.Name)
 			}
+			if !p.Allows(use) {
+				return nil, fmt.Errorf("pool %s (ippool %q) has allowedUses %v: not for %s addresses", r, p.Name, p.AllowedUses, use)
+			}
 			ok, err := matches(p)
 			if err != nil {
 				return nil, err
@@ -142,6 +177,10 @@ func SelectPools(pools []Pool, fam int, node string, labels map[string]string, r
 	for _, p := range ofFam {
 		if p.Disabled {
 			why = append(why, fmt.Sprintf("%s is disabled", p.CIDR))
+			continue
+		}
+		if !p.Allows(use) {
+			why = append(why, fmt.Sprintf("%s has allowedUses %v", p.CIDR, p.AllowedUses))
 			continue
 		}
 		ok, err := matches(p)
