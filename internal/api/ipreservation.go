@@ -82,11 +82,11 @@ func validateKubeControllers(c *errs, s *KubeControllersConfigurationSpec) {
 // kindNoEffect says why a resource of a whole kind is stored but changes
 // nothing here ("" when it acts); ValidateWarn returns it as a warning.
 func kindNoEffect(r Resource) string {
-	switch r.(type) {
+	switch r := r.(type) {
 	case *KubeControllersConfiguration:
 		return fmt.Sprintf("%s is stored; only spec.controllers.node.hostEndpoint.autoCreate has an effect here (automatic host endpoints), no kube-controllers run", Ident(r))
 	case *ClusterInformation:
-		return clusterInfoNoEffect(r.(*ClusterInformation))
+		return clusterInfoNoEffect(r)
 	case *StagedGlobalNetworkPolicy, *StagedNetworkPolicy, *StagedKubernetesNetworkPolicy:
 		return fmt.Sprintf("%s is stored but never enforced (staged policies preview a change: see calico policy trace and matrix)", Ident(r))
 	}
