@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -66,6 +67,8 @@ type Driver struct {
 	k       *kernelState // nil: unknown, read it before diffing
 	drifted int
 	logged  map[string]bool // problems already reported
+	// overflows counts lost event bursts seen by WatchTable.
+	overflows atomic.Int64
 }
 
 // New opens netlink sockets in the namespace; it does not touch the

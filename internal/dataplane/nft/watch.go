@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
@@ -46,9 +47,16 @@ func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
 					return
 				}
 				if errors.Is(err, unix.ENOBUFS) {
-					// Events were lost (a burst, e.g. our own large
-					// apply): one of them may have been the deletion.
-					d.signal(out)
+					// Events were lost (a burst: our own large apply
+					// overflows the socket every time). One of them may
+					// have been the deletion, so ask the kernel whether
+					// the table is there: one small request, where a
+					// resync reads every set element of the table (tens
+					// of MB of garbage at 10,000 endpoints).
+					d.overflows.Add(1)
+					if d.tableMissing() {
+						d.signal(out)
+					}
 					continue
 				}
 				d.log.Warn("watch nftables ended; the periodic resync repairs a deleted table", "err", err)
@@ -72,6 +80,18 @@ func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return out
+}
+
+// tableMissing reports whether our table is not in the kernel; a failed
+// check counts as missing (a resync is then the safe answer).
+func (d *Driver) tableMissing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lib == nil {
+		return true
+	}
+	_, err := d.lib.ListTableOfFamily(tableName, nftables.TableFamilyINet)
+	return err != nil
 }
 
 func (d *Driver) signal(out chan struct{}) {
