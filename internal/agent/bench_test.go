@@ -438,8 +438,15 @@ func BenchmarkNodeRSS(b *testing.B) {
 		}
 
 		start := time.Now()
-		node := startProc(b, "ip", "netns", "exec", host.Name, bin, "node", "run", "--name", testNode,
+		nodeCmd := []string{"netns", "exec", host.Name}
+		if v := os.Getenv("NODE_GOMEMLIMIT"); v != "" {
+			// To measure the node under a Go memory limit (env execs it:
+			// the PID stays the node's).
+			nodeCmd = append(nodeCmd, "env", "GOMEMLIMIT="+v)
+		}
+		nodeCmd = append(nodeCmd, bin, "node", "run", "--name", testNode,
 			"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin", "--etcd-endpoints", datastore.DefaultEndpoint)
+		node := startProc(b, "ip", nodeCmd...)
 		var st struct {
 			Ready     bool `json:"ready"`
 			Endpoints int  `json:"endpoints"`
