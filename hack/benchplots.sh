@@ -44,5 +44,5 @@ if [ -f "$D/hostsize-nft.tsv" ]; then
   "$P" lines -in "$D/hostsize-nft.tsv" -xlabel "endpoints already programmed on the host" -ylabel "ms per change (p50, median of runs)" -title "nftables: one endpoint change vs host size" -out "$D/hostsize-nft.png"
 fi
 if [ -f "$D/memory.tsv" ]; then
-  "$P" bars -in "$D/memory.tsv" -metrics peak_mib,settled_mib -ylabel "MiB" -title "calico node run RSS, 10,000 endpoints + 1,000 policies" -out "$D/memory.png"
+  "$P" bars -in "$D/memory.tsv" -metrics peak_mib,settled_mib,idle30s_mib -ylabel "MiB" -title "calico node run RSS, 10,000 endpoints + 1,000 policies" -out "$D/memory.png"
 fi
