@@ -30,15 +30,7 @@ func TestWatchTableReportsDeletion(t *testing.T) {
 		t.Fatal("our own apply was reported as a deleted table")
 	case <-time.After(500 * time.Millisecond):
 	}
-	tp.host.MustExec(t, "nft", "delete", "table", "inet", "calico")
-	select {
-	case _, ok := <-gone:
-		if !ok {
-			t.Fatal("the watch ended instead of reporting")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the deletion was not reported within 5 s")
-	}
+	deleteAndExpectReport(t, tp, gone)
 }
 
 // TestWatchTableOwnLargeApply: our own large apply overflows the watch's
@@ -75,6 +67,13 @@ func TestWatchTableOwnLargeApply(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 	// A deletion is still reported after the overflow.
+	deleteAndExpectReport(t, tp, gone)
+}
+
+// deleteAndExpectReport deletes our table and fails unless the watch
+// reports it within 5 s.
+func deleteAndExpectReport(t *testing.T, tp *topo, gone <-chan struct{}) {
+	t.Helper()
 	tp.host.MustExec(t, "nft", "delete", "table", "inet", "calico")
 	select {
 	case _, ok := <-gone:
