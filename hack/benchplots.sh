@@ -48,5 +48,5 @@ if [ -f "$D/policyscale.tsv" ]; then
   "$P" lines -in "$D/policyscale.tsv" -logx -logy -xlabel "set members, policies or linear rules on the path" -ylabel "ratio to 1-member set, 10 policies (median of rounds)" -title "Policy scale: TCP 1 stream and one-way UDP packets/s" -out "$D/policyscale.png"
 fi
 if [ -f "$D/memory.tsv" ]; then
-  "$P" bars -in "$D/memory.tsv" -metrics peak_mib,settled_mib -ylabel "MiB" -title "calico node run RSS, 10,000 endpoints + 1,000 policies" -out "$D/memory.png"
+  "$P" bars -in "$D/memory.tsv" -metrics peak_mib,settled_mib,idle30s_mib -ylabel "MiB" -title "calico node run RSS, 10,000 endpoints + 1,000 policies" -out "$D/memory.png"
 fi

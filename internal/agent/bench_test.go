@@ -15,6 +15,7 @@ package agent_test
 // their routes wait for links that never come (by design).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -437,8 +438,15 @@ func BenchmarkNodeRSS(b *testing.B) {
 		}
 
 		start := time.Now()
-		node := startProc(b, "ip", "netns", "exec", host.Name, bin, "node", "run", "--name", testNode,
+		nodeCmd := []string{"netns", "exec", host.Name}
+		if v := os.Getenv("NODE_GOMEMLIMIT"); v != "" {
+			// To measure the node under a Go memory limit (env execs it:
+			// the PID stays the node's).
+			nodeCmd = append(nodeCmd, "env", "GOMEMLIMIT="+v)
+		}
+		nodeCmd = append(nodeCmd, bin, "node", "run", "--name", testNode,
 			"--ip", hostV4+"/24", "--no-bgp", "--no-docker-plugin", "--etcd-endpoints", datastore.DefaultEndpoint)
+		node := startProc(b, "ip", nodeCmd...)
 		var st struct {
 			Ready     bool `json:"ready"`
 			Endpoints int  `json:"endpoints"`
@@ -465,6 +473,14 @@ func BenchmarkNodeRSS(b *testing.B) {
 		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 			settled = min(settled, procMem(b, node.Process.Pid, "VmRSS"))
 		}
+		// Idle CPU: nothing changes after programming, so the node's CPU
+		// time over the next 30 s is its idle cost (periodic checks,
+		// resyncs, metrics).
+		cpu0 := procCPU(b, node.Process.Pid)
+		idleStart := time.Now()
+		time.Sleep(30 * time.Second) // a measurement window, not a synchronisation
+		idleCPU := (procCPU(b, node.Process.Pid) - cpu0).Seconds() / time.Since(idleStart).Seconds() * 100
+		idleRSS := procMem(b, node.Process.Pid, "VmRSS")
 		dsRSS := procMem(b, ds.Process.Pid, "VmRSS")
 		// The Go runtime's view, from the node's own /metrics.
 		if out, err := host.Exec("busybox", "wget", "-qO-", "http://127.0.0.1:9091/metrics"); err == nil {
@@ -480,8 +496,11 @@ func BenchmarkNodeRSS(b *testing.B) {
 		b.ReportMetric(settled, "node-rss-settled-MiB")
 		b.ReportMetric(hwm, "node-peak-MiB")
 		b.ReportMetric(float64(took.Milliseconds()), "process-start-to-programmed-ms")
+		b.ReportMetric(idleCPU, "node-idle-cpu-%")
+		b.ReportMetric(idleRSS, "node-rss-idle30s-MiB")
 		b.Logf("calico node run with %d endpoints and %d policies: VmRSS %.1f MiB when programmed, %.1f MiB settled (lowest over the next 5 s), VmHWM %.1f MiB, start -> programmed %v (etcd process VmRSS %.1f MiB)",
 			nEP, nPol, rss, settled, hwm, took.Round(time.Millisecond), dsRSS)
+		b.Logf("idle for 30 s after that: %.2f%% of one CPU, VmRSS %.1f MiB at the end", idleCPU, idleRSS)
 	}
 }
 
@@ -505,6 +524,24 @@ func startProc(b testing.TB, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
+}
+
+// procCPU is the user plus system CPU time of a process, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
+func procCPU(b testing.TB, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // procMem reads a /proc/PID/status field in MiB.

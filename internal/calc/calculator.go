@@ -79,6 +79,9 @@ type Calculator struct {
 	cpDirty        bool
 	// hosts: host endpoints and what they read (calculator_hosts.go).
 	hosts hostState
+	// labels holds the label maps of workload endpoints (e.w.Labels and
+	// e.view's maps), shared between endpoints with equal labels.
+	labels labelPool
 }
 
 // NewCalculator returns an empty Calculator for host node.
@@ -95,6 +98,7 @@ func NewCalculator(node string) *Calculator {
 		blocks:    map[netip.Prefix]Block{},
 		nodes:     map[string]*api.Node{},
 		withPorts: map[*wepEntry]struct{}{},
+		labels:    newLabelPool(),
 
 		endpointsDirty: true, orderDirty: true, chainsDirty: true, chainOrderDirty: true,
 		setsDirty: true, setOrderDirty: true, routesDirty: true, natDirty: true, hostDirty: true, cpDirty: true,
@@ -474,21 +478,44 @@ func newSink() (setSink, map[string]*matcher) {
 // ---- workload endpoints ----
 
 // relevantWEP copies the fields of a workload endpoint that calc reads.
+// Labels are w's own map: the caller replaces them with a pooled copy
+// before keeping the result. Strings that repeat across endpoints are
+// interned.
 func relevantWEP(w *api.WorkloadEndpoint) *api.WorkloadEndpoint {
 	c := &api.WorkloadEndpoint{}
-	c.Name, c.Namespace = w.Name, w.Namespace
-	c.Labels = maps.Clone(w.Labels)
+	c.Name, c.Namespace = w.Name, intern(w.Namespace)
+	c.Labels = w.Labels
+	profiles := make([]string, len(w.Spec.Profiles))
+	for i, p := range w.Spec.Profiles {
+		profiles[i] = intern(p)
+	}
 	c.Spec = api.WorkloadEndpointSpec{
-		Orchestrator:       w.Spec.Orchestrator,
-		Node:               w.Spec.Node,
-		ServiceAccountName: w.Spec.ServiceAccountName,
+		Orchestrator:       intern(w.Spec.Orchestrator),
+		Node:               intern(w.Spec.Node),
+		ServiceAccountName: intern(w.Spec.ServiceAccountName),
 		IPNetworks:         slices.Clone(w.Spec.IPNetworks),
-		Profiles:           slices.Clone(w.Spec.Profiles),
+		Profiles:           profiles,
 		InterfaceName:      w.Spec.InterfaceName,
 		MAC:                w.Spec.MAC,
 		Ports:              normalPorts(w.Spec.Ports),
 	}
 	return c
+}
+
+// newView is newEPView with the label maps taken from the pool; dropView
+// gives them back.
+func (c *Calculator) newView(w *api.WorkloadEndpoint, labels map[string]string) epView {
+	v := newEPView(w, labels)
+	v.labels = c.labels.get(v.labels)
+	v.nsLabels = c.labels.get(v.nsLabels)
+	v.saLabels = c.labels.get(v.saLabels)
+	return v
+}
+
+func (c *Calculator) dropView(v epView) {
+	c.labels.put(v.labels)
+	c.labels.put(v.nsLabels)
+	c.labels.put(v.saLabels)
 }
 
 func wepEqual(a, b *api.WorkloadEndpoint) bool {
@@ -556,6 +583,7 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 		return
 	}
 	c.touch()
+	nw.Labels = c.labels.get(nw.Labels)
 	if e == nil {
 		e = &wepEntry{id: id, w: nw, sets: map[*setEntry]struct{}{}, pols: map[*policyEntry]struct{}{}}
 		c.weps[id] = e
@@ -563,7 +591,7 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 			c.profileEntry(n).users[e] = struct{}{}
 		}
 		e.addrs = parseNets(nw.Spec.IPNetworks)
-		e.view = newEPView(nw, endpointLabels(nw, c.lookupProfile))
+		e.view = c.newView(nw, endpointLabels(nw, c.lookupProfile))
 		c.setIdx.addEndpoint(e)
 		c.attachLocal(e)
 		c.remoteChanged()
@@ -617,6 +645,7 @@ func (c *Calculator) UpsertWorkloadEndpoint(w *api.WorkloadEndpoint) {
 	if structural {
 		c.attachLocal(e)
 	}
+	c.labels.put(old.Labels)
 	if e.prog {
 		e.outStale, c.endpointsDirty = true, true
 	}
@@ -646,6 +675,8 @@ func (c *Calculator) DeleteWorkloadEndpoint(namespace, name string) {
 		c.maybeDropProfile(pe)
 	}
 	delete(c.weps, namespace+"/"+name)
+	c.labels.put(e.w.Labels)
+	c.dropView(e.view)
 	c.remoteChanged()
 }
 
@@ -664,7 +695,9 @@ func (c *Calculator) relabel(e *wepEntry, saChanged bool) {
 			changed = append(changed, k)
 		}
 	}
-	e.view = newEPView(e.w, labels)
+	old := e.view
+	e.view = c.newView(e.w, labels)
+	c.dropView(old)
 	if len(changed) == 0 && !saChanged {
 		return
 	}

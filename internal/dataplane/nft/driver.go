@@ -68,6 +68,8 @@ type Driver struct {
 	k       *kernelState // nil: unknown, read it before diffing
 	drifted int
 	logged  map[string]bool // problems already reported
+	// overflows counts lost event bursts seen by WatchTable.
+	overflows atomic.Int64
 }
 
 // New opens netlink sockets in the namespace; it does not touch the
@@ -248,7 +250,7 @@ func (d *Driver) Resync(ctx context.Context) error {
 	// next Apply does not diff them again.
 	for name, ks := range now.sets {
 		if old := d.k.sets[name]; old != nil && old.synced != nil && old.typ.name == ks.typ.name && maps.Equal(old.elems, ks.elems) {
-			ks.synced, ks.elems = old.synced, old.elems
+			ks.synced, ks.elems, ks.shared = old.synced, old.elems, old.shared
 		}
 	}
 	d.k = now
@@ -418,13 +420,22 @@ func (d *Driver) plan(m *model, k *kernelState, st *ApplyStats) (*batch, func())
 				ks = &kSet{typ: u.typ, elems: make(elemSet, len(u.adds))}
 				k.sets[u.name] = ks
 			}
+			ks.synced = u.content
+			if u.content.frozen {
+				// The set now holds exactly this content, which never
+				// changes: share it rather than keep a second copy.
+				ks.elems, ks.shared = u.content.elems, true
+				continue
+			}
+			if ks.shared {
+				ks.elems, ks.shared = maps.Clone(ks.elems), false
+			}
 			for _, e := range u.dels {
 				delete(ks.elems, e.mapKey())
 			}
 			for _, e := range u.adds {
 				ks.elems.add(e)
 			}
-			ks.synced = u.content
 		}
 		for _, mc := range written {
 			k.chains[mc.name] = &kChain{base: mc.base, hashes: mc.hashes}

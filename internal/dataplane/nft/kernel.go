@@ -39,6 +39,8 @@ type kSet struct {
 	// synced is the desired content last applied to this set: while the
 	// desired content is the same object, the set needs no diff.
 	synced *setContent
+	// shared: elems is a frozen content's map, not ours to modify.
+	shared bool
 }
 
 func newKernelState() *kernelState {

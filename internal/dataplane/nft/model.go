@@ -53,6 +53,9 @@ type setContent struct {
 	elems      elemSet
 	prev       *setContent
 	adds, dels []elem
+	// frozen: elems is never modified (the address sets), so the driver's
+	// mirror of the kernel shares it once applied instead of copying it.
+	frozen bool
 }
 
 type setModel struct {
@@ -432,7 +435,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		if s.NamedPort != "" {
 			if e == nil || !e.named || e.selector != s.Selector || !slices.Equal(e.portMembers, s.PortMembers) {
 				e = &ipsetEntry{selector: s.Selector, named: true, portMembers: s.PortMembers,
-					s4: &setContent{elems: namedPortElems(s.PortMembers, 4)}, s6: &setContent{elems: namedPortElems(s.PortMembers, 6)}}
+					s4: &setContent{elems: namedPortElems(s.PortMembers, 4), frozen: true}, s6: &setContent{elems: namedPortElems(s.PortMembers, 6), frozen: true}}
 				c.sets[s.ID] = e
 			}
 			addSet(&setModel{name: portSetName(s.ID, 4), typ: typeNP4, comment: comment, content: e.s4})
@@ -441,7 +444,7 @@ func compile(d *dataplane.Desired, c *cache) *model {
 		}
 		if e == nil || e.named || e.selector != s.Selector || !slices.Equal(e.members, s.Members) {
 			e = &ipsetEntry{selector: s.Selector, members: s.Members,
-				s4: &setContent{elems: ipElems(s.Members, 4)}, s6: &setContent{elems: ipElems(s.Members, 6)}}
+				s4: &setContent{elems: ipElems(s.Members, 4), frozen: true}, s6: &setContent{elems: ipElems(s.Members, 6), frozen: true}}
 			c.sets[s.ID] = e
 		}
 		addSet(&setModel{name: ipSetName(s.ID, 4), typ: typeIP4, comment: comment, content: e.s4})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
@@ -22,6 +23,14 @@ func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
 	return d.watch(ctx, unix.NETLINK_NETFILTER, []uint32{unix.NFNLGRP_NFTABLES}, watchLogs{
 		noSub: "watch nftables: no subscription; the periodic resync repairs a deleted table",
 		ended: "watch nftables ended; the periodic resync repairs a deleted table",
+		// One of the lost events may have been the deletion: ask the
+		// kernel whether the table is there (one small request), where a
+		// resync reads every set element of the table (tens of MB of
+		// garbage at 10,000 endpoints).
+		lost: func() bool {
+			d.overflows.Add(1)
+			return d.tableMissing()
+		},
 	}, func(m netlink.Message) bool {
 		if m.Header.Type != delTable || len(m.Data) < 4 || m.Data[0] != unix.NFPROTO_INET {
 			return false
@@ -40,8 +49,13 @@ func (d *Driver) WatchTable(ctx context.Context) <-chan struct{} {
 	})
 }
 
-// watchLogs are a watch's warnings: no subscription, and the end of one.
-type watchLogs struct{ noSub, ended string }
+// watchLogs are a watch's warnings (no subscription, and the end of one)
+// and what lost events mean: lost, when set, says whether to report them
+// (nil: always).
+type watchLogs struct {
+	noSub, ended string
+	lost         func() bool
+}
 
 // watch subscribes to multicast groups of a netlink protocol in the
 // driver's namespace and reports on the returned channel (coalesced) every
@@ -77,7 +91,12 @@ func (d *Driver) watch(ctx context.Context, proto int, groups []uint32, logs wat
 					return
 				}
 				if errors.Is(err, unix.ENOBUFS) {
-					d.signal(out)
+					// Events were lost (a burst: our own large apply
+					// overflows the socket every time), and one of them
+					// may have been the one we watch for.
+					if logs.lost == nil || logs.lost() {
+						d.signal(out)
+					}
 					continue
 				}
 				d.log.Warn(logs.ended, "err", err)
@@ -91,6 +110,18 @@ func (d *Driver) watch(ctx context.Context, proto int, groups []uint32, logs wat
 		}
 	}()
 	return out
+}
+
+// tableMissing reports whether our table is not in the kernel; a failed
+// check counts as missing (a resync is then the safe answer).
+func (d *Driver) tableMissing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lib == nil {
+		return true
+	}
+	_, err := d.lib.ListTableOfFamily(tableName, nftables.TableFamilyINet)
+	return err != nil
 }
 
 func (d *Driver) signal(out chan struct{}) {
