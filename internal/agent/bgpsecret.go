@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,9 @@ const secretRereadInterval = time.Minute
 // withSecrets reads the password of every peer that names a secret, from
 // dir/<name>/<key>. A peer whose secret cannot be read is left out (a
 // session configured with a password is never made without it) and
-// reported. One trailing newline is removed, so `echo pw > file` works.
+// reported, unless its reference is optional and the file does not exist:
+// then, as in Calico, the session is made without a password (reported
+// too). One trailing newline is removed, so `echo pw > file` works.
 func withSecrets(peers []bgp.Peer, dir string) ([]bgp.Peer, error) {
 	if dir == "" {
 		dir = DefaultBGPSecretDir
@@ -32,6 +35,11 @@ func withSecrets(peers []bgp.Peer, dir string) ([]bgp.Peer, error) {
 			continue
 		}
 		pw, err := readSecret(dir, ref)
+		if err != nil && ref.Optional && errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("BGP peer %s (%s %s) without a password: spec.password.secretKeyRef is optional and %w", p.Address, p.Type, p.Name, err))
+			out = append(out, p)
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("BGP peer %s (%s %s) left out: spec.password.secretKeyRef: %w", p.Address, p.Type, p.Name, err))
 			continue

@@ -32,12 +32,16 @@ func TestWithSecrets(t *testing.T) {
 		peer("10.0.0.3", bgp.SecretRef{Name: "s", Key: "missing"}),
 		peer("10.0.0.4", bgp.SecretRef{Name: "..", Key: "k"}),
 		peer("10.0.0.5", bgp.SecretRef{Name: "s", Key: "empty"}),
+		peer("10.0.0.6", bgp.SecretRef{Name: "s", Key: "missing", Optional: true}),
+		peer("10.0.0.7", bgp.SecretRef{Name: "s", Key: "empty", Optional: true}),
 	}
 	out, err := withSecrets(in, dir)
-	if len(out) != 2 || out[0].Password != "" || out[1].Address != in[1].Address || out[1].Password != "pw1" {
+	// Optional covers a missing file only: an empty one is still an error.
+	if len(out) != 3 || out[0].Password != "" || out[1].Address != in[1].Address || out[1].Password != "pw1" ||
+		out[2].Address != in[5].Address || out[2].Password != "" {
 		t.Fatalf("peers %+v", out)
 	}
-	for _, want := range []string{"10.0.0.3", "no such file", "10.0.0.4", "invalid secret name", "10.0.0.5", "is empty"} {
+	for _, want := range []string{"10.0.0.3", "no such file", "10.0.0.4", "invalid secret name", "10.0.0.5", "is empty", "10.0.0.6 (", "without a password", "10.0.0.7"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -265,20 +264,17 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestNotSupportedIsDistinguishable(t *testing.T) {
+// Calico's secretKeyRef.optional is accepted; apply says what it means.
+func TestOptionalSecretWarns(t *testing.T) {
 	yes := true
-	err := Validate(&BGPPeer{ObjectMeta: meta("p"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: 65001,
-		Password: &BGPPassword{SecretKeyRef: &SecretKeySelector{Name: "s", Key: "k", Optional: &yes}}}})
-	if !errors.Is(err, ErrNotSupported) {
-		t.Fatalf("%v does not match ErrNotSupported", err)
+	r := &BGPPeer{ObjectMeta: meta("p"), Spec: BGPPeerSpec{PeerIP: "10.0.0.1", ASNumber: 65001,
+		Password: &BGPPassword{SecretKeyRef: &SecretKeySelector{Name: "s", Key: "k", Optional: &yes}}}}
+	warns, err := ValidateWarn(r)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var fes FieldErrors
-	if !errors.As(err, &fes) || len(fes) != 1 || fes[0].Field != "spec.password.secretKeyRef.optional" {
-		t.Fatalf("field errors %v", fes)
-	}
-	err = Validate(&IPPool{ObjectMeta: meta("p"), Spec: IPPoolSpec{CIDR: "10.0.0.0/33"}})
-	if errors.Is(err, ErrNotSupported) {
-		t.Fatalf("%v matches ErrNotSupported", err)
+	if len(warns) != 1 || !strings.Contains(warns[0], "spec.password.secretKeyRef.optional") || !strings.Contains(warns[0], "WITHOUT a password") {
+		t.Fatalf("warnings %q", warns)
 	}
 }
 

@@ -159,7 +159,7 @@ func validateBGPPeerSecurity(c *errs, s *BGPPeerSpec) {
 				c.add("spec.password.secretKeyRef.key", "invalid key %q: letters, digits, '-', '_' or '.', not '.' or '..'", ref.Key)
 			}
 			if ref.Optional != nil && *ref.Optional {
-				c.unsupported("spec.password.secretKeyRef.optional", "a session with a password never falls back to none when the secret is missing")
+				c.note("spec.password.secretKeyRef.optional", "true: if the secret file is missing, the session is made WITHOUT a password (as in Calico); the node reports it")
 			}
 		}
 	}

@@ -24,9 +24,9 @@
 //     path: `document 2 (NetworkPolicy default/x): spec.ingress[0]...: reason`.
 //   - Default: Calico's defaults (namespace "default", policy types, IPPool
 //     block size, encapsulation modes, node selector, allowed uses).
-//   - Validate: Calico's rules plus this project's refusals; FieldErrors,
-//     one per problem. Refusals of unimplemented features wrap
-//     ErrNotSupported.
+//   - Validate: Calico's rules; FieldErrors, one per problem. A valid
+//     Calico field is never refused: one without an effect here is stored
+//     and ValidateWarn says so.
 //   - Unmarshal: lenient decoding of stored resources for readers of the
 //     datastore (unknown fields ignored, so a newer writer does not break an
 //     older reader).

@@ -6,18 +6,11 @@ import (
 	"strings"
 )
 
-// ErrNotSupported marks a field or value that Calico has but this project
-// does not implement. Validation errors that refuse such fields wrap it, so
-// callers can tell "valid for Calico, not here" from "invalid".
-var ErrNotSupported = errors.New("not supported here")
-
 // FieldError is one problem at one field, named by its path in the
 // manifest ("spec.ingress[0].destination.ports[1]").
 type FieldError struct {
 	Field  string
 	Reason string
-	// Err is set when the reason wraps a sentinel (ErrNotSupported).
-	Err error
 }
 
 func (e *FieldError) Error() string {
@@ -26,8 +19,6 @@ func (e *FieldError) Error() string {
 	}
 	return e.Field + ": " + e.Reason
 }
-
-func (e *FieldError) Unwrap() error { return e.Err }
 
 // FieldErrors is every problem found in one resource, in field order.
 type FieldErrors []*FieldError
@@ -104,15 +95,6 @@ func (c *errs) noEffect(field, why string) {
 
 func (c *errs) add(field, format string, args ...any) {
 	c.list = append(c.list, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
-}
-
-// unsupported records a field this project refuses although Calico has it.
-func (c *errs) unsupported(field, why string) {
-	reason := "not supported here"
-	if why != "" {
-		reason += ": " + why
-	}
-	c.list = append(c.list, &FieldError{Field: field, Reason: reason, Err: ErrNotSupported})
 }
 
 func (c *errs) err() error {

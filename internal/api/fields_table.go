@@ -310,7 +310,7 @@ func init() {
 		Field{Name: "interface", Status: Acts, Why: "the embedded BGP speaker does not know which interface a route uses, so it fails closed: an Accept rule with an interface (other than *) matches no route, a Reject rule rejects its match on every interface"},
 	)
 	extraFields(SecretKeySelector{},
-		Field{Name: "optional", Status: Acts, Why: "false only: a session with a password never falls back to none (true is refused)"},
+		Field{Name: "optional", Status: Acts, Why: "true: a missing secret file means a session without a password, as in Calico (apply warns, the node reports it); an empty or unreadable file still leaves the peer out"},
 	)
 	extraFields(FelixConfigurationSpec{},
 		Field{Name: "iptablesRefreshInterval", Status: NoEffect, Why: whyIptables + ": set nftablesRefreshInterval"},

@@ -316,21 +316,17 @@ func validatePolicy(c *errs, s *PolicySpec, global bool) {
 	}
 	checkPolicyKubeSelectors(c, s, global)
 	checkPolicyServices(c, s, global)
-	gnpOnly := func(field string, set bool, why string) {
-		switch {
-		case !set:
-		case global:
-			c.unsupported(field, why)
-		default:
+	gnpOnly := func(field string, set bool) {
+		if set {
 			c.add(field, "not a field of NetworkPolicy (GlobalNetworkPolicy only)")
 		}
 	}
 	if global {
 		validateHostPolicy(c, s)
 	} else {
-		gnpOnly("spec.doNotTrack", s.DoNotTrack, "")
-		gnpOnly("spec.preDNAT", s.PreDNAT, "")
-		gnpOnly("spec.applyOnForward", s.ApplyOnForward, "")
+		gnpOnly("spec.doNotTrack", s.DoNotTrack)
+		gnpOnly("spec.preDNAT", s.PreDNAT)
+		gnpOnly("spec.applyOnForward", s.ApplyOnForward)
 	}
 	for i, h := range s.PerformanceHints {
 		if h != "AssumeNeededOnEveryNode" {

@@ -409,7 +409,8 @@ func (p parsedPeer) source(m *peerModel, v6 bool) netip.Addr {
 func (p parsedPeer) secure(m *peerModel, c candidate) candidate {
 	s := p.res.Spec
 	if s.Password != nil && s.Password.SecretKeyRef != nil {
-		c.PasswordSecret = SecretRef{Name: s.Password.SecretKeyRef.Name, Key: s.Password.SecretKeyRef.Key}
+		ref := s.Password.SecretKeyRef
+		c.PasswordSecret = SecretRef{Name: ref.Name, Key: ref.Key, Optional: ref.Optional != nil && *ref.Optional}
 	}
 	if s.TTLSecurity != nil {
 		c.TTLSecurity = *s.TTLSecurity

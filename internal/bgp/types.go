@@ -77,6 +77,9 @@ type Peer struct {
 type SecretRef struct {
 	Name string
 	Key  string
+	// Optional is Calico's secretKeyRef.optional: a missing secret file
+	// means a session without a password (the operator asked for that).
+	Optional bool
 }
 
 // DefaultMaxPrefixes is the default per-peer limit of received prefixes.
