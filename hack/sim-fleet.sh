@@ -70,6 +70,10 @@ stats() {
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# node_ticks: CPU ticks of all nodes together.
+node_ticks() { for i in $(seq "$N"); do cpu_ticks "${NODEPID[$i]}"; done | awk '{ s += $1 } END { print s + 0 }'; }
+# cpu_share TICKS_A TICKS_B T_A T_B: "X s in Y s (Z% of one core)"
+cpu_share() { awk -v a="$1" -v b="$2" -v t="$(secs "$3" "$4")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f s in %.0f s (%.0f%% of one core)", (b - a) / hz, t, 100 * (b - a) / hz / t }'; }
 etcd_metric() { # NAME: sum of the metric's samples
   ip netns exec "$CORE" curl -s --max-time 10 "$ETCD_EP/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.0f", s }'
 }
@@ -230,7 +234,7 @@ for i in $(seq "$N"); do
   done
 done
 T2=$(now)
-E1=$(cpu_ticks "$ETCD")
+E1=$(cpu_ticks "$ETCD"); C1=$(node_ticks)
 RSS_IDLE=$(for i in $(seq "$N"); do rss_kib "${NODEPID[$i]}"; done | sort -n | awk '{ v[NR] = $1 } END { printf "median %.0f max %.0f", v[int((NR + 1) / 2)] / 1024, v[NR] / 1024 }')
 
 log "$EPS endpoints per host: veths, IPAM, WorkloadEndpoints"
@@ -270,7 +274,7 @@ for i in $(seq "$N"); do
   done
 done
 T7=$(now)
-E2=$(cpu_ticks "$ETCD")
+E2=$(cpu_ticks "$ETCD"); C2=$(node_ticks)
 RSS_LOADED=$(for i in $(seq "$N"); do rss_kib "${NODEPID[$i]}"; done | sort -n | awk '{ v[NR] = $1; s += $1 } END { printf "median %.0f max %.0f total %.0f", v[int((NR + 1) / 2)] / 1024, v[NR] / 1024, s / 1024 }')
 RR_RSS="$(($(rss_kib "${NODEPID[1]}") / 1024)) $(($(rss_kib "${NODEPID[2]}") / 1024))"
 ETCD_RSS=$(($(rss_kib "$ETCD") / 1024))
@@ -302,7 +306,7 @@ for i in $(seq "$N"); do ip -n "$(hns "$i")" route del 10.201.255.254/32 dev lo 
 tsawk='function days(y, m, d) { if (m <= 2) { y--; m += 12 } return 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * (m - 3) + 2) / 5) + d - 719469 }
   function ts(s,  a) { s = substr(s, 2, length(s) - 2); split(s, a, /[-T:]/); return days(a[1] + 0, a[2] + 0, a[3] + 0) * 86400 + a[4] * 3600 + a[5] * 60 + a[6] }'
 : >"$WORK/p-ipam" && : >"$WORK/p-apply" && : >"$WORK/p-local" && : >"$WORK/p-all" && : >"$WORK/p-all-commit" && : >"$WORK/p-perhost"
-S0=$(cpu_ticks "$ETCD"); PT0=$(now)
+S0=$(cpu_ticks "$ETCD"); PC0=$(node_ticks); PT0=$(now)
 for p in $(seq "$PROBES"); do
   a=$((3 + (p - 1) % (N - 2)))
   addr="10.201.0.$((p + 1))"
@@ -336,7 +340,11 @@ for p in $(seq "$PROBES"); do
   awk -v t="$t0" '{ printf "%.0f\n", ($1 - t) * 1000 }' "$WORK/p-t" >>"$WORK/p-perhost"
   [ "$(wc -l <"$WORK/p-t")" -ge "$N" ] || echo "probe $p: only $(wc -l <"$WORK/p-t") hosts" >>"$WORK/p-missing"
 done
-PT1=$(now); S1=$(cpu_ticks "$ETCD")
+PT1=$(now); S1=$(cpu_ticks "$ETCD"); PC1=$(node_ticks)
+IT0=$(now); IC0=$(node_ticks); IE0=$(cpu_ticks "$ETCD")
+# Idle: nothing changes for 10 s (a measurement window, not a wait for anything).
+sleep 10
+IT1=$(now); IC1=$(node_ticks); IE1=$(cpu_ticks "$ETCD")
 SENT1=$(etcd_metric etcd_network_client_grpc_sent_bytes_total)
 HZ=$(getconf CLK_TCK)
 
@@ -350,6 +358,7 @@ echo "blocks: $TOTAL_BLOCKS (/26); last apply -> every host has every route: $(s
 echo "node RSS with $((N * EPS)) endpoints (MiB): $RSS_LOADED; reflectors $RR_RSS"
 echo "etcd: RSS $ETCD_RSS MiB, keys $KEYS, db $((DBSIZE / 1048576)) MiB, watch streams $STREAMS, watchers $WATCHERS ($(awk -v w="$WATCHERS" -v n="$N" 'BEGIN { printf "%.1f", w / n }') per node)"
 echo "etcd CPU: node start + sessions $(awk -v a="$E0" -v b="$E1" -v t="$(secs "$T0" "$T2")" -v hz="$HZ" 'BEGIN { printf "%.1f s in %.0f s (%.0f%% of one core)", (b - a) / hz, t, 100 * (b - a) / hz / t }'), endpoints $(awk -v a="$E1" -v b="$E2" -v t="$(secs "$T3" "$T7")" -v hz="$HZ" 'BEGIN { printf "%.1f s in %.0f s (%.0f%%)", (b - a) / hz, t, 100 * (b - a) / hz / t }'), probes $(awk -v a="$S0" -v b="$S1" -v t="$(secs "$PT0" "$PT1")" -v hz="$HZ" 'BEGIN { printf "%.1f s in %.0f s (%.0f%%)", (b - a) / hz, t, 100 * (b - a) / hz / t }')"
+echo "all nodes CPU: endpoints phase $(cpu_share "$C1" "$C2" "$T3" "$T7"), probes $(cpu_share "$PC0" "$PC1" "$PT0" "$PT1"), idle $(cpu_share "$IC0" "$IC1" "$IT0" "$IT1") (etcd idle $(cpu_share "$IE0" "$IE1" "$IT0" "$IT1"))"
 echo "etcd watch fan-out during probes: $(((SENT1 - SENT0) / 1024)) KiB sent to clients for $PROBES WorkloadEndpoint writes ($(((SENT1 - SENT0) / PROBES / 1024)) KiB per write)"
 echo "probe: calico ipam assign --ip (ms):                        $(stats "$WORK/p-ipam")"
 echo "probe: calico apply of the WorkloadEndpoint (ms):            $(stats "$WORK/p-apply")"
