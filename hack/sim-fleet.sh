@@ -359,7 +359,7 @@ echo "node RSS with $((N * EPS)) endpoints (MiB): $RSS_LOADED; reflectors $RR_RS
 echo "etcd: RSS $ETCD_RSS MiB, keys $KEYS, db $((DBSIZE / 1048576)) MiB, watch streams $STREAMS, watchers $WATCHERS ($(awk -v w="$WATCHERS" -v n="$N" 'BEGIN { printf "%.1f", w / n }') per node)"
 echo "etcd CPU: node start + sessions $(awk -v a="$E0" -v b="$E1" -v t="$(secs "$T0" "$T2")" -v hz="$HZ" 'BEGIN { printf "%.1f s in %.0f s (%.0f%% of one core)", (b - a) / hz, t, 100 * (b - a) / hz / t }'), endpoints $(awk -v a="$E1" -v b="$E2" -v t="$(secs "$T3" "$T7")" -v hz="$HZ" 'BEGIN { printf "%.1f s in %.0f s (%.0f%%)", (b - a) / hz, t, 100 * (b - a) / hz / t }'), probes $(awk -v a="$S0" -v b="$S1" -v t="$(secs "$PT0" "$PT1")" -v hz="$HZ" 'BEGIN { printf "%.1f s in %.0f s (%.0f%%)", (b - a) / hz, t, 100 * (b - a) / hz / t }')"
 echo "all nodes CPU: endpoints phase $(cpu_share "$C1" "$C2" "$T3" "$T7"), probes $(cpu_share "$PC0" "$PC1" "$PT0" "$PT1"), idle $(cpu_share "$IC0" "$IC1" "$IT0" "$IT1") (etcd idle $(cpu_share "$IE0" "$IE1" "$IT0" "$IT1"))"
-echo "etcd watch fan-out during probes: $(((SENT1 - SENT0) / 1024)) KiB sent to clients for $PROBES WorkloadEndpoint writes ($(((SENT1 - SENT0) / PROBES / 1024)) KiB per write)"
+echo "etcd watch fan-out during probes: $(((SENT1 - SENT0) / 1024)) KiB sent to clients for $PROBES new endpoints ($(((SENT1 - SENT0) / PROBES / 1024)) KiB per endpoint: its IPAM block write and its WorkloadEndpoint write, to every watcher)"
 echo "probe: calico ipam assign --ip (ms):                        $(stats "$WORK/p-ipam")"
 echo "probe: calico apply of the WorkloadEndpoint (ms):            $(stats "$WORK/p-apply")"
 echo "probe: route on host A (ms, from before ipam assign):        $(stats "$WORK/p-local")"
