@@ -70,6 +70,11 @@ stats() {
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# rss_summary: the nodes' RSS in MiB, "median M max X total T".
+rss_summary() {
+  for i in $(seq "$N"); do rss_kib "${NODEPID[$i]}"; done | sort -n |
+    awk '{ v[NR] = $1; s += $1 } END { printf "median %.0f max %.0f total %.0f", v[int((NR + 1) / 2)] / 1024, v[NR] / 1024, s / 1024 }'
+}
 # node_ticks: CPU ticks of all nodes together.
 node_ticks() { for i in $(seq "$N"); do cpu_ticks "${NODEPID[$i]}"; done | awk '{ s += $1 } END { print s + 0 }'; }
 # cpu_share TICKS_A TICKS_B T_A T_B: "X s in Y s (Z% of one core)"
@@ -207,6 +212,16 @@ sessions() { ip netns exec "$(hns "$1")" ss -Htn state established '( sport = :1
 want_sessions() { if [ "$1" -le 2 ]; then echo $(($N - 1)); else echo 2; fi; }
 
 declare -A NODEPID
+# wait_hosts TIMEOUT_S OK_FN SHOW_FN: poll until OK_FN I holds for every host I.
+wait_hosts() {
+  local deadline=$((SECONDS + $1)) i
+  for i in $(seq "$N"); do
+    until "$2" "$i"; do
+      [ $SECONDS -lt "$deadline" ] || { echo "h27n$i after $1 s: $("$3" "$i")" >&2; tail -20 "$WORK/n$i/log" >&2; exit 1; }
+      sleep 0.2
+    done
+  done
+}
 E0=$(cpu_ticks "$ETCD")
 log "starting $N nodes ($START_PAR at a time)"
 T0=$(now)
@@ -226,16 +241,12 @@ for i in $(seq "$N"); do
 done
 T1=$(now)
 log "waiting for BGP sessions (reflectors $((N - 1)) each, clients 2)"
-deadline=$((SECONDS + 300))
-for i in $(seq "$N"); do
-  until [ "$(sessions "$i")" -ge "$(want_sessions "$i")" ]; do
-    [ $SECONDS -lt $deadline ] || { echo "h27n$i: $(sessions "$i") BGP sessions after 300 s" >&2; tail -20 "$WORK/n$i/log" >&2; exit 1; }
-    sleep 0.2
-  done
-done
+sessions_ok() { [ "$(sessions "$1")" -ge "$(want_sessions "$1")" ]; }
+sessions_show() { echo "$(sessions "$1") BGP sessions, want $(want_sessions "$1")"; }
+wait_hosts 300 sessions_ok sessions_show
 T2=$(now)
 E1=$(cpu_ticks "$ETCD"); C1=$(node_ticks)
-RSS_IDLE=$(for i in $(seq "$N"); do rss_kib "${NODEPID[$i]}"; done | sort -n | awk '{ v[NR] = $1 } END { printf "median %.0f max %.0f", v[int((NR + 1) / 2)] / 1024, v[NR] / 1024 }')
+RSS_IDLE=$(rss_summary)
 
 log "$EPS endpoints per host: veths, IPAM, WorkloadEndpoints"
 T3=$(now)
@@ -265,17 +276,13 @@ have() { # I: "local via" routes with proto 80 for the bulk pool
   ip -n "$(hns "$1")" route show proto 80 | awk '$1 ~ /^10\.200\./ { if (/ via /) v++; else if (/ dev cali/) l++ } END { print l + 0, v + 0 }'
 }
 log "waiting until every host has its $EPS local routes and the other hosts' blocks"
-deadline=$((SECONDS + 600))
-for i in $(seq "$N"); do
-  own=$(sed -n "${i}p" "$WORK/blocks")
-  until [ "$(have "$i")" = "$EPS $((TOTAL_BLOCKS - own))" ]; do
-    [ $SECONDS -lt $deadline ] || { echo "h27n$i: have (local via) $(have "$i"), want $EPS $((TOTAL_BLOCKS - own)) after 600 s" >&2; exit 1; }
-    sleep 0.2
-  done
-done
+routes_want() { echo "$EPS $((TOTAL_BLOCKS - $(sed -n "${1}p" "$WORK/blocks")))"; }
+routes_ok() { [ "$(have "$1")" = "$(routes_want "$1")" ]; }
+routes_show() { echo "have (local via) $(have "$1"), want $(routes_want "$1")"; }
+wait_hosts 600 routes_ok routes_show
 T7=$(now)
 E2=$(cpu_ticks "$ETCD"); C2=$(node_ticks)
-RSS_LOADED=$(for i in $(seq "$N"); do rss_kib "${NODEPID[$i]}"; done | sort -n | awk '{ v[NR] = $1; s += $1 } END { printf "median %.0f max %.0f total %.0f", v[int((NR + 1) / 2)] / 1024, v[NR] / 1024, s / 1024 }')
+RSS_LOADED=$(rss_summary)
 RR_RSS="$(($(rss_kib "${NODEPID[1]}") / 1024)) $(($(rss_kib "${NODEPID[2]}") / 1024))"
 ETCD_RSS=$(($(rss_kib "$ETCD") / 1024))
 WATCHERS=$(etcd_metric etcd_debugging_mvcc_watcher_total)
