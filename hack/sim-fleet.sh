@@ -122,7 +122,7 @@ log "etcd in $CORE"
 ip netns exec "$CORE" etcd --name h27f --data-dir "$WORK/etcd" \
   --listen-client-urls "$ETCD_EP" --advertise-client-urls "$ETCD_EP" \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-  --initial-cluster h27f=http://127.0.0.1:2380 --quota-backend-bytes $((4 << 30)) >"$WORK/etcd.log" 2>&1 &
+  --initial-cluster h27f=http://127.0.0.1:2380 --quota-backend-bytes $((4 << 30)) --max-txn-ops 10000 >"$WORK/etcd.log" 2>&1 &
 ETCD=$!
 PIDS+=("$ETCD")
 deadline=$((SECONDS + 60))
@@ -302,12 +302,16 @@ for i in $(seq "$N"); do
 done
 # ip monitor subscribes asynchronously: wait until each one has seen a
 # marker route added in its host after it started.
+# marker routes added before a monitor subscribed are added again.
 for i in $(seq "$N"); do ip -n "$(hns "$i")" route add 10.201.255.254/32 dev lo proto 81; done
-deadline=$((SECONDS + 60))
-until [ "$(grep -l -F '10.201.255.254 dev lo' "$WORK"/n*/mon | wc -l)" -ge "$N" ]; do
-  [ $SECONDS -lt $deadline ] || { echo "ip monitor not running in every host" >&2; exit 1; }
-  sleep 0.1
-done
+marker_seen() {
+  grep -q -F '10.201.255.254 dev lo' "$WORK/n$1/mon" && return 0
+  ip -n "$(hns "$1")" route del 10.201.255.254/32 dev lo proto 81
+  ip -n "$(hns "$1")" route add 10.201.255.254/32 dev lo proto 81
+  return 1
+}
+marker_show() { echo "ip monitor did not report a route added in its host"; }
+wait_hosts 60 marker_seen marker_show
 for i in $(seq "$N"); do ip -n "$(hns "$i")" route del 10.201.255.254/32 dev lo proto 81; done
 # days since the epoch for the kernel-side timestamps of ip monitor (UTC).
 tsawk='function days(y, m, d) { if (m <= 2) { y--; m += 12 } return 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * (m - 3) + 2) / 5) + d - 719469 }
