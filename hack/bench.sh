@@ -263,6 +263,8 @@ total=$(awk -v a="$start_all" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b -
   echo
   # The reading of the numbers (hand-written; plots drawn by hack/benchplots.sh).
   [ -f docs/bench/NOTES.md ] && { cat docs/bench/NOTES.md; echo; }
+  # The simulated fleet (hack/sim-fleet.sh, too heavy for make bench: run by hand).
+  [ -f docs/bench/FLEET.md ] && { cat docs/bench/FLEET.md; echo; }
   cat "$WORK/sections.md"
 } >"$WORK/BENCHMARKS.md"
 mv "$WORK/BENCHMARKS.md" "$BENCH_OUT"
