@@ -47,6 +47,10 @@ func TestReliability(t *testing.T) {
 	t.Run("plugin-socket-gone", func(t *testing.T) { testPluginSocketGone(t, l) })
 	t.Run("datastore-partition", func(t *testing.T) { testDatastorePartition(t, l, a, b) })
 	t.Run("datastore-down", func(t *testing.T) { testDatastoreDown(t, l, a, b) })
+	// These three leave host2 on another build, restarted or rejoined: last.
+	t.Run("upgrade-in-place", func(t *testing.T) { testUpgrade(t, l, b) })
+	t.Run("host-removed-rejoin", func(t *testing.T) { testRemovedRejoin(t, l, a, b) })
+	t.Run("host-reboot", func(t *testing.T) { testReboot(t, l, a, b) })
 }
 
 // A container cannot send with another container's source address, cannot
@@ -237,21 +241,7 @@ func testRouteDeleted(t *testing.T, l *Lab, a, b string) {
 // host2's node is SIGKILLed while a ping stream and a TCP stream run from
 // ca (host1) to cb (host2), then started again.
 func testNodeKill(t *testing.T, l *Lab, a, b string) {
-	const lines = 300 // at 10 per second: 30 s of TCP
-	// busybox nc ends a connection when its stdin ends: the server's stdin
-	// is a pipe kept open longer than the stream.
-	srv := l.Start(context.Background(), "host2", "docker", "exec", "cb", "sh", "-c", "sleep 300 | nc -l -p 5001 > /got")
-	defer func() { _ = srv.cmd.Process.Kill(); _, _ = srv.Wait(10 * time.Second) }()
-	testutil.Eventually(t, 30*time.Second, func() error {
-		if out, err := l.Exec("host2", "docker", "exec", "cb", "netstat", "-ltn"); err != nil || !strings.Contains(out, ":5001") {
-			return fmt.Errorf("listener not up: %v: %s", err, out)
-		}
-		return nil
-	})
-	cli := l.Start(context.Background(), "host1", "docker", "exec", "ca", "sh", "-c",
-		fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo line$i; i=$((i+1)); usleep 100000; done | nc %s 5001", lines, b))
-	ping := l.Start(context.Background(), "host1", "docker", "exec", "ca", "ping", "-i", "0.1", "-w", "30", b)
-
+	f := l.startFlows(t, b, 30*time.Second)
 	start := time.Now()
 	l.Docker("host2", "kill", "--signal", "KILL", "calico-node")
 	h2 := l.host("host2")
@@ -261,40 +251,102 @@ func testNodeKill(t *testing.T, l *Lab, a, b string) {
 		t.Fatal(err)
 	}
 	restarted := time.Since(start)
+	res := f.finish(t)
+	// A new container on host2 works after.
+	l.newContainerWorks("host2", "cnew")
+	report(t, record{"node SIGKILL + restart", "host2's calico-node killed (SIGKILL) and started again during a ping stream (10/s) and a TCP stream ca -> cb",
+		"TCP stream intact, new container works", res.lossText(),
+		fmt.Sprintf("node back in %v; TCP %d/%d lines", restarted.Round(time.Millisecond), res.got, res.lines),
+		"go test -run 'TestReliability/node-sigkill' ./test/reliability/"})
+	res.check(t)
+}
 
-	pout, _ := ping.Wait(60 * time.Second)
-	cout, cerr := cli.Wait(60 * time.Second)
-	sent, recv, ok := pingCounts(pout)
-	if !ok {
+// flows is a ping stream (10/s) and a TCP stream (10 lines/s) from ca on
+// host1 to cb on host2: a fault on either host must break neither.
+type flows struct {
+	l              *Lab
+	lines          int
+	srv, cli, ping *stream
+}
+
+// startFlows starts both streams for d; the TCP listener is up before it
+// returns.
+func (l *Lab) startFlows(t *testing.T, b string, d time.Duration) *flows {
+	t.Helper()
+	f := &flows{l: l, lines: int(d / (100 * time.Millisecond))}
+	// busybox nc ends a connection when its stdin ends: the server's stdin
+	// is a pipe kept open longer than the stream.
+	f.srv = l.Start(context.Background(), "host2", "docker", "exec", "cb", "sh", "-c",
+		fmt.Sprintf("sleep %d | nc -l -p 5001 > /got", int((d+5*time.Minute)/time.Second)))
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if out, err := l.Exec("host2", "docker", "exec", "cb", "netstat", "-ltn"); err != nil || !strings.Contains(out, ":5001") {
+			return fmt.Errorf("listener not up: %v: %s", err, out)
+		}
+		return nil
+	})
+	f.cli = l.Start(context.Background(), "host1", "docker", "exec", "ca", "sh", "-c",
+		fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo line$i; i=$((i+1)); usleep 100000; done | nc %s 5001", f.lines, b))
+	f.ping = l.Start(context.Background(), "host1", "docker", "exec", "ca", "ping", "-i", "0.1", "-w", strconv.Itoa(int(d/time.Second)), b)
+	return f
+}
+
+// flowResult is what the streams saw.
+type flowResult struct {
+	sent, recv, got, lines int
+	cerr, serr             error
+	cout                   string
+}
+
+// finish waits for both streams to end and counts what arrived.
+func (f *flows) finish(t *testing.T) flowResult {
+	t.Helper()
+	defer func() { _ = f.srv.cmd.Process.Kill(); _, _ = f.srv.Wait(10 * time.Second) }()
+	limit := time.Duration(f.lines)*100*time.Millisecond + 60*time.Second
+	pout, _ := f.ping.Wait(limit)
+	r := flowResult{lines: f.lines}
+	r.cout, r.cerr = f.cli.Wait(limit)
+	var ok bool
+	if r.sent, r.recv, ok = pingCounts(pout); !ok {
 		t.Fatalf("ping output: %s", pout)
 	}
-	var got int
-	var serr error
 	// The client has sent everything; the last lines may still be in flight.
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		var out string
-		out, serr = l.Exec("host2", "docker", "exec", "cb", "sh", "-c", "wc -l < /got")
-		got, _ = strconv.Atoi(strings.TrimSpace(out))
-		if serr == nil && got == lines {
+		out, r.serr = f.l.Exec("host2", "docker", "exec", "cb", "sh", "-c", "wc -l < /got")
+		r.got, _ = strconv.Atoi(strings.TrimSpace(out))
+		if r.serr == nil && r.got == f.lines {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
 	}
-	loss := 100 * float64(sent-recv) / float64(sent)
-	// A new container on host2 works after.
-	c := l.Run("host2", "cnew", "net")
-	l.EventuallyReach("host1", "ca", c, 30*time.Second)
-	l.Docker("host2", "rm", "-f", "cnew")
-	report(t, record{"node SIGKILL + restart", "host2's calico-node killed (SIGKILL) and started again during a ping stream (10/s) and a TCP stream ca -> cb",
-		"TCP stream intact, new container works", fmt.Sprintf("%d of %d pings (%.1f%%)", sent-recv, sent, loss),
-		fmt.Sprintf("node back in %v; TCP %d/%d lines", restarted.Round(time.Millisecond), got, lines),
-		"go test -run 'TestReliability/node-sigkill' ./test/reliability/"})
-	if cerr != nil || serr != nil || got != lines {
-		t.Errorf("TCP stream broken: client %v %q, server %v, %d of %d lines", cerr, cout, serr, got, lines)
+	return r
+}
+
+func (r flowResult) loss() float64 { return 100 * float64(r.sent-r.recv) / float64(r.sent) }
+
+func (r flowResult) lossText() string {
+	return fmt.Sprintf("%d of %d pings (%.1f%%)", r.sent-r.recv, r.sent, r.loss())
+}
+
+// check fails the test if the TCP stream broke or more than 1% of the
+// pings were lost.
+func (r flowResult) check(t *testing.T) {
+	t.Helper()
+	if r.cerr != nil || r.serr != nil || r.got != r.lines {
+		t.Errorf("TCP stream broken: client %v %q, server %v, %d of %d lines", r.cerr, r.cout, r.serr, r.got, r.lines)
 	}
-	if loss > 1 {
-		t.Errorf("ping loss %.1f%% > 1%%", loss)
+	if r.loss() > 1 {
+		t.Errorf("ping loss %.1f%% > 1%%", r.loss())
 	}
+}
+
+// newContainerWorks runs a new container on host, checks that ca on host1
+// reaches it and removes it.
+func (l *Lab) newContainerWorks(host, name string) {
+	l.T.Helper()
+	c := l.Run(host, name, "net")
+	l.EventuallyReach("host1", "ca", c, 60*time.Second)
+	l.Docker(host, "rm", "-f", name)
 }
 
 // n containers started at once on host1: unique addresses, all reachable.
