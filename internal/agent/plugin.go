@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/moby/moby/client"
-
 	"github.com/calico-docker/calico/internal/hostports"
 	"github.com/calico-docker/calico/internal/ipam"
 	dockerplugin "github.com/calico-docker/calico/internal/plugin/docker"
@@ -14,7 +12,7 @@ import (
 
 // startDockerPlugin serves the Docker network and IPAM plugins.
 func (a *Agent) startDockerPlugin(ctx context.Context, wg *sync.WaitGroup) error {
-	dc, err := client.New(client.FromEnv)
+	dc, err := dockerplugin.NewDockerClient()
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
 	}
