@@ -265,9 +265,17 @@ ov_run() {
   done
   return 1
 }
-if docker -H "${ov_sock[0]}" swarm init --advertise-addr "${ov_addr[0]}" >"$WORK/swarm.log" 2>&1 &&
-  docker -H "${ov_sock[1]}" swarm join --token "$(docker -H "${ov_sock[0]}" swarm join-token -q worker)" "${ov_addr[0]}:2377" >>"$WORK/swarm.log" 2>&1 &&
-  swarm_ready &&
+# swarm_up: `calico lab up --swarm` already made the swarm; hand-made
+# dockerds need init and join.
+swarm_up() {
+  if [ "$(docker -H "${ov_sock[0]}" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; then
+    return 0
+  fi
+  docker -H "${ov_sock[0]}" swarm init --advertise-addr "${ov_addr[0]}" >"$WORK/swarm.log" 2>&1 &&
+    docker -H "${ov_sock[1]}" swarm join --token "$(docker -H "${ov_sock[0]}" swarm join-token -q worker)" "${ov_addr[0]}:2377" >>"$WORK/swarm.log" 2>&1
+}
+: >"$WORK/swarm.log"
+if swarm_up && swarm_ready &&
   docker -H "${ov_sock[0]}" network create -d overlay --attachable benchov >>"$WORK/swarm.log" 2>&1 &&
   ov_run "${ov_sock[0]}" ovs && ov_run "${ov_sock[1]}" ovc; then
   ovs_ip=$(docker -H "${ov_sock[0]}" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' ovs)
