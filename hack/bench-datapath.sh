@@ -202,7 +202,16 @@ function emit(o) {
 for m in "$WORK"/m*.json; do "$BIN" lab exec --name "$LAB" host1 -- calico apply -f "$m" >/dev/null; done
 
 log "lab $LAB: a VXLAN pool and network"
+# The lab's hosts are a swarm whose overlay (the docker-overlay row) takes
+# VXLAN IDs from 4096 on port 4789, Calico's default VNI: ours moves.
 cat >"$WORK/vxpool.yaml" <<'EOF'
+apiVersion: projectcalico.org/v3
+kind: FelixConfiguration
+metadata:
+  name: default
+spec:
+  vxlanVNI: 7000000
+---
 apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata:

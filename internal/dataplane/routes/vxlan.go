@@ -97,6 +97,13 @@ func (d *Driver) ensureVXLANDevice(dev string, cfg *dataplane.VXLANConfig, cur n
 			Learning:     false,
 		}
 		if err := d.h.LinkAdd(vx); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				// No device of that name exists (cur is nil): another VXLAN
+				// device holds the same VNI and UDP port here. Docker's swarm
+				// overlay allocates VNIs from 4096 on port 4789, Calico's
+				// defaults.
+				return nil, fmt.Errorf("create %s (VNI %d, UDP port %d): %w: another VXLAN device on this host uses that VNI and port (Docker's swarm overlay takes VNIs from 4096 on port 4789): set FelixConfiguration vxlanVNI or vxlanPort", dev, cfg.VNI, cfg.Port, err)
+			}
 			return nil, fmt.Errorf("create %s: %w", dev, err)
 		}
 		st.LinksChanged++
