@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -379,5 +380,34 @@ func TestVXLANBothFamiliesBetweenTwoHosts(t *testing.T) {
 	mustReach(t, h1.w, h2.wl4)
 	if err := ping(h1.w, h2.wl6); err == nil {
 		t.Fatal("remote IPv6 workload reachable with IPv6 VXLAN off")
+	}
+}
+
+// Another VXLAN device holding the VNI and port (Docker's swarm overlay
+// takes VNIs from 4096 on port 4789, Calico's defaults) makes the kernel
+// refuse vxlan.calico: the error names the clash and the setting to change.
+func TestVXLANClashNamesTheFix(t *testing.T) {
+	testutil.RequireRoot(t)
+	ns := newHost(t)
+	ns.MustExec(t, "ip", "link", "add", "rtc1", "type", "veth", "peer", "name", "rtc2")
+	ns.MustExec(t, "ip", "addr", "add", "172.31.251.1/24", "dev", "rtc1")
+	ns.MustExec(t, "ip", "link", "set", "rtc1", "up")
+	ns.MustExec(t, "ip", "link", "add", "dockervx", "type", "vxlan", "id", "4096", "dstport", "4789")
+	h := &vxlanHost{ns: ns, underlay: "172.31.251.1", tunnel: "10.65.1.0", mac: "66:00:00:00:01:01", block: "10.65.1.0/26", wl: "10.65.1.2"}
+	peer := &vxlanHost{underlay: "172.31.251.2", tunnel: "10.65.2.0", block: "10.65.2.0/26"}
+	h.w = wireWorkload(t, ns, "calivx", h.wl)
+	d := newDriver(t, ns)
+	d.SetDesired(h.desired(peer, "66:00:00:00:02:02", 1450))
+	_, err := d.Apply(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "another VXLAN device on this host uses that VNI and port") ||
+		!strings.Contains(err.Error(), "vxlanVNI") {
+		t.Fatalf("apply: %v", err)
+	}
+	// With another VNI it works beside the foreign device.
+	des := h.desired(peer, "66:00:00:00:02:02", 1450)
+	des.VXLAN.VNI = 7000000
+	apply(t, d, des)
+	if l, ok := vxlanLink(t, ns); !ok || l.LinkInfo.InfoData.ID != 7000000 {
+		t.Fatalf("vxlan device: %+v", l)
 	}
 }
